@@ -1,0 +1,215 @@
+"""The connection code: the one contract between the runtime and the laptop.
+
+Form: ``colabssh1:`` + base64url(JSON) + ``.`` + 8 hex digits of SHA-256 over the
+base64url part. The JSON holds no secret: where to connect, who to log in as, the
+runtime's host *public* key and a few facts about the runtime. Decoding is strict
+and validates every field before anything is returned, so nothing from a code can
+become an ssh option that runs a command.
+
+Standard library only: this module is inlined into the Colab cell.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import json
+import re
+import struct
+from dataclasses import asdict, dataclass
+
+PREFIX = "colabssh"
+VERSION = 1
+MAX_CODE_LENGTH = 4096
+TUNNELS = ("ngrok", "cloudflared", "local", "colab-cli")
+
+_DNS_NAME = re.compile(r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                       r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+_CHECKSUM = re.compile(r"[0-9a-f]{8}")
+_HOSTKEY = re.compile(r"ssh-ed25519 ([A-Za-z0-9+/]{68})")
+_FIELDS = ("v", "host", "port", "user", "hostkey", "tunnel", "content", "drive", "python", "gpu")
+
+
+class CodeError(ValueError):
+    """A connection code that cannot be trusted; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    host: str
+    port: int
+    user: str
+    hostkey: str  # "ssh-ed25519 BASE64", canonical, no comment
+    tunnel: str
+    content: str
+    drive: str
+    python: str
+    gpu: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.hostkey)
+
+
+def fingerprint(public_key_line: str) -> str:
+    """OpenSSH's SHA256 fingerprint (as `ssh-keygen -lf` prints it) of a public key line."""
+    blob = base64.b64decode(public_key_line.split()[1])
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii")
+    return "SHA256:" + digest.rstrip("=")
+
+
+def _checksum(payload: str) -> str:
+    return hashlib.sha256(payload.encode("ascii")).hexdigest()[:8]
+
+
+def encode(info: ConnectionInfo) -> str:
+    validate(info)
+    data = {"v": VERSION, **asdict(info)}
+    raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    payload = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return f"{PREFIX}{VERSION}:{payload}.{_checksum(payload)}"
+
+
+def decode(code: str) -> ConnectionInfo:
+    """Decode and fully validate a code; raise CodeError with a one-line reason."""
+    if not isinstance(code, str):
+        raise CodeError("the connection code is not text")
+    code = code.strip(" \t\r\n")
+    if not code:
+        raise CodeError("the connection code is empty")
+    if len(code) > MAX_CODE_LENGTH:
+        raise CodeError("the connection code is too long (was more than the code pasted?)")
+    if "PRIVATE KEY" in code:
+        raise CodeError("that looks like a private key, not a connection code; never share it")
+    if not code.isascii():
+        raise CodeError("the connection code contains non-ASCII characters (smart quotes or a "
+                        "zero-width space from a copy?)")
+    match = re.fullmatch(r"([a-z]+)([0-9]+):(.*)", code, flags=re.DOTALL)
+    if not match or match.group(1) != PREFIX:
+        raise CodeError("not a colabssh connection code (it starts with 'colabssh1:')")
+    if match.group(2) != str(VERSION):
+        raise CodeError(f"connection code version {match.group(2)} is not supported by this "
+                        f"colabssh (it reads version {VERSION}); upgrade colabssh or re-run the cell")
+    body = match.group(3)
+    payload, sep, checksum = body.rpartition(".")
+    if not sep or not _B64URL.fullmatch(payload) or not _CHECKSUM.fullmatch(checksum):
+        raise CodeError("the connection code is malformed or truncated; copy the whole line again")
+    if _checksum(payload) != checksum:
+        raise CodeError("the connection code's checksum does not match: it was changed or "
+                        "truncated; copy the whole line again")
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        data = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise CodeError("the connection code is malformed; copy the whole line again") from None
+    if not isinstance(data, dict):
+        raise CodeError("the connection code is malformed; copy the whole line again")
+    if data.get("v") != VERSION:
+        raise CodeError("the connection code's inner version is not supported")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise CodeError(f"the connection code has unknown fields ({', '.join(unknown)}); "
+                        "upgrade colabssh")
+    missing = [name for name in _FIELDS if name not in data and name != "gpu"]
+    if missing:
+        raise CodeError(f"the connection code lacks {', '.join(missing)}")
+    port = data["port"]
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise CodeError("the connection code's port is not a number")
+    strings = {k: data[k] for k in _FIELDS if k not in ("v", "port")}
+    for key, value in strings.items():
+        if key == "gpu" and value is None:
+            continue
+        if not isinstance(value, str):
+            raise CodeError(f"the connection code's {key} is not text")
+    info = ConnectionInfo(host=data["host"], port=port, user=data["user"],
+                          hostkey=data["hostkey"], tunnel=data["tunnel"],
+                          content=data["content"], drive=data["drive"],
+                          python=data["python"], gpu=data.get("gpu") or "")
+    validate(info)
+    return info
+
+
+def validate(info: ConnectionInfo) -> None:
+    validate_host(info.host)
+    validate_port(str(info.port))
+    if not _USER.fullmatch(info.user):
+        raise CodeError(f"the connection code's user {info.user!r} is not a valid user name")
+    canonical = canonical_host_key(info.hostkey)
+    if canonical != info.hostkey:
+        raise CodeError("the connection code's host key is not in canonical form")
+    if info.tunnel not in TUNNELS:
+        raise CodeError(f"unknown tunnel kind {info.tunnel!r} in the connection code")
+    for name in ("content", "python"):
+        validate_remote_path(getattr(info, name), name)
+    if info.drive:  # empty: the runtime has no Drive folder
+        validate_remote_path(info.drive, "drive")
+    if len(info.gpu) > 120 or not info.gpu.isprintable():
+        raise CodeError("the connection code's GPU name is not printable text")
+
+
+def validate_host(host: str) -> str:
+    if not isinstance(host, str) or not host.isascii():
+        raise CodeError("the host is not an ASCII host name")
+    if host.startswith("-"):
+        raise CodeError(f"the host {host!r} is not a valid host name")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not _DNS_NAME.fullmatch(host):
+        raise CodeError(f"the host {host!r} is not a valid DNS name or IP address")
+    return host
+
+
+def validate_port(text: str) -> int:
+    if not isinstance(text, str) or not _PORT.fullmatch(text):
+        raise CodeError(f"the port {text!r} is not a number of ASCII digits")
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise CodeError(f"the port {port} is outside 1-65535")
+    return port
+
+
+def validate_remote_path(path: str, what: str = "path") -> str:
+    if (not path.startswith("/") or len(path) > 1024 or not path.isprintable()
+            or any(c in path for c in "\"'\\\n\r\t")):
+        raise CodeError(f"the connection code's {what} {path!r} is not a plain absolute path")
+    return path
+
+
+def canonical_host_key(line: str) -> str:
+    """Check an ed25519 public key line structurally; return ``ssh-ed25519 BASE64``.
+
+    Accepts an optional trailing comment of printable ASCII; refuses private keys,
+    known_hosts markers, options, other key types and anything with control characters.
+    """
+    if not isinstance(line, str):
+        raise CodeError("the host key is not text")
+    if "PRIVATE KEY" in line:
+        raise CodeError("that is a private key; only a public key belongs here (never share it)")
+    if not line.isascii() or any(not c.isprintable() for c in line):
+        raise CodeError("the public key contains control or non-ASCII characters")
+    parts = line.strip(" ").split(" ")
+    if len(parts) < 2 or parts[0] != "ssh-ed25519":
+        raise CodeError("the key is not an ssh-ed25519 public key (a line 'ssh-ed25519 AAAA...')")
+    candidate = f"{parts[0]} {parts[1]}"
+    if not _HOSTKEY.fullmatch(candidate):
+        raise CodeError("the ssh-ed25519 public key is truncated or malformed")
+    blob = base64.b64decode(parts[1])
+    try:
+        (n,) = struct.unpack(">I", blob[:4])
+        kind = blob[4:4 + n]
+        (m,) = struct.unpack(">I", blob[4 + n:8 + n])
+        key = blob[8 + n:]
+    except struct.error:
+        raise CodeError("the ssh-ed25519 public key is malformed") from None
+    if kind != b"ssh-ed25519" or m != 32 or len(key) != 32:
+        raise CodeError("the ssh-ed25519 public key is malformed")
+    return candidate

@@ -1,0 +1,98 @@
+"""Hand the kernel's CUDA-related environment to every SSH session.
+
+sshd starts sessions with a clean environment, so CUDA, ``nvidia-smi`` and
+Colab's own variables go missing over SSH. The cell's own environment is the
+source (values are never baked into the printed cell):
+
+- ``SetEnv`` lines in the dedicated sshd config reach every session
+  (``ssh HOST cmd``, VS Code's server, interactive shells);
+- login shells run ``/etc/profile``, which resets PATH, so a profile snippet
+  sources ``session-env.sh`` from the state folder again afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Mapping
+
+_CARRIED = re.compile(
+    r"PATH|LD_LIBRARY_PATH|LIBRARY_PATH|PYTHONPATH|LANG|LC_ALL|LC_CTYPE|MPLBACKEND|HF_HOME"
+    r"|(?:CUDA|NVIDIA|COLAB|NCCL|CUDNN|TF|XLA|TPU|JAX|TORCH|PYTORCH|COLABSSH)_[A-Z0-9_]+"
+)
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "KEY", "CREDENTIAL")
+# A value sshd's SetEnv can carry as one quoted word.
+_SETENV_SAFE = re.compile(r'[^"\'\\\x00-\x1f\x7f]*')
+ENV_FILE_NAME = "session-env.sh"
+PROFILE_SNIPPET_NAME = "colabssh-env.sh"
+
+
+def carried_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a session needs, without anything that looks like a secret."""
+    chosen = {}
+    for name, value in environ.items():
+        if not _CARRIED.fullmatch(name):
+            continue
+        if any(word in name for word in _SECRET_WORDS):
+            continue
+        chosen[name] = value
+    return dict(sorted(chosen.items()))
+
+
+def setenv_lines(env: Mapping[str, str], env_file: Path) -> list[str]:
+    """sshd_config ``SetEnv`` lines; values SetEnv cannot quote go only through the env file."""
+    words = [f'"COLABSSH_ENV_FILE={env_file}"']
+    for name, value in env.items():
+        if _SETENV_SAFE.fullmatch(value) and len(value) < 4000:
+            words.append(f'"{name}={value}"')
+    lines = []
+    while words:  # keep each line well under sshd's line limit
+        chunk: list[str] = []
+        while words and sum(len(w) + 1 for w in chunk) + len(words[0]) < 6000:
+            chunk.append(words.pop(0))
+        if not chunk:
+            chunk.append(words.pop(0))
+        lines.append("SetEnv " + " ".join(chunk))
+    return lines
+
+
+def write_env_file(env: Mapping[str, str], path: Path) -> None:
+    body = "# written by colabssh: the notebook kernel's environment for SSH sessions\n"
+    body += "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    _write_private(path, body)
+
+
+PROFILE_SNIPPET = """\
+# colabssh: give login shells the notebook kernel's environment (CUDA, PATH, COLAB_*).
+# Does nothing outside a colabssh SSH session.
+if [ -n "${COLABSSH_ENV_FILE:-}" ] && [ -r "$COLABSSH_ENV_FILE" ]; then
+    . "$COLABSSH_ENV_FILE"
+fi
+"""
+
+
+def install_profile_snippet(profile_d: Path | None) -> Path | None:
+    """Write the login-shell snippet into profile_d (idempotent); None when skipped."""
+    if profile_d is None or not profile_d.is_dir() or not os.access(profile_d, os.W_OK):
+        return None
+    target = profile_d / PROFILE_SNIPPET_NAME
+    try:
+        if target.read_text() == PROFILE_SNIPPET:
+            return target
+    except OSError:
+        pass
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(PROFILE_SNIPPET)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return target
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

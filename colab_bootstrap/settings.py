@@ -1,0 +1,71 @@
+"""Where things live on the runtime, from the cell's options and the environment.
+
+Off Colab (for trying colabssh out, and for tests) these variables make the cell
+work on any Linux machine with OpenSSH's sshd:
+
+- ``COLABSSH_CONTENT``: the content root (default ``/content``)
+- ``COLABSSH_DRIVE``: an existing folder to use as Drive (default: mount Drive,
+  then ``/content/drive/MyDrive``)
+- ``COLABSSH_PORT``: sshd's port on 127.0.0.1 (default 2222; 0 picks a free one)
+- ``COLABSSH_STATE``: the runtime's state folder (default ``~/.colabssh-runtime``)
+- ``COLABSSH_TUNNEL``: overrides the tunnel kind (ngrok, cloudflared, local)
+- ``COLABSSH_PROFILE_D``: where the login-shell snippet goes (default
+  ``/etc/profile.d`` when running as root; empty to skip it)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .errors import BootstrapError
+
+RUNTIME_TUNNELS = ("ngrok", "cloudflared", "local")
+DEFAULT_PORT = 2222
+
+
+@dataclass(frozen=True)
+class Settings:
+    tunnel: str
+    content: Path
+    drive_override: Path | None
+    port: int
+    state: Path
+    profile_d: Path | None
+    public_key: str  # the key text given to the cell ("" = take it from a secret)
+    sync_every: int  # seconds between automatic syncs on the runtime; 0 = off
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object], environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        tunnel = env.get("COLABSSH_TUNNEL") or str(options.get("tunnel") or "ngrok")
+        if tunnel not in RUNTIME_TUNNELS:
+            raise BootstrapError(f"unknown tunnel kind {tunnel!r}",
+                                 f"use one of: {', '.join(RUNTIME_TUNNELS)}")
+        port_text = env.get("COLABSSH_PORT", str(options.get("port") or DEFAULT_PORT))
+        if not re.fullmatch(r"[0-9]{1,5}", port_text) or int(port_text) > 65535:
+            raise BootstrapError(f"COLABSSH_PORT={port_text!r} is not a port number",
+                                 "use 1-65535, or 0 to pick a free port")
+        drive = env.get("COLABSSH_DRIVE")
+        home = Path(env.get("HOME") or os.path.expanduser("~"))
+        profile_d_text = env.get("COLABSSH_PROFILE_D")
+        if profile_d_text is None:
+            profile_d = Path("/etc/profile.d") if os.geteuid() == 0 else None
+        else:
+            profile_d = Path(profile_d_text) if profile_d_text else None
+        every_text = str(options.get("sync_every") or env.get("COLABSSH_SYNC_EVERY") or "0")
+        if not every_text.isdigit():
+            raise BootstrapError(f"sync_every={every_text!r} is not a number of seconds")
+        return cls(
+            tunnel=tunnel,
+            content=Path(env.get("COLABSSH_CONTENT") or "/content").absolute(),
+            drive_override=Path(drive).absolute() if drive else None,
+            port=int(port_text),
+            state=Path(env.get("COLABSSH_STATE") or home / ".colabssh-runtime").absolute(),
+            profile_d=profile_d,
+            public_key=str(options.get("public_key") or ""),
+            sync_every=int(every_text),
+        )

@@ -1,0 +1,248 @@
+"""A key-only sshd of colabssh's own: its own config, host key and state folder.
+
+Never touches ``/etc/ssh/sshd_config`` (sshd keeps the first value it reads, so
+appending there is unreliable). Listens on 127.0.0.1 only: the tunnel connects
+locally. Runs in the foreground (``-D``) as a child of the cell's process, with a
+PidFile in the state folder so that a re-run stops a leftover first.
+
+``StrictModes no`` is safe here: the only file it guards is our own
+``authorized_keys``, which this module writes (0600) in a state folder it creates
+and checks to be owned by us with mode 0700; StrictModes would otherwise refuse
+any state folder below a world-writable one such as /tmp.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .errors import BootstrapError
+from .session_env import setenv_lines
+
+CONFIG_NAME = "sshd_config"
+PID_NAME = "sshd.pid"
+LOG_NAME = "sshd.log"
+HOST_KEY_NAME = "ssh_host_ed25519_key"
+AUTHORIZED_KEYS_NAME = "authorized_keys"
+READY_TIMEOUT = 15.0
+
+
+@dataclass
+class SshdProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    host_key: str  # "ssh-ed25519 BASE64"
+    state: Path
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        (self.state / PID_NAME).unlink(missing_ok=True)
+
+
+def find_sshd(say: Callable[[str], None], install: bool = True) -> str:
+    """sshd's absolute path; on a root runtime without it, install openssh-server with apt."""
+    found = shutil.which("sshd") or next(
+        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)), None)
+    if found:
+        return found
+    if install and os.geteuid() == 0 and shutil.which("apt-get"):
+        say("sshd is missing: installing openssh-server with apt-get (about a minute)...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in (["apt-get", "update", "-qq"],
+                     ["apt-get", "install", "-y", "-qq", "openssh-server"]):
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        return find_sshd(say, install=False)
+    raise BootstrapError("OpenSSH's sshd is not installed on this machine",
+                         "install it: sudo apt-get install openssh-server")
+
+
+def prepare_state(state: Path) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    info = state.stat()
+    if info.st_uid != os.geteuid():
+        raise BootstrapError(f"the state folder {state} belongs to another user",
+                             "set COLABSSH_STATE to a folder of your own")
+
+
+def ensure_host_key(state: Path) -> str:
+    """The runtime's ed25519 host key (made once per state folder); returns the public line."""
+    key = state / HOST_KEY_NAME
+    if not key.exists() or not key.with_suffix(".pub").exists():
+        key.unlink(missing_ok=True)
+        key.with_suffix(".pub").unlink(missing_ok=True)
+        keygen = shutil.which("ssh-keygen")
+        if not keygen:
+            raise BootstrapError("ssh-keygen is missing", "install it: apt-get install openssh-client")
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "colabssh-runtime", "-f", str(key)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = key.with_suffix(".pub").read_text().split()
+    return f"{parts[0]} {parts[1]}"
+
+
+def write_authorized_key(state: Path, key_line: str) -> Path:
+    path = state / AUTHORIZED_KEYS_NAME
+    tmp = state / f".{AUTHORIZED_KEYS_NAME}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key_line + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def render_config(state: Path, port: int, user: str, env: Mapping[str, str],
+                  penalties_option: bool) -> str:
+    lines = [
+        "# colabssh's own sshd: key only, loopback only, one authorised key",
+        f"Port {port}",
+        "ListenAddress 127.0.0.1",
+        f"HostKey {state / HOST_KEY_NAME}",
+        f"PidFile {state / PID_NAME}",
+        f"AuthorizedKeysFile {state / AUTHORIZED_KEYS_NAME}",
+        "AuthenticationMethods publickey",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitEmptyPasswords no",
+        "HostbasedAuthentication no",
+        "PermitRootLogin prohibit-password",
+        f"AllowUsers {user}",
+        "UsePAM no",
+        "StrictModes no",
+        "PermitUserEnvironment no",
+        "AllowTcpForwarding yes",
+        "AllowAgentForwarding no",
+        "X11Forwarding no",
+        "PrintMotd no",
+        "ClientAliveInterval 30",
+        "ClientAliveCountMax 4",
+        "MaxStartups 30:30:100",
+        "LogLevel VERBOSE",
+        "Subsystem sftp internal-sftp",
+    ]
+    if penalties_option:
+        lines.append("PerSourcePenalties no  # every tunnel client arrives from 127.0.0.1")
+    lines += setenv_lines(env, state / "session-env.sh")
+    return "\n".join(lines) + "\n"
+
+
+def supports_per_source_penalties(sshd: str) -> bool:
+    """OpenSSH 9.8+ has PerSourcePenalties; the version is in `sshd -V` (or its usage text)."""
+    try:
+        out = subprocess.run([sshd, "-V"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    match = re.search(r"OpenSSH_(\d+)\.(\d+)", out.stdout + out.stderr)
+    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (9, 8)
+
+
+def stop_leftover(state: Path, say: Callable[[str], None]) -> None:
+    """Stop an sshd that an earlier run of the cell left behind (and only that one)."""
+    pidfile = state / PID_NAME
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    if _is_our_sshd(pid, state):
+        say(f"stopping the sshd of an earlier run (pid {pid})")
+        _terminate_pid(pid)
+    pidfile.unlink(missing_ok=True)
+
+
+def _is_our_sshd(pid: int, state: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(state / CONFIG_NAME).encode() in cmdline
+
+
+def _terminate_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def pick_port(requested: int) -> int:
+    """The requested port if free on 127.0.0.1 (0: any free port); else a clear error."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", requested))
+        except OSError:
+            raise BootstrapError(f"port {requested} on 127.0.0.1 is already in use",
+                                 "set COLABSSH_PORT to a free port, or 0 to pick one") from None
+        return int(sock.getsockname()[1])
+
+
+def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
+          say: Callable[[str], None]) -> SshdProcess:
+    sshd = find_sshd(say)
+    prepare_state(state)
+    stop_leftover(state, say)
+    port = pick_port(port)
+    host_key = ensure_host_key(state)
+    write_authorized_key(state, public_key_line)
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation
+    user = getpass.getuser()
+    config = state / CONFIG_NAME
+    config.write_text(render_config(state, port, user, env, supports_per_source_penalties(sshd)))
+    os.chmod(config, 0o600)
+    check = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
+    if check.returncode != 0:
+        detail = (check.stderr.strip().splitlines() or ["no detail"])[-1]
+        raise BootstrapError(f"sshd refused colabssh's config: {detail}",
+                             f"see {config}; is OpenSSH older than 8.7 (no SetEnv)?")
+    log = open(state / LOG_NAME, "ab")
+    process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
+                               stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    _wait_listening(process, port, state / LOG_NAME)
+    return SshdProcess(process=process, port=port, host_key=host_key, state=state)
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+            raise BootstrapError(f"sshd stopped at once: {tail}", f"see {log}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    stop_process(process)
+    raise BootstrapError(f"sshd did not start listening on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s",
+                         f"see {log}")

@@ -1,0 +1,134 @@
+"""A Cloudflare quick tunnel (trycloudflare.com) to sshd: no account needed.
+
+The laptop reaches it with ``cloudflared access ssh --hostname HOST`` as the
+ssh ProxyCommand. The hostname comes from the metrics server's ``/quicktunnel``
+endpoint, with the log text as a fallback for older cloudflared builds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from .conncode import CodeError, validate_host
+from .errors import BootstrapError
+from .tunnels import Tunnel, record_tunnel_pid
+
+START_TIMEOUT = 60.0
+LOG_NAME = "cloudflared.log"
+_HOSTNAME_IN_LOG = re.compile(r"https://([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.trycloudflare\.com)")
+_RELEASES = "https://github.com/cloudflare/cloudflared/releases/latest/download/"
+_ALTERNATIVE = "or use ngrok: colabssh bootstrap --tunnel ngrok"
+
+
+def find_cloudflared(state: Path, say: Callable[[str], None]) -> str:
+    found = shutil.which("cloudflared")
+    if found:
+        return found
+    target = state / "cloudflared"
+    if os.access(target, os.X_OK):
+        return str(target)
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower())
+    if arch is None:
+        raise BootstrapError(f"no cloudflared build is known for this machine ({platform.machine()})",
+                             _ALTERNATIVE)
+    url = f"{_RELEASES}cloudflared-linux-{arch}"
+    say("downloading cloudflared...")
+    tmp = state / ".cloudflared.download"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except (OSError, urllib.error.URLError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise BootstrapError(f"could not download cloudflared: {exc}",
+                             "put cloudflared on PATH, " + _ALTERNATIVE) from None
+    os.chmod(tmp, 0o700)
+    os.replace(tmp, target)
+    return str(target)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _quicktunnel_hostname(metrics: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://{metrics}/quicktunnel", timeout=2) as response:
+            data = json.loads(response.read().decode("utf-8"))
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    hostname = data.get("hostname") if isinstance(data, dict) else None
+    return hostname if isinstance(hostname, str) and hostname else None
+
+
+def open_cloudflared(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
+    exe = find_cloudflared(state, say)
+    metrics = f"127.0.0.1:{_free_port()}"
+    argv = [exe, "tunnel", "--no-autoupdate", "--metrics", metrics, "--url", f"ssh://localhost:{port}"]
+    say("tunnel: starting a cloudflared quick tunnel...")
+    log_path = state / LOG_NAME
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, errors="replace")
+    lines: list[str] = []
+    threading.Thread(target=_copy_log, args=(process, log_path, lines), daemon=True).start()
+    hostname = _wait_hostname(process, metrics, lines)
+    try:
+        validate_host(hostname)
+    except CodeError as exc:
+        process.terminate()
+        raise BootstrapError(f"cloudflared gave an unusable hostname: {exc}", _ALTERNATIVE) from None
+    record_tunnel_pid(state, process.pid, f"--url ssh://localhost:{port}")
+    say(f"tunnel: cloudflared {hostname} -> 127.0.0.1:{port}")
+
+    def close() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        (state / "tunnel.pid").unlink(missing_ok=True)
+
+    return Tunnel(kind="cloudflared", host=hostname, port=22, close=close, process=process)
+
+
+def _copy_log(process: subprocess.Popen[str], log_path: Path, lines: list[str]) -> None:
+    assert process.stderr is not None
+    with open(log_path, "a") as log:
+        for line in process.stderr:
+            lines.append(line)
+            log.write(line)
+            log.flush()
+
+
+def _wait_hostname(process: subprocess.Popen[str], metrics: str, lines: list[str]) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        hostname = _quicktunnel_hostname(metrics)
+        if hostname:
+            return hostname
+        for line in list(lines):
+            match = _HOSTNAME_IN_LOG.search(line)
+            if match:
+                return match.group(1)
+        if process.poll() is not None:
+            tail = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+            raise BootstrapError(f"cloudflared stopped before the tunnel was up: {tail[:300]}", _ALTERNATIVE)
+        time.sleep(0.1)
+    process.terminate()
+    raise BootstrapError(f"cloudflared gave no tunnel address within {START_TIMEOUT:.0f} s",
+                         "Cloudflare's quick tunnels have no uptime guarantee; run the cell again, " + _ALTERNATIVE)

@@ -1,0 +1,153 @@
+"""An ngrok TCP tunnel through pyngrok, with the token kept off every command line.
+
+pyngrok turns its ``auth_token`` setting (which it also fills from the
+``NGROK_AUTHTOKEN`` variable) into ``--authtoken TOKEN`` on the agent's argv,
+where ``ps`` shows it. So the token goes into the agent's own config file (mode
+0600, in the state folder) and ``auth_token`` is cleared.
+"""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from .colab import get_secret
+from .conncode import CodeError, validate_host, validate_port
+from .errors import BootstrapError
+from .tunnels import Tunnel, record_tunnel_pid
+
+CONFIG_NAME = "ngrok.yml"
+_URL = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):([0-9]{1,5})")
+_CLOUDFLARED = "or use cloudflared, which needs no account: colabssh bootstrap --tunnel cloudflared"
+
+EXPLANATIONS = {
+    "ERR_NGROK_4018": ("ngrok refused to start: it needs a verified account and its authtoken (ERR_NGROK_4018).",
+                       "copy your token from https://dashboard.ngrok.com/get-started/your-authtoken into the "
+                       "Colab Secret NGROK_AUTHTOKEN (key icon, left bar) and run the cell again, " + _CLOUDFLARED),
+    "ERR_NGROK_105": ("ngrok refused the authtoken: it does not look like an ngrok token (ERR_NGROK_105).",
+                      "copy the token again from https://dashboard.ngrok.com/get-started/your-authtoken, "
+                      + _CLOUDFLARED),
+    "ERR_NGROK_107": ("ngrok refused the authtoken: it is invalid or was revoked (ERR_NGROK_107).",
+                      "make a new token at https://dashboard.ngrok.com/get-started/your-authtoken, " + _CLOUDFLARED),
+    "ERR_NGROK_8013": ("ngrok TCP tunnels need a card on file, even on the free plan (ERR_NGROK_8013); "
+                       "the card is not charged.",
+                       "add one at https://dashboard.ngrok.com/settings#id-verification, " + _CLOUDFLARED),
+    "ERR_NGROK_108": ("your ngrok account already has an agent running elsewhere, and the free plan allows "
+                      "one at a time (ERR_NGROK_108).",
+                      "stop the other agent (another notebook or machine; see "
+                      "https://dashboard.ngrok.com/agents), " + _CLOUDFLARED),
+}
+
+
+def parse_public_url(url: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` -> (HOST, PORT), strictly; HOST a DNS name or an IP address."""
+    match = _URL.fullmatch(url or "")
+    if not match:
+        raise BootstrapError(f"ngrok gave an unexpected address {url!r} (expected tcp://HOST:PORT)",
+                             "upgrade pyngrok and the ngrok agent, " + _CLOUDFLARED)
+    host = match.group(1).strip("[]")
+    try:
+        return validate_host(host), validate_port(match.group(2))
+    except CodeError as exc:
+        raise BootstrapError(f"ngrok gave an unusable address {url!r}: {exc}") from None
+
+
+def find_token() -> str:
+    """NGROK_AUTHTOKEN from Colab Secrets, the environment, or a hidden prompt."""
+    token = get_secret("NGROK_AUTHTOKEN") or os.environ.get("NGROK_AUTHTOKEN")
+    if not token and sys.stdin is not None and sys.stdin.isatty():
+        token = getpass.getpass("ngrok authtoken (input hidden): ")
+    if not token and _in_notebook():
+        token = getpass.getpass("ngrok authtoken (input hidden): ")
+    return (token or "").strip()
+
+
+def _in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
+def write_agent_config(state: Path, token: str) -> Path:
+    path = state / CONFIG_NAME
+    tmp = state / f".{CONFIG_NAME}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    body = 'version: "3"\n'
+    if token:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", token):
+            raise BootstrapError("the ngrok authtoken has characters an ngrok token never has",
+                                 "copy it again from https://dashboard.ngrok.com/get-started/your-authtoken")
+        body += f"agent:\n  authtoken: {token}\n"
+    with os.fdopen(fd, "w") as handle:
+        handle.write(body)
+    os.replace(tmp, path)
+    return path
+
+
+def _import_pyngrok(say: Callable[[str], None]) -> Any:
+    try:
+        return importlib.import_module("pyngrok.ngrok")
+    except ImportError:
+        say("installing pyngrok with pip...")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pyngrok"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        try:
+            importlib.invalidate_caches()
+            return importlib.import_module("pyngrok.ngrok")
+        except ImportError:
+            raise BootstrapError("pyngrok is not installed and pip could not install it",
+                                 "pip install pyngrok, " + _CLOUDFLARED) from None
+
+
+def explain(exc: BaseException, token: str) -> BootstrapError:
+    """Turn a pyngrok exception into one paragraph with the fix; the token never appears."""
+    text = " ".join(str(part) for part in (exc, getattr(exc, "ngrok_error", None) or "",
+                                           getattr(exc, "body", None) or ""))
+    if type(exc).__name__ == "PyngrokNgrokInstallError":
+        return BootstrapError("could not download the ngrok agent (no internet, or the download was blocked).",
+                              "set PYNGROK_NGROK_PATH to an ngrok binary you have, " + _CLOUDFLARED)
+    code = re.search(r"ERR_NGROK_\d+", text)
+    if code and code.group(0) in EXPLANATIONS:
+        return BootstrapError(*EXPLANATIONS[code.group(0)])
+    first = (text.strip().splitlines() or ["no detail"])[0]
+    if token:
+        first = first.replace(token, "***")
+    return BootstrapError(f"ngrok failed: {first[:300]}", _CLOUDFLARED)
+
+
+def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
+    token = find_token()
+    config_path = write_agent_config(state, token)
+    ngrok = _import_pyngrok(say)
+    conf = importlib.import_module("pyngrok.conf")
+    installer = importlib.import_module("pyngrok.installer")
+    installer._print_progress_enabled = False
+    cfg = conf.PyngrokConfig(config_path=str(config_path), startup_timeout=30)
+    cfg.auth_token = None  # pyngrok would put it on the agent's argv
+    say("tunnel: starting ngrok...")
+    try:
+        ngrok.kill(cfg)
+        tunnel = ngrok.connect(str(port), "tcp", pyngrok_config=cfg)
+        process = ngrok.get_ngrok_process(cfg)
+    except Exception as exc:  # every pyngrok failure becomes one explained paragraph
+        try:
+            ngrok.kill(cfg)
+        except Exception:
+            pass
+        raise explain(exc, token) from None
+    host, public_port = parse_public_url(tunnel.public_url)
+    record_tunnel_pid(state, process.proc.pid, str(config_path))
+    say(f"tunnel: ngrok {host}:{public_port} -> 127.0.0.1:{port}")
+
+    def close() -> None:
+        try:
+            ngrok.kill(cfg)
+        except Exception:
+            pass
+        (state / "tunnel.pid").unlink(missing_ok=True)
+
+    return Tunnel(kind="ngrok", host=host, port=public_port, close=close, process=process.proc)

@@ -1,0 +1,61 @@
+"""The tunnel from the internet to the runtime's sshd: ngrok, cloudflared or none."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+TUNNEL_PID_NAME = "tunnel.pid"
+
+
+@dataclass
+class Tunnel:
+    kind: str
+    host: str
+    port: int
+    close: Callable[[], None] = field(default=lambda: None, repr=False)
+    process: object | None = field(default=None, repr=False)  # a Popen, for liveness checks
+
+    def alive(self) -> bool:
+        poll = getattr(self.process, "poll", None)
+        return poll is None or poll() is None
+
+
+def open_tunnel(kind: str, port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
+    stop_leftover_tunnel(state, say)
+    if kind == "local":
+        say(f"tunnel: none (local): sshd on 127.0.0.1:{port}")
+        return Tunnel(kind="local", host="127.0.0.1", port=port)
+    if kind == "ngrok":
+        from .tunnel_ngrok import open_ngrok
+        return open_ngrok(port, state, say)
+    from .tunnel_cloudflared import open_cloudflared
+    return open_cloudflared(port, state, say)
+
+
+def record_tunnel_pid(state: Path, pid: int, marker: str) -> None:
+    """Remember the agent so that a re-run of the cell can stop it (and nothing else)."""
+    (state / TUNNEL_PID_NAME).write_text(f"{pid}\n{marker}\n")
+
+
+def stop_leftover_tunnel(state: Path, say: Callable[[str], None]) -> None:
+    path = state / TUNNEL_PID_NAME
+    try:
+        pid_text, marker = path.read_text().splitlines()[:2]
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        cmdline = ""
+    if marker and marker in cmdline:
+        say(f"stopping the tunnel of an earlier run (pid {pid})")
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    path.unlink(missing_ok=True)

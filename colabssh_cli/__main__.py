@@ -1,0 +1,3 @@
+from colabssh_cli.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""The typer app and the one error boundary. Commands live in colabssh_cli/commands/."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import INTERRUPTED, ColabsshError
+
+app = typer.Typer(
+    name="colabssh",
+    help="A Google Colab runtime as a machine of your own: SSH, VS Code, Drive backups, a GPU demo.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"colabssh {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                           help="Print the version and exit."),
+) -> None:
+    """colabssh: paste one cell into Colab, run `colabssh connect CODE`, work over SSH."""
+
+
+def print_error(exc: ColabsshError) -> None:
+    sys.stderr.write(f"colabssh: error: {exc.message}\n")
+    if exc.hint:
+        sys.stderr.write(f"  hint: {exc.hint}\n")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the CLI; every ColabsshError becomes one line plus a hint and its exit code."""
+    try:
+        app(args=argv, prog_name="colabssh")
+    except SystemExit as exc:  # typer always ends this way (usage errors exit 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except ColabsshError as exc:
+        print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("colabssh: interrupted\n")
+        return INTERRUPTED
+    return 0
+
+
+from .commands import bootstrap  # noqa: E402,F401  (registers the commands)

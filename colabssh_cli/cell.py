@@ -1,0 +1,79 @@
+"""Render the one Python cell that turns a Colab runtime into an SSH host.
+
+The cell inlines the ``colab_bootstrap`` package as source (it imports only the
+standard library at module level), installs a tiny importer for it, and calls
+``colab_bootstrap.runtime.main`` with the options embedded here. The same text
+runs as ``python3 cell.py`` on any Linux machine with sshd.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import colab_bootstrap
+
+from .errors import BAD_INPUT, ColabsshError
+
+TUNNEL_KINDS = ("ngrok", "cloudflared", "local")
+
+_LOADER = '''\
+import importlib.abc as _abc, importlib.util as _util, sys as _sys
+
+
+class _ColabsshSources(_abc.MetaPathFinder, _abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "colab_bootstrap" or name.startswith("colab_bootstrap."):
+            key = name.split(".", 1)[1] if "." in name else "__init__"
+            if key in _COLABSSH_SOURCES:
+                return _util.spec_from_loader(name, self, is_package=(key == "__init__"))
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        key = module.__name__.split(".", 1)[1] if "." in module.__name__ else "__init__"
+        if key == "__init__":
+            module.__path__ = []
+        exec(compile(_COLABSSH_SOURCES[key], "<colabssh:" + key + ">", "exec"), module.__dict__)
+
+
+for _name in [n for n in _sys.modules if n == "colab_bootstrap" or n.startswith("colab_bootstrap.")]:
+    del _sys.modules[_name]  # a re-run uses this cell's code, not an earlier one's
+_sys.meta_path[:] = [f for f in _sys.meta_path if type(f).__name__ != "_ColabsshSources"]
+_sys.meta_path.insert(0, _ColabsshSources())
+'''
+
+
+def bootstrap_sources() -> dict[str, str]:
+    """The colab_bootstrap modules' source, keyed by module name ("__init__" for the package)."""
+    package = resources.files(colab_bootstrap)
+    sources = {}
+    for entry in sorted(package.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            sources[entry.name[:-3]] = entry.read_text(encoding="utf-8")
+    return sources
+
+
+def render_cell(tunnel: str, public_key: str, sync_every: int = 0) -> str:
+    if tunnel not in TUNNEL_KINDS:
+        raise ColabsshError(f"unknown tunnel kind {tunnel!r}", f"use one of: {', '.join(TUNNEL_KINDS)}",
+                            BAD_INPUT)
+    options = {"tunnel": tunnel, "public_key": public_key, "sync_every": sync_every}
+    lines = [
+        f"# colabssh {colab_bootstrap.__version__}: paste this into a Colab cell (GPU runtime) and run it.",
+        "# It mounts Drive, starts a key-only sshd on 127.0.0.1, opens the tunnel and prints",
+        "# `colabssh connect CODE` for your laptop. Colab's terms allow SSH only on paid runtimes.",
+        "# Secrets it reads: NGROK_AUTHTOKEN (ngrok tunnels), COLABSSH_PUBKEY (when no key is embedded).",
+        f"COLABSSH_OPTIONS = {json.dumps(options, indent=4)}",
+        "",
+        "_COLABSSH_SOURCES = {",
+    ]
+    for name, source in bootstrap_sources().items():
+        lines.append(f"    {name!r}: {source!r},")
+    lines += ["}", "", _LOADER, "from colab_bootstrap.runtime import main as _colabssh_main", "",
+              "_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)",
+              "if _colabssh_status and \"ipykernel\" not in _sys.modules:  # run as a script",
+              "    raise SystemExit(_colabssh_status)", ""]
+    return "\n".join(lines)

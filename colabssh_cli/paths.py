@@ -1,0 +1,64 @@
+"""Where colabssh keeps its files on the laptop.
+
+Everything lives in ``~/.ssh/colabssh/`` (0700): the client key, the ssh config
+with one Host block per session, the pinned host keys and the session list.
+``~`` is taken from ``$HOME`` (tests point it at a temp folder); every path
+colabssh writes into an ssh config is absolute, because OpenSSH expands ``~``
+from the password database, not from ``$HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> "Paths":
+        home = os.environ.get("HOME") or str(Path.home())
+        return cls(Path(home).absolute())
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.home / ".ssh"
+
+    @property
+    def user_config(self) -> Path:
+        return self.ssh_dir / "config"
+
+    @property
+    def root(self) -> Path:
+        return self.ssh_dir / "colabssh"
+
+    @property
+    def key(self) -> Path:
+        return self.root / "id_ed25519"
+
+    @property
+    def public_key(self) -> Path:
+        return self.root / "id_ed25519.pub"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.root / "known_hosts"
+
+    @property
+    def sessions(self) -> Path:
+        return self.root / "sessions.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.ssh_dir / ".colabssh.lock"
+
+    @property
+    def control_dir(self) -> Path:
+        return self.root / "cm"
