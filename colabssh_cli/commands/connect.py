@@ -1,0 +1,1 @@
+"""`colabssh connect` and related commands (being written)."""

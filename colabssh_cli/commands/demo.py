@@ -1,0 +1,1 @@
+"""`colabssh demo` and related commands (being written)."""

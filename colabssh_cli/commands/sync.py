@@ -1,0 +1,1 @@
+"""`colabssh sync` and related commands (being written)."""

@@ -1,0 +1,107 @@
+"""The sessions colabssh knows: one per alias, in ``~/.ssh/colabssh/sessions.json``.
+
+A session is what `connect` learned from a connection code (or from the colab-ssh
+options), kept so that `list`, `status`, `sync`, `demo` and `forget` know where
+the content root, the Drive folder and the runtime's python are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BAD_INPUT, FAILURE, ColabsshError
+from .paths import Paths
+
+DEFAULT_ALIAS = "colab"
+_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def validate_alias(alias: str) -> str:
+    """An alias is a plain ssh Host name: letters, digits, '.', '_', '-' (no patterns, no spaces)."""
+    if not _ALIAS.fullmatch(alias or ""):
+        raise ColabsshError(f"the alias {alias!r} is not allowed",
+                            "use letters, digits, '.', '_' and '-', starting with a letter or digit", BAD_INPUT)
+    return alias
+
+
+@dataclass(frozen=True)
+class Session:
+    alias: str
+    host: str
+    port: int
+    user: str
+    tunnel: str  # ngrok | cloudflared | local | colab-cli
+    hostkey: str = ""  # "" when not pinned from a code (colab-ssh sessions, colab-cli)
+    content: str = "/content"
+    drive: str = ""
+    python: str = "python3"
+    gpu: str = ""
+    code: str = ""
+    auth: str = "key"  # key | password
+    connected_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Session":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def load_sessions(paths: Paths) -> dict[str, Session]:
+    try:
+        raw = paths.sessions.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ColabsshError(f"cannot read {paths.sessions}: {exc.strerror}") from None
+    try:
+        data = json.loads(raw)
+        return {alias: Session.from_dict(value) for alias, value in data.get("sessions", {}).items()}
+    except (ValueError, TypeError, AttributeError):
+        raise ColabsshError(f"{paths.sessions} is damaged",
+                            "run `colabssh forget ALIAS` for each session, or delete the file and connect again",
+                            FAILURE) from None
+
+
+def save_sessions(paths: Paths, sessions: dict[str, Session]) -> None:
+    """Atomic write (temp file in the same folder, fsync, rename), mode 0600."""
+    paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = json.dumps({"version": 1, "sessions": {a: asdict(s) for a, s in sorted(sessions.items())}},
+                      indent=2, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=paths.root, prefix=".sessions.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, paths.sessions)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve(alias: str | None, paths: Paths | None = None) -> Session:
+    """The session for ALIAS; with no alias, 'colab' or else the only session there is."""
+    paths = paths or Paths.from_env()
+    sessions = load_sessions(paths)
+    if alias is None:
+        if DEFAULT_ALIAS in sessions:
+            return sessions[DEFAULT_ALIAS]
+        if len(sessions) == 1:
+            return next(iter(sessions.values()))
+        if not sessions:
+            raise ColabsshError("no session yet", "run the cell in Colab, then `colabssh connect CODE`", BAD_INPUT)
+        raise ColabsshError("several sessions and none is named 'colab'",
+                            f"name one with --name ({', '.join(sorted(sessions))})", BAD_INPUT)
+    validate_alias(alias)
+    if alias not in sessions:
+        raise ColabsshError(f"no session named {alias!r}",
+                            "see `colabssh list`, or connect with `colabssh connect CODE --name "
+                            f"{alias}`", BAD_INPUT)
+    return sessions[alias]

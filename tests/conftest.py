@@ -1,0 +1,67 @@
+"""Shared fixtures. Tests never touch the real HOME, ~/.ssh or the system's sshd config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.cellrunner import RunningCell, start_cell
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith(("COLABSSH_", "NGROK_", "PYNGROK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return home
+
+
+@pytest.fixture
+def client_key(isolated_home: Path) -> str:
+    """colabssh's own client key in the temp HOME; returns its public line."""
+    from colabssh_cli.keys import ensure_client_key
+    from colabssh_cli.paths import Paths
+
+    return ensure_client_key(Paths.from_env())
+
+
+@pytest.fixture
+def render(tmp_path: Path, client_key: str) -> Callable[..., Path]:
+    """Write the cell that `colabssh bootstrap` prints to a file; return its path."""
+    from colabssh_cli.app import main
+
+    def _render(tunnel: str = "local", *extra: str) -> Path:
+        out = tmp_path / f"cell-{tunnel}.py"
+        assert main(["bootstrap", "--tunnel", tunnel, "--out", str(out), *extra]) == 0
+        return out
+
+    return _render
+
+
+@pytest.fixture
+def start_runtime(tmp_path: Path, render: Callable[..., Path]) -> Iterator[Callable[..., RunningCell]]:
+    """Start the printed cell as a local runtime; everything started is stopped afterwards."""
+    started: list[RunningCell] = []
+
+    def _start(tunnel: str = "local", extra_env: dict[str, str] | None = None, expect_code: bool = True,
+               where: Path | None = None, cell: Path | None = None) -> RunningCell:
+        running = start_cell(cell or render(tunnel), where or tmp_path / "runtime", extra_env, expect_code)
+        started.append(running)
+        return running
+
+    yield _start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def runtime(start_runtime: Callable[..., RunningCell]) -> RunningCell:
+    """A running local runtime (tunnel: local) with its connection code."""
+    return start_runtime("local")
