@@ -1,0 +1,19 @@
+"""`colabssh try`: the whole journey against a throwaway local runtime."""
+
+from __future__ import annotations
+
+import typer
+
+from ..app import app
+
+
+@app.command("try")
+def try_(
+    open_editor: bool = typer.Option(False, "--open", help="Also open the editor on the throwaway runtime."),
+    editor: str = typer.Option("code", "--editor", help="code, cursor or codium (with --open)."),
+) -> None:
+    """Try colabssh on this machine: a local runtime, connect, ssh, sync, demo, forget."""
+    from ..console import status
+    from ..tour import Tour
+
+    Tour(status, open_editor, editor).run()

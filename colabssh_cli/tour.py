@@ -1,0 +1,199 @@
+"""`colabssh try`: the whole journey on this machine, against a throwaway local runtime.
+
+Everything happens in a sandbox folder: colabssh's own files live under a
+temporary HOME (its key, config, known_hosts and sessions), OpenSSH is pointed at
+that config with ``-F``, and the runtime's content root, Drive folder and state
+folder are temporary too. The user's real ``~/.ssh`` is never read or written,
+and the sandbox is removed at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import FAILURE, MISSING_TOOL, ColabsshError
+
+CONNECT_PREFIX = "colabssh connect "
+SAMPLE_FILES = {
+    "README.md": "# my Colab project\n\nThis folder stands in for /content on a Colab runtime.\n",
+    "train.py": "import torch\nprint(torch.__version__)\n",
+    "data/labels.csv": "id,label\n1,cat\n2,dog\n",
+    "notes/ideas ü.txt": "names with spaces and non-ASCII letters sync too\n",
+}
+
+
+@dataclass
+class Sandbox:
+    root: Path
+    home: Path = field(init=False)
+    content: Path = field(init=False)
+    drive: Path = field(init=False)
+    state: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.home = self.root / "home"
+        self.content = self.root / "content"
+        self.drive = self.root / "drive"
+        self.state = self.root / "runtime-state"
+        for folder in (self.home, self.content, self.drive):
+            folder.mkdir(parents=True, exist_ok=True)
+        for name, text in SAMPLE_FILES.items():
+            path = self.content / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+    def cli_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLABSSH_")}
+        env["HOME"] = str(self.home)
+        return env
+
+    def runtime_env(self) -> dict[str, str]:
+        env = self.cli_env()
+        env.update({"COLABSSH_CONTENT": str(self.content), "COLABSSH_DRIVE": str(self.drive),
+                    "COLABSSH_STATE": str(self.state), "COLABSSH_PORT": "0", "COLABSSH_PROFILE_D": "",
+                    "PYTHONUNBUFFERED": "1"})
+        return env
+
+
+class Tour:
+    def __init__(self, say: Callable[[str], None], open_editor: bool, editor: str) -> None:
+        self.say = say
+        self.open_editor = open_editor
+        self.editor = editor
+        self.runtime: Optional[subprocess.Popen[str]] = None
+        self.sandbox: Optional[Sandbox] = None
+
+    def step(self, title: str, fix: str, action: Callable[[], str]) -> None:
+        self.say(f"==> {title}")
+        started = time.monotonic()
+        try:
+            detail = action()
+        except ColabsshError as exc:
+            raise ColabsshError(f"step '{title}' failed: {exc.message}", exc.hint or fix, exc.exit_code) from None
+        elapsed = time.monotonic() - started
+        for line in detail.splitlines():
+            self.say(f"    {line}")
+        self.say(f"    done in {elapsed:.1f} s")
+
+    def colabssh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        assert self.sandbox is not None
+        result = subprocess.run([sys.executable, "-m", "colabssh_cli", *args], env=self.sandbox.cli_env(),
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])
+            raise ColabsshError(" / ".join(line.strip() for line in last[-2:]), "", FAILURE)
+        return result
+
+    def run(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="colabssh-try-") as tmp:
+            self.sandbox = Sandbox(Path(tmp))
+            try:
+                self._journey()
+            finally:
+                self._stop_runtime()
+
+    def _journey(self) -> None:
+        box = self.sandbox
+        assert box is not None
+        self.say(f"colabssh try: a throwaway runtime in {box.root} (your ~/.ssh is not touched)")
+        cell = box.root / "cell.py"
+        self.step("render the cell (local tunnel)", "",
+                  lambda: self._render(cell))
+        code_holder: list[str] = []
+        self.step("run the cell: a local runtime with its own sshd", "install OpenSSH's server: "
+                  "sudo apt-get install openssh-server", lambda: self._start_runtime(cell, code_holder))
+        code = code_holder[0]
+        connect_args = ["connect", code] + ([] if self.open_editor else ["--no-open"])
+        if self.open_editor:
+            connect_args += ["--editor", self.editor]
+        self.step("colabssh connect CODE", "", lambda: self._output(self.colabssh(*connect_args)))
+        self.step("a command over SSH: colabssh ssh -- uname -sr; ls", "",
+                  lambda: self._output(self.colabssh("ssh", "--", f"uname -sr; ls {box.content}")))
+        self.step("colabssh sync: back the content root up to the Drive folder", "",
+                  self._sync)
+        self.step("colabssh demo: tensors and autograd on the runtime", "", self._demo)
+        self.step("colabssh forget colab", "", lambda: self._output(self.colabssh("forget", "colab")))
+        self.step("stop the runtime", "", self._stop_runtime_step)
+        self.say("colabssh try: all steps passed. On Colab: `colabssh bootstrap`, paste the cell, run it, "
+                 "then `colabssh connect CODE`.")
+
+    def _render(self, cell: Path) -> str:
+        self.colabssh("bootstrap", "--tunnel", "local", "--out", str(cell))
+        return f"wrote {cell.name} ({cell.stat().st_size // 1024} KiB): this is what you paste into Colab"
+
+    def _start_runtime(self, cell: Path, code_holder: list[str]) -> str:
+        assert self.sandbox is not None
+        if not (shutil.which("sshd") or os.access("/usr/sbin/sshd", os.X_OK)) and os.geteuid() != 0:
+            raise ColabsshError("OpenSSH's sshd is not installed", "sudo apt-get install openssh-server",
+                                MISSING_TOOL)
+        self.runtime = subprocess.Popen([sys.executable, str(cell)], env=self.sandbox.runtime_env(),
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+        def pump() -> None:
+            assert self.runtime is not None and self.runtime.stdout is not None
+            for line in self.runtime.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        seen: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line.rstrip())
+            if line.startswith(CONNECT_PREFIX):
+                code_holder.append(line[len(CONNECT_PREFIX):].strip())
+                shown = [s for s in seen if s.startswith(("sshd:", "host key", "Drive:", "GPU:", "tunnel:"))]
+                return "\n".join(shown + [f"{CONNECT_PREFIX}{code_holder[0][:40]}..."])
+        errors = [s for s in seen if "error" in s.lower()] or seen[-2:] or ["no output"]
+        raise ColabsshError(f"the runtime did not start: {errors[-1]}", "see the message above")
+
+    def _sync(self) -> str:
+        assert self.sandbox is not None
+        out = self._output(self.colabssh("sync"))
+        copied = sorted(str(p.relative_to(self.sandbox.drive)) for p in self.sandbox.drive.rglob("*")
+                        if p.is_file())
+        return out + "\nnow in the Drive folder:\n" + "\n".join(f"  {name}" for name in copied)
+
+    def _demo(self) -> str:
+        result = self.colabssh("demo", check=False)
+        if result.returncode == 0:
+            return self._output(result)
+        text = result.stderr + result.stdout
+        if "torch" in text and ("not installed" in text or "no torch" in text.lower()):
+            return "torch is not installed for the runtime's python: skipping the demo (pip install torch)"
+        raise ColabsshError((result.stderr.strip().splitlines() or ["the demo failed"])[-1], "", FAILURE)
+
+    def _stop_runtime_step(self) -> str:
+        self._stop_runtime()
+        return "sshd stopped; the sandbox is removed next"
+
+    def _stop_runtime(self) -> None:
+        if self.runtime is not None and self.runtime.poll() is None:
+            self.runtime.terminate()
+            try:
+                self.runtime.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.runtime.kill()
+                self.runtime.wait()
+
+    @staticmethod
+    def _output(result: subprocess.CompletedProcess[str]) -> str:
+        return (result.stdout.strip() + "\n" + result.stderr.strip()).strip()
