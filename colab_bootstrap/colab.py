@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import BootstrapError
 
-DRIVE_MOUNTPOINT = Path("/content/drive")
+DRIVE_FOLDER_NAME = "drive"  # Drive is mounted at CONTENT/drive: /content/drive on Colab
 
 
 def in_colab() -> bool:
@@ -20,7 +20,7 @@ def in_colab() -> bool:
     return True
 
 
-def get_secret(name: str) -> str | None:
+def get_secret(name: str, say: Callable[[str], None] | None = None) -> str | None:
     """A Colab Secret's value, or None when there is no Colab, no such secret or no access."""
     try:
         userdata = importlib.import_module("google.colab.userdata")
@@ -28,13 +28,16 @@ def get_secret(name: str) -> str | None:
         return None
     try:
         value = userdata.get(name)
-    except Exception:  # SecretNotFoundError, NotebookAccessError, TimeoutException
+    except Exception as exc:  # SecretNotFoundError, NotebookAccessError, TimeoutException
+        if say is not None and type(exc).__name__ == "NotebookAccessError":
+            say(f"note: the Colab Secret {name} exists but this notebook may not read it; "
+                "turn on its 'Notebook access' switch (key icon, left bar)")
         return None
-    return value or None
+    return value if isinstance(value, str) and value else None
 
 
-def resolve_drive(override: Path | None, say: Callable[[str], None]) -> Path | None:
-    """The Drive folder to back up into: COLABSSH_DRIVE, or Colab's mounted Drive, or None."""
+def resolve_drive(override: Path | None, content: Path, say: Callable[[str], None]) -> Path | None:
+    """The Drive folder to back up into: COLABSSH_DRIVE, or Colab's Drive mounted at CONTENT/drive, or None."""
     if override is not None:
         if not override.is_dir():
             raise BootstrapError(f"COLABSSH_DRIVE={override} is not an existing folder",
@@ -45,13 +48,18 @@ def resolve_drive(override: Path | None, say: Callable[[str], None]) -> Path | N
         say("Drive: not on Colab and COLABSSH_DRIVE is not set; `colabssh sync` is off for this runtime")
         return None
     drive = importlib.import_module("google.colab.drive")
+    mountpoint = content / DRIVE_FOLDER_NAME
+    say(f"Drive: mounting Google Drive at {mountpoint} (allow access in the pop-up)...")
     try:
-        drive.mount(str(DRIVE_MOUNTPOINT))
+        drive.mount(str(mountpoint))
     except Exception as exc:  # ValueError, NotImplementedError, timeouts: all explained the same way
         raise BootstrapError(f"mounting Google Drive failed: {exc}",
                              "run the cell again and allow access, or set COLABSSH_DRIVE to a folder") from None
-    folder = DRIVE_MOUNTPOINT / "MyDrive"
-    say(f"Drive: mounted at {DRIVE_MOUNTPOINT}; backups go under {folder}")
+    folder = mountpoint / "MyDrive"
+    if not folder.is_dir():
+        raise BootstrapError(f"Google Drive was mounted but {folder} is missing",
+                             "run the cell again, or set COLABSSH_DRIVE to a folder")
+    say(f"Drive: mounted at {mountpoint}; backups go under {folder}")
     return folder
 
 

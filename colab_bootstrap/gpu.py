@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 QUERY = ["--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
 NO_GPU_ADVICE = "Runtime > Change runtime type > GPU"

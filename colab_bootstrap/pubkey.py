@@ -39,11 +39,38 @@ def authorised_key_line(text: str) -> str:
         raise BootstrapError("that is not an SSH public key of a supported type", _HINT)
     try:
         blob = base64.b64decode(parts[1], validate=True)
-        (n,) = struct.unpack(">I", blob[:4])
-        inner = blob[4:4 + n].decode("ascii")
-    except (binascii.Error, struct.error, UnicodeDecodeError, ValueError):
+        fields = _ssh_strings(blob)
+    except (binascii.Error, ValueError):
         raise BootstrapError("the public key's base64 part is damaged or truncated", _HINT) from None
-    if inner != parts[0] or len(blob) < 4 + n + 4:
+    if not fields or fields[0] != parts[0].encode("ascii") or not _well_formed(parts[0], fields[1:]):
         raise BootstrapError("the public key's base64 part is damaged or truncated", _HINT)
     comment = " ".join(parts[2:])
     return f"{parts[0]} {parts[1]}" + (f" {comment}" if comment else "")
+
+
+def _ssh_strings(blob: bytes) -> list[bytes]:
+    """Split an SSH wire-format key into its length-prefixed strings; ValueError unless they fill it exactly."""
+    fields, offset = [], 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            raise ValueError("truncated length")
+        (length,) = struct.unpack(">I", blob[offset:offset + 4])
+        offset += 4
+        if offset + length > len(blob):
+            raise ValueError("truncated field")
+        fields.append(blob[offset:offset + length])
+        offset += length
+    return fields
+
+
+def _well_formed(kind: str, fields: list[bytes]) -> bool:
+    """The fields each key type has, with the sizes it must have."""
+    if kind == "ssh-ed25519":
+        return len(fields) == 1 and len(fields[0]) == 32
+    if kind == "sk-ssh-ed25519@openssh.com":
+        return len(fields) == 2 and len(fields[0]) == 32 and fields[1].startswith(b"ssh:")
+    if kind.startswith("ecdsa-sha2-"):
+        return len(fields) == 2 and fields[0] == kind.rsplit("-", 1)[1].encode() and fields[1][:1] == b"\x04"
+    if kind == "ssh-rsa":
+        return len(fields) == 2 and len(fields[1].lstrip(b"\0")) * 8 >= 1024  # sshd's RequiredRSASize default
+    return False

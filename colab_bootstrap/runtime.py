@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from . import colab, conncode, gpu, session_env, sshd
 from .errors import BootstrapError
@@ -23,12 +24,16 @@ positive compute-unit balance); on free runtimes they are disallowed and may be 
 warning. Google's own `colab ssh --proxy-mode` (google-colab-cli) is the supported road for billable
 runtimes; this cell is the road for a notebook you already have open."""
 
-HEARTBEAT_SECONDS = 60.0
 PUBKEY_SECRET = "COLABSSH_PUBKEY"
+RUN_ID_NAME = "run.id"  # which run of the cell owns the state folder now
 
 
 def say(line: str) -> None:
-    print(line, flush=True)
+    """One status line on stdout (the notebook's output); a closed stdout is not an error."""
+    try:
+        print(line, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 @dataclass
@@ -39,11 +44,20 @@ class Runtime:
     server: sshd.SshdProcess
     tunnel: Tunnel
     code: str
+    info: conncode.ConnectionInfo
     drive: Path | None
+    run_id: str = ""
 
     def stop(self) -> None:
         self.tunnel.close()
         self.server.stop()
+
+    def is_current(self) -> bool:
+        """False once a later run of the cell has taken over the state folder."""
+        try:
+            return (self.settings.state / RUN_ID_NAME).read_text().strip() == self.run_id
+        except OSError:
+            return False
 
     def healthy(self) -> str:
         """'' when all is well, else what died."""
@@ -54,8 +68,8 @@ class Runtime:
         return ""
 
 
-def public_key_for(settings: Settings, environ: Mapping[str, str]) -> str:
-    text = settings.public_key or colab.get_secret(PUBKEY_SECRET) or environ.get(PUBKEY_SECRET, "")
+def public_key_for(settings: Settings, environ: Mapping[str, str], out: Callable[[str], None] = say) -> str:
+    text = settings.public_key or colab.get_secret(PUBKEY_SECRET, out) or environ.get(PUBKEY_SECRET, "")
     if not text:
         raise BootstrapError("no public key to authorise",
                              "render the cell with `colabssh bootstrap`, or store your public key in the "
@@ -77,32 +91,50 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
     environ = os.environ if environ is None else environ
     out(TERMS)
     settings = Settings.from_options(options, environ)
-    key_line = public_key_for(settings, environ)
+    key_line = public_key_for(settings, environ, out)
     settings.content.mkdir(parents=True, exist_ok=True)
-    drive = colab.resolve_drive(settings.drive_override, out)
+    drive = colab.resolve_drive(settings.drive_override, settings.content, out)
     card = gpu.gpu_name(out)
-    settings.state.mkdir(parents=True, exist_ok=True)
+    sshd.prepare_state(settings.state)
+    run_id = f"{os.getpid()}-{time.time_ns()}"
+    (settings.state / RUN_ID_NAME).write_text(run_id + "\n")
     env = session_environment(settings, drive, environ)
     session_env.write_env_file(env, settings.state / session_env.ENV_FILE_NAME)
     snippet = session_env.install_profile_snippet(settings.profile_d)
-    server = sshd.start(settings.state, settings.port, key_line, env, out)
-    out(f"sshd: listening on 127.0.0.1:{server.port} (key only; "
-        f"login shells get the kernel's environment{' via ' + str(snippet) if snippet else ''})")
+    server = sshd.start(settings.state, settings.port, key_line, env, out, settings.sshd)
+    tunnel: Tunnel | None = None
     try:
+        out(f"sshd: listening on 127.0.0.1:{server.port} (key only); SSH sessions get the kernel's environment")
+        if snippet is None:
+            out("sshd: no login-shell snippet (COLABSSH_PROFILE_D is empty or not writable): login shells "
+                "keep /etc/profile's PATH")
         tunnel = open_tunnel(settings.tunnel, server.port, settings.state, out)
         info = conncode.ConnectionInfo(
             host=tunnel.host, port=tunnel.port, user=_user_name(), hostkey=server.host_key,
             tunnel=tunnel.kind, content=str(settings.content), drive=str(drive or ""),
             python=sys.executable, gpu=card)
-        code = conncode.encode(info)
+        return Runtime(settings=settings, server=server, tunnel=tunnel, code=conncode.encode(info), info=info,
+                       drive=drive, run_id=run_id)
+    except conncode.CodeError as exc:
+        _stop_quietly(tunnel, server)
+        raise BootstrapError(f"this runtime cannot be described in a connection code: {exc}",
+                             "set COLABSSH_CONTENT/COLABSSH_DRIVE to plain absolute paths") from None
     except BaseException:
-        server.stop()
+        _stop_quietly(tunnel, server)
         raise
-    runtime = Runtime(settings=settings, server=server, tunnel=tunnel, code=code, drive=drive)
-    out(f"host key fingerprint: {info.fingerprint}")
+
+
+def announce(runtime: Runtime, out: Callable[[str], None] = say) -> None:
+    """The lines the user copies: the host key's fingerprint and `colabssh connect CODE`."""
+    out(f"host key fingerprint: {runtime.info.fingerprint}")
     out("On your laptop, run:")
-    out(f"colabssh connect {code}")
-    return runtime
+    out(f"colabssh connect {runtime.code}")
+
+
+def _stop_quietly(tunnel: Tunnel | None, server: sshd.SshdProcess) -> None:
+    if tunnel is not None:
+        tunnel.close()
+    server.stop()
 
 
 def _user_name() -> str:
@@ -111,18 +143,15 @@ def _user_name() -> str:
     return getpass.getuser()
 
 
-def serve_foreground(runtime: Runtime, out: Callable[[str], None] = say) -> int:
-    """Keep serving until SIGINT/SIGTERM; then stop what this run started."""
-    stop = threading.Event()
-
-    def handle(signum: int, _frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+def serve_foreground(runtime: Runtime, stop: threading.Event, out: Callable[[str], None] = say) -> int:
+    """Keep serving until ``stop`` is set (by SIGINT/SIGTERM); then stop what this run started, nothing else."""
     code = 0
     try:
         out("serving; press Ctrl-C to stop")
-        while not stop.wait(HEARTBEAT_SECONDS if HEARTBEAT_SECONDS > 0 else None):
+        while not stop.wait(runtime.settings.heartbeat):
+            if not runtime.is_current():
+                out("colabssh: a later run of the cell took over; this one stops")
+                break
             problem = runtime.healthy()
             if problem:
                 out(f"colabssh: {problem}; run the cell again")
@@ -131,31 +160,60 @@ def serve_foreground(runtime: Runtime, out: Callable[[str], None] = say) -> int:
             out(f"colabssh: serving ({time.strftime('%H:%M:%S')})")
     finally:
         runtime.stop()
-        for sig, old in previous.items():
-            signal.signal(sig, old)
         out("colabssh: stopped sshd and the tunnel")
     return code
 
 
-def serve_in_background(runtime: Runtime) -> None:
+def serve_in_background(runtime: Runtime, out: Callable[[str], None] = say) -> threading.Thread:
     """In a notebook the cell returns; sshd and the tunnel live on as children of the kernel.
 
-    A daemon thread writes a heartbeat line to ``runtime.log`` in the state folder every
-    minute, and says there (and in the notebook's output) if sshd or the tunnel stopped.
+    A daemon thread appends a heartbeat line to ``runtime.log`` in the state folder every
+    ``COLABSSH_HEARTBEAT`` seconds and says (there and in the cell's output) if sshd or the
+    tunnel stopped. It ends quietly when a later run of the cell takes over the state folder.
+    pyngrok's own monitor thread keeps draining the agent's log, and its atexit hook stops the
+    agent when the kernel exits; sshd, started in a session of its own, is stopped by ours.
     """
     log = runtime.settings.state / "runtime.log"
+    atexit.register(_stop_if_current, runtime)
 
     def beat() -> None:
         while True:
-            time.sleep(HEARTBEAT_SECONDS)
+            time.sleep(runtime.settings.heartbeat)
+            if not runtime.is_current():
+                atexit.unregister(_stop_if_current)
+                return
             problem = runtime.healthy()
-            with open(log, "a") as handle:
-                handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {problem or 'serving'}\n")
+            try:
+                with open(log, "a") as handle:
+                    handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {problem or 'serving'}\n")
+            except OSError:
+                pass
             if problem:
-                say(f"colabssh: {problem}; run the cell again")
+                out(f"colabssh: {problem}; run the cell again")
                 return
 
-    threading.Thread(target=beat, name="colabssh-heartbeat", daemon=True).start()
+    thread = threading.Thread(target=beat, name="colabssh-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop_if_current(runtime: Runtime) -> None:
+    if runtime.is_current():
+        runtime.stop()
+
+
+class _Signals:
+    """SIGINT/SIGTERM for a cell run as a script: interrupt the start-up (which then cleans up), or end serving."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.serving = False
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        if self.serving:
+            self.stop.set()
+        else:
+            raise KeyboardInterrupt
 
 
 def main(options: Mapping[str, object]) -> int:
@@ -164,15 +222,42 @@ def main(options: Mapping[str, object]) -> int:
     A re-run stops the sshd and tunnel of the earlier run first (their pid files in the
     state folder), so there is never a second sshd or tunnel.
     """
-    in_notebook = "ipykernel" in sys.modules
+    if "ipykernel" in sys.modules:
+        return _main_in_notebook(options)
+    signals = _Signals()
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, signals) for sig in handled}
+    runtime: Runtime | None = None
+    try:
+        try:
+            runtime = start(options)
+            signals.serving = True
+            announce(runtime)
+        except BootstrapError as exc:
+            say(f"colabssh: error: {exc}")
+            return 1
+        except KeyboardInterrupt:
+            if runtime is not None:
+                runtime.stop()
+            say("colabssh: interrupted while starting; stopped what had started")
+            return 130
+        return serve_foreground(runtime, signals.stop)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _main_in_notebook(options: Mapping[str, object]) -> int:
     try:
         runtime = start(options)
     except BootstrapError as exc:
         say(f"colabssh: error: {exc}")
         return 1
-    if in_notebook:
-        serve_in_background(runtime)
-        say("colabssh: serving in the background; run this cell again to restart, "
-            "or Runtime > Restart session to stop")
-        return 0
-    return serve_foreground(runtime)
+    except KeyboardInterrupt:
+        say("colabssh: interrupted while starting; stopped what had started")
+        return 130
+    serve_in_background(runtime)
+    announce(runtime)
+    say("colabssh: serving in the background while this notebook's kernel runs; "
+        "run this cell again to restart it")
+    return 0

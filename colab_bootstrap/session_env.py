@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 _CARRIED = re.compile(
     r"PATH|LD_LIBRARY_PATH|LIBRARY_PATH|PYTHONPATH|LANG|LC_ALL|LC_CTYPE|MPLBACKEND|HF_HOME"

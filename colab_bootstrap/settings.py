@@ -11,20 +11,24 @@ work on any Linux machine with OpenSSH's sshd:
 - ``COLABSSH_TUNNEL``: overrides the tunnel kind (ngrok, cloudflared, local)
 - ``COLABSSH_PROFILE_D``: where the login-shell snippet goes (default
   ``/etc/profile.d`` when running as root; empty to skip it)
+- ``COLABSSH_SSHD``: the sshd program to use (a path, or a name looked up on PATH);
+  when set, colabssh never falls back to /usr/sbin or installs openssh-server
+- ``COLABSSH_HEARTBEAT``: seconds between health checks while serving (default 60)
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .errors import BootstrapError
 
 RUNTIME_TUNNELS = ("ngrok", "cloudflared", "local")
 DEFAULT_PORT = 2222
+DEFAULT_HEARTBEAT = 60.0
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,16 @@ class Settings:
     profile_d: Path | None
     public_key: str  # the key text given to the cell ("" = take it from a secret)
     sync_every: int  # seconds between automatic syncs on the runtime; 0 = off
+    sshd: str = ""  # COLABSSH_SSHD: the sshd to use ("" = find it, install it when root)
+    heartbeat: float = DEFAULT_HEARTBEAT  # seconds between health checks while serving
 
     @classmethod
-    def from_options(cls, options: Mapping[str, object], environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_options(cls, options: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         tunnel = env.get("COLABSSH_TUNNEL") or str(options.get("tunnel") or "ngrok")
         if tunnel not in RUNTIME_TUNNELS:
-            raise BootstrapError(f"unknown tunnel kind {tunnel!r}",
+            source = "COLABSSH_TUNNEL" if env.get("COLABSSH_TUNNEL") else "the cell's tunnel option"
+            raise BootstrapError(f"unknown tunnel kind {tunnel!r} (from {source})",
                                  f"use one of: {', '.join(RUNTIME_TUNNELS)}")
         port_text = env.get("COLABSSH_PORT", str(options.get("port") or DEFAULT_PORT))
         if not re.fullmatch(r"[0-9]{1,5}", port_text) or int(port_text) > 65535:
@@ -59,6 +66,10 @@ class Settings:
         every_text = str(options.get("sync_every") or env.get("COLABSSH_SYNC_EVERY") or "0")
         if not every_text.isdigit():
             raise BootstrapError(f"sync_every={every_text!r} is not a number of seconds")
+        heartbeat_text = env.get("COLABSSH_HEARTBEAT") or str(DEFAULT_HEARTBEAT)
+        if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,3})?", heartbeat_text) or float(heartbeat_text) <= 0:
+            raise BootstrapError(f"COLABSSH_HEARTBEAT={heartbeat_text!r} is not a number of seconds",
+                                 "use e.g. 60, or unset it")
         return cls(
             tunnel=tunnel,
             content=Path(env.get("COLABSSH_CONTENT") or "/content").absolute(),
@@ -68,4 +79,6 @@ class Settings:
             profile_d=profile_d,
             public_key=str(options.get("public_key") or ""),
             sync_every=int(every_text),
+            sshd=env.get("COLABSSH_SSHD", ""),
+            heartbeat=float(heartbeat_text),
         )

@@ -17,14 +17,14 @@ import getpass
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
+from . import processes
 from .errors import BootstrapError
 from .session_env import setenv_lines
 
@@ -45,24 +45,47 @@ class SshdProcess:
 
     def stop(self) -> None:
         stop_process(self.process)
-        (self.state / PID_NAME).unlink(missing_ok=True)
+        pidfile = self.state / PID_NAME
+        try:
+            if pidfile.read_text().strip() == str(self.process.pid):  # not a later run's
+                pidfile.unlink()
+        except OSError:
+            pass
 
 
-def find_sshd(say: Callable[[str], None], install: bool = True) -> str:
-    """sshd's absolute path; on a root runtime without it, install openssh-server with apt."""
+SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin")  # a plain user's PATH often lacks them
+
+
+def find_sshd(say: Callable[[str], None], override: str = "", install: bool = True,
+              is_root: bool | None = None) -> str:
+    """sshd's absolute path; on a root runtime without it, install openssh-server with apt.
+
+    ``override`` (``COLABSSH_SSHD``) names the sshd to use: a path, or a name looked up
+    on PATH only. With it there is no fallback and never an apt install.
+    """
+    if override:
+        found = shutil.which(override)
+        if found:
+            return os.path.abspath(found)
+        raise BootstrapError(f"COLABSSH_SSHD={override} is not an sshd program this machine has",
+                             "install openssh-server, or point COLABSSH_SSHD at sshd (e.g. /usr/sbin/sshd)")
     found = shutil.which("sshd") or next(
-        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)), None)
+        (path for path in (os.path.join(d, "sshd") for d in SBIN_DIRS) if os.access(path, os.X_OK)), None)
     if found:
-        return found
-    if install and os.geteuid() == 0 and shutil.which("apt-get"):
+        return os.path.abspath(found)
+    root = os.geteuid() == 0 if is_root is None else is_root
+    apt = shutil.which("apt-get")
+    if install and root and apt:
         say("sshd is missing: installing openssh-server with apt-get (about a minute)...")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for argv in (["apt-get", "update", "-qq"],
-                     ["apt-get", "install", "-y", "-qq", "openssh-server"]):
-            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        return find_sshd(say, install=False)
-    raise BootstrapError("OpenSSH's sshd is not installed on this machine",
-                         "install it: sudo apt-get install openssh-server")
+        for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "openssh-server"]):
+            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+        return find_sshd(say, install=False, is_root=root)
+    hint = ("install it: apt-get install openssh-server" if root
+            else "install it: sudo apt-get install openssh-server (or run the cell as root)")
+    raise BootstrapError("OpenSSH's sshd is not installed on this machine" + (" (apt-get could not install it)"
+                                                                              if root and apt else ""), hint)
 
 
 def prepare_state(state: Path) -> None:
@@ -152,36 +175,10 @@ def stop_leftover(state: Path, say: Callable[[str], None]) -> None:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return
-    if _is_our_sshd(pid, state):
+    if processes.runs_with(pid, str(state / CONFIG_NAME)):
         say(f"stopping the sshd of an earlier run (pid {pid})")
-        _terminate_pid(pid)
+        processes.terminate(pid)
     pidfile.unlink(missing_ok=True)
-
-
-def _is_our_sshd(pid: int, state: Path) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return str(state / CONFIG_NAME).encode() in cmdline
-
-
-def _terminate_pid(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
@@ -206,8 +203,8 @@ def pick_port(requested: int) -> int:
 
 
 def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
-          say: Callable[[str], None]) -> SshdProcess:
-    sshd = find_sshd(say)
+          say: Callable[[str], None], sshd_override: str = "") -> SshdProcess:
+    sshd = find_sshd(say, sshd_override)
     prepare_state(state)
     stop_leftover(state, say)
     port = pick_port(port)
@@ -225,24 +222,32 @@ def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
         raise BootstrapError(f"sshd refused colabssh's config: {detail}",
                              f"see {config}; is OpenSSH older than 8.7 (no SetEnv)?")
     log = open(state / LOG_NAME, "ab")
+    offset = log.seek(0, os.SEEK_END)
     process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                stdout=log, stderr=log, start_new_session=True)
     log.close()
-    _wait_listening(process, port, state / LOG_NAME)
+    try:
+        _wait_listening(process, port, state / LOG_NAME, offset)
+    except BaseException:
+        stop_process(process)
+        raise
     return SshdProcess(process=process, port=port, host_key=host_key, state=state)
 
 
-def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path, offset: int) -> None:
+    """Wait for sshd's own "Server listening" line (no probe connection, which sshd would count)."""
+    ready = f"Server listening on 127.0.0.1 port {port}."
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+        if ready in text:
+            return
         if process.poll() is not None:
-            tail = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+            tail = (text.strip().splitlines() or ["no output"])[-1]
             raise BootstrapError(f"sshd stopped at once: {tail}", f"see {log}")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
+        time.sleep(0.01)
     stop_process(process)
     raise BootstrapError(f"sshd did not start listening on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s",
                          f"see {log}")

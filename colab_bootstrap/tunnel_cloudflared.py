@@ -18,16 +18,18 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .conncode import CodeError, validate_host
 from .errors import BootstrapError
-from .tunnels import Tunnel, record_tunnel_pid
+from .tunnels import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
 START_TIMEOUT = 60.0
 LOG_NAME = "cloudflared.log"
-_HOSTNAME_IN_LOG = re.compile(r"https://([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.trycloudflare\.com)")
+# The box line "|  https://some-random-words.trycloudflare.com  |"; not an error's "https://api.trycloudflare.com/tunnel".
+_HOSTNAME_IN_LOG = re.compile(r"https://((?!api\.)[A-Za-z0-9-]+\.trycloudflare\.com)(?=[\s|]|$)")
 _RELEASES = "https://github.com/cloudflare/cloudflared/releases/latest/download/"
 _ALTERNATIVE = "or use ngrok: colabssh bootstrap --tunnel ngrok"
 
@@ -83,16 +85,7 @@ def open_cloudflared(port: int, state: Path, say: Callable[[str], None]) -> Tunn
     log_path = state / LOG_NAME
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, errors="replace")
-    lines: list[str] = []
-    threading.Thread(target=_copy_log, args=(process, log_path, lines), daemon=True).start()
-    hostname = _wait_hostname(process, metrics, lines)
-    try:
-        validate_host(hostname)
-    except CodeError as exc:
-        process.terminate()
-        raise BootstrapError(f"cloudflared gave an unusable hostname: {exc}", _ALTERNATIVE) from None
     record_tunnel_pid(state, process.pid, f"--url ssh://localhost:{port}")
-    say(f"tunnel: cloudflared {hostname} -> 127.0.0.1:{port}")
 
     def close() -> None:
         if process.poll() is None:
@@ -101,12 +94,25 @@ def open_cloudflared(port: int, state: Path, say: Callable[[str], None]) -> Tunn
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
-        (state / "tunnel.pid").unlink(missing_ok=True)
+                process.wait()
+        forget_tunnel_pid(state, process.pid)
 
+    lines: deque[str] = deque(maxlen=200)
+    threading.Thread(target=_copy_log, args=(process, log_path, lines), daemon=True).start()
+    try:
+        hostname = _wait_hostname(process, metrics, lines)
+        try:
+            validate_host(hostname)
+        except CodeError as exc:
+            raise BootstrapError(f"cloudflared gave an unusable hostname: {exc}", _ALTERNATIVE) from None
+    except BaseException:
+        close()
+        raise
+    say(f"tunnel: cloudflared {hostname} -> 127.0.0.1:{port}")
     return Tunnel(kind="cloudflared", host=hostname, port=22, close=close, process=process)
 
 
-def _copy_log(process: subprocess.Popen[str], log_path: Path, lines: list[str]) -> None:
+def _copy_log(process: subprocess.Popen[str], log_path: Path, lines: deque[str]) -> None:
     assert process.stderr is not None
     with open(log_path, "a") as log:
         for line in process.stderr:
@@ -115,7 +121,7 @@ def _copy_log(process: subprocess.Popen[str], log_path: Path, lines: list[str]) 
             log.flush()
 
 
-def _wait_hostname(process: subprocess.Popen[str], metrics: str, lines: list[str]) -> str:
+def _wait_hostname(process: subprocess.Popen[str], metrics: str, lines: deque[str]) -> str:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         hostname = _quicktunnel_hostname(metrics)
@@ -126,9 +132,14 @@ def _wait_hostname(process: subprocess.Popen[str], metrics: str, lines: list[str
             if match:
                 return match.group(1)
         if process.poll() is not None:
-            tail = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+            time.sleep(0.1)  # let the log thread read the agent's last words
+            tail = next((_strip_log_prefix(line) for line in reversed(list(lines)) if line.strip()), "no output")
             raise BootstrapError(f"cloudflared stopped before the tunnel was up: {tail[:300]}", _ALTERNATIVE)
         time.sleep(0.1)
-    process.terminate()
     raise BootstrapError(f"cloudflared gave no tunnel address within {START_TIMEOUT:.0f} s",
                          "Cloudflare's quick tunnels have no uptime guarantee; run the cell again, " + _ALTERNATIVE)
+
+
+def _strip_log_prefix(line: str) -> str:
+    """'2026-01-01T00:00:00Z ERR text' -> 'text'."""
+    return re.sub(r"^\S+ (?:DBG|INF|WRN|ERR|FTL) ", "", line.strip())

@@ -10,26 +10,31 @@ from __future__ import annotations
 
 import getpass
 import importlib
+import ipaddress
+import logging
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .colab import get_secret
 from .conncode import CodeError, validate_host, validate_port
 from .errors import BootstrapError
-from .tunnels import Tunnel, record_tunnel_pid
+from .tunnels import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
 CONFIG_NAME = "ngrok.yml"
+LOG_NAME = "ngrok.log"
 _URL = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):([0-9]{1,5})")
 _CLOUDFLARED = "or use cloudflared, which needs no account: colabssh bootstrap --tunnel cloudflared"
 
 EXPLANATIONS = {
     "ERR_NGROK_4018": ("ngrok refused to start: it needs a verified account and its authtoken (ERR_NGROK_4018).",
                        "copy your token from https://dashboard.ngrok.com/get-started/your-authtoken into the "
-                       "Colab Secret NGROK_AUTHTOKEN (key icon, left bar) and run the cell again, " + _CLOUDFLARED),
+                       "Colab Secret NGROK_AUTHTOKEN (key icon, left bar; or the environment variable of that "
+                       "name) and run the cell again, " + _CLOUDFLARED),
     "ERR_NGROK_105": ("ngrok refused the authtoken: it does not look like an ngrok token (ERR_NGROK_105).",
                       "copy the token again from https://dashboard.ngrok.com/get-started/your-authtoken, "
                       + _CLOUDFLARED),
@@ -46,21 +51,26 @@ EXPLANATIONS = {
 
 
 def parse_public_url(url: str) -> tuple[str, int]:
-    """``tcp://HOST:PORT`` -> (HOST, PORT), strictly; HOST a DNS name or an IP address."""
-    match = _URL.fullmatch(url or "")
+    """``tcp://HOST:PORT`` -> (HOST, PORT), strictly; HOST a DNS name, an IPv4 or a bracketed IPv6 address."""
+    match = _URL.fullmatch(url) if isinstance(url, str) else None
     if not match:
         raise BootstrapError(f"ngrok gave an unexpected address {url!r} (expected tcp://HOST:PORT)",
                              "upgrade pyngrok and the ngrok agent, " + _CLOUDFLARED)
-    host = match.group(1).strip("[]")
+    host = match.group(1)
     try:
+        if host.startswith("["):
+            host = host[1:-1]
+            if ipaddress.ip_address(host).version != 6:
+                raise CodeError(f"{host} in brackets is not an IPv6 address")
         return validate_host(host), validate_port(match.group(2))
-    except CodeError as exc:
-        raise BootstrapError(f"ngrok gave an unusable address {url!r}: {exc}") from None
+    except (CodeError, ValueError) as exc:
+        raise BootstrapError(f"ngrok gave an unusable address {url!r}: {exc}",
+                             "upgrade pyngrok and the ngrok agent, " + _CLOUDFLARED) from None
 
 
-def find_token() -> str:
+def find_token(say: Callable[[str], None] | None = None) -> str:
     """NGROK_AUTHTOKEN from Colab Secrets, the environment, or a hidden prompt."""
-    token = get_secret("NGROK_AUTHTOKEN") or os.environ.get("NGROK_AUTHTOKEN")
+    token = get_secret("NGROK_AUTHTOKEN", say) or os.environ.get("NGROK_AUTHTOKEN")
     if not token and sys.stdin is not None and sys.stdin.isatty():
         token = getpass.getpass("ngrok authtoken (input hidden): ")
     if not token and _in_notebook():
@@ -73,15 +83,14 @@ def _in_notebook() -> bool:
 
 
 def write_agent_config(state: Path, token: str) -> Path:
+    """The agent's own config file (mode 0600) holding the token: the one place the agent reads it from."""
+    if token and not re.fullmatch(r"[A-Za-z0-9_\-]+", token):
+        raise BootstrapError("the ngrok authtoken has characters an ngrok token never has",
+                             "copy it again from https://dashboard.ngrok.com/get-started/your-authtoken")
     path = state / CONFIG_NAME
     tmp = state / f".{CONFIG_NAME}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    body = 'version: "3"\n'
-    if token:
-        if not re.fullmatch(r"[A-Za-z0-9_\-]+", token):
-            raise BootstrapError("the ngrok authtoken has characters an ngrok token never has",
-                                 "copy it again from https://dashboard.ngrok.com/get-started/your-authtoken")
-        body += f"agent:\n  authtoken: {token}\n"
+    body = 'version: "3"\n' + (f"agent:\n  authtoken: {token}\n" if token else "")
     with os.fdopen(fd, "w") as handle:
         handle.write(body)
     os.replace(tmp, path)
@@ -119,18 +128,55 @@ def explain(exc: BaseException, token: str) -> BootstrapError:
     return BootstrapError(f"ngrok failed: {first[:300]}", _CLOUDFLARED)
 
 
+class _Redact(logging.Filter):
+    """Keeps the token out of ngrok.log, whatever the agent or pyngrok write."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.token:
+            text = record.getMessage()
+            if self.token in text:
+                record.msg, record.args = text.replace(self.token, "***"), None
+        return True
+
+
+def _log_to_file(state: Path, token: str) -> None:
+    """pyngrok's log (and the agent's, which it relays) goes to ngrok.log, not to the notebook.
+
+    Without a handler, Python's last-resort handler would print the agent's error lines on stderr.
+    """
+    logger = logging.getLogger("pyngrok")
+    for handler in [h for h in logger.handlers if getattr(h, "colabssh", False)]:
+        logger.removeHandler(handler)
+        handler.close()
+    handler = logging.FileHandler(state / LOG_NAME)
+    handler.colabssh = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.addFilter(_Redact(token))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
-    token = find_token()
+    token = find_token(say)
     config_path = write_agent_config(state, token)
     ngrok = _import_pyngrok(say)
     conf = importlib.import_module("pyngrok.conf")
     installer = importlib.import_module("pyngrok.installer")
     installer._print_progress_enabled = False
+    _log_to_file(state, token)
     cfg = conf.PyngrokConfig(config_path=str(config_path), startup_timeout=30)
     cfg.auth_token = None  # pyngrok would put it on the agent's argv
-    say("tunnel: starting ngrok...")
     try:
-        ngrok.kill(cfg)
+        ngrok.kill(cfg)  # an agent this kernel started in an earlier run of the cell
+        if not os.path.exists(cfg.ngrok_path):
+            say(f"tunnel: downloading the ngrok agent to {cfg.ngrok_path}...")
+            installer.install_ngrok(cfg.ngrok_path, ngrok_version=cfg.ngrok_version)
+        say("tunnel: starting ngrok...")
         tunnel = ngrok.connect(str(port), "tcp", pyngrok_config=cfg)
         process = ngrok.get_ngrok_process(cfg)
     except Exception as exc:  # every pyngrok failure becomes one explained paragraph
@@ -139,7 +185,14 @@ def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
         except Exception:
             pass
         raise explain(exc, token) from None
-    host, public_port = parse_public_url(tunnel.public_url)
+    except BaseException:
+        ngrok.kill(cfg)
+        raise
+    try:
+        host, public_port = parse_public_url(tunnel.public_url)
+    except BootstrapError:
+        ngrok.kill(cfg)
+        raise
     record_tunnel_pid(state, process.proc.pid, str(config_path))
     say(f"tunnel: ngrok {host}:{public_port} -> 127.0.0.1:{port}")
 
@@ -148,6 +201,6 @@ def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
             ngrok.kill(cfg)
         except Exception:
             pass
-        (state / "tunnel.pid").unlink(missing_ok=True)
+        forget_tunnel_pid(state, process.proc.pid)
 
     return Tunnel(kind="ngrok", host=host, port=public_port, close=close, process=process.proc)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+
+from . import processes
 
 TUNNEL_PID_NAME = "tunnel.pid"
 
@@ -41,21 +41,29 @@ def record_tunnel_pid(state: Path, pid: int, marker: str) -> None:
     (state / TUNNEL_PID_NAME).write_text(f"{pid}\n{marker}\n")
 
 
+def forget_tunnel_pid(state: Path, pid: int) -> None:
+    """Remove the record, unless a later run of the cell has written its own there."""
+    path = state / TUNNEL_PID_NAME
+    try:
+        if path.read_text().split()[:1] == [str(pid)]:
+            path.unlink()
+    except OSError:
+        pass
+
+
 def stop_leftover_tunnel(state: Path, say: Callable[[str], None]) -> None:
+    """Stop the agent an earlier run left behind: the recorded pid, if its argv still names our marker.
+
+    Waits until it is gone, so that ngrok's one-agent-per-account limit (ERR_NGROK_108) is not hit
+    by our own leftover.
+    """
     path = state / TUNNEL_PID_NAME
     try:
         pid_text, marker = path.read_text().splitlines()[:2]
         pid = int(pid_text)
     except (OSError, ValueError):
         return
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        cmdline = ""
-    if marker and marker in cmdline:
+    if processes.runs_with(pid, marker):
         say(f"stopping the tunnel of an earlier run (pid {pid})")
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        processes.terminate(pid)
     path.unlink(missing_ok=True)

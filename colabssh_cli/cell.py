@@ -9,11 +9,14 @@ runs as ``python3 cell.py`` on any Linux machine with sshd.
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
+from pathlib import Path
 
 import colab_bootstrap
 
-from .errors import BAD_INPUT, ColabsshError
+from .errors import BAD_INPUT, FAILURE, ColabsshError
+from .paths import Paths
 
 TUNNEL_KINDS = ("ngrok", "cloudflared", "local")
 
@@ -77,3 +80,56 @@ def render_cell(tunnel: str, public_key: str, sync_every: int = 0) -> str:
               "if _colabssh_status and \"ipykernel\" not in _sys.modules:  # run as a script",
               "    raise SystemExit(_colabssh_status)", ""]
     return "\n".join(lines)
+
+
+def public_key_text(public_key: Path | None, paths: Paths) -> str:
+    """The key line to authorise: from ``public_key`` (a .pub file), else colabssh's own key (made if missing)."""
+    from colab_bootstrap.errors import BootstrapError
+    from colab_bootstrap.pubkey import authorised_key_line
+
+    from .keys import ensure_client_key
+
+    if public_key is None:
+        text = ensure_client_key(paths)
+    else:
+        try:
+            text = public_key.read_text(encoding="utf-8", errors="strict")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not a text file"
+            raise ColabsshError(f"cannot read the public key {public_key}: {reason}",
+                                "pass a .pub file, e.g. --public-key ~/.ssh/id_ed25519.pub", BAD_INPUT) from None
+    try:
+        return authorised_key_line(text)
+    except BootstrapError as exc:
+        raise ColabsshError(f"{public_key or paths.public_key}: {exc.message}", exc.hint, BAD_INPUT) from None
+
+
+def build_cell(tunnel: str, public_key: Path | None, key_from_secret: bool, sync_every: int, paths: Paths) -> str:
+    """The whole cell text; every input checked before anything is written."""
+    if tunnel not in TUNNEL_KINDS:
+        raise ColabsshError(f"unknown tunnel kind {tunnel!r}", f"use --tunnel {', '.join(TUNNEL_KINDS)}", BAD_INPUT)
+    if key_from_secret:
+        if public_key is not None:
+            raise ColabsshError("--key-from-secret and --public-key exclude each other",
+                                "drop one: a cell either embeds a key or reads the Colab Secret COLABSSH_PUBKEY",
+                                BAD_INPUT)
+        return render_cell(tunnel, "", sync_every)
+    return render_cell(tunnel, public_key_text(public_key, paths), sync_every)
+
+
+def write_atomically(out: Path, text: str) -> None:
+    """Write ``out`` whole or not at all (temp file in the same folder, fsync, rename)."""
+    tmp = out.with_name(f".{out.name}.colabssh-tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise ColabsshError(f"cannot write {out}: {exc.strerror or exc}", "choose another --out path",
+                            FAILURE) from None

@@ -1,20 +1,26 @@
 """The remote seam: every remote command the CLI runs goes through here.
 
-OpenSSH (``ssh -F ~/.ssh/colabssh/config ALIAS ...``) through the very Host block
-that VS Code uses, so what works for `colabssh status` works for VS Code; the
-block's connection sharing (ControlMaster) lets every command after the first
-skip the handshake. Remote exit codes become advice (255: ssh itself failed;
-127: a command missing on the runtime), as sshuttle does.
+OpenSSH (``ssh -F /abs/home/.ssh/config ALIAS ...``) through the very config that
+VS Code uses (the user's config, which includes colabssh's own file), so what works
+for `colabssh status` works for VS Code. ``-F`` is always given with an absolute
+path because ssh finds ``~`` through the password database, not ``$HOME``. The
+Host block's connection sharing (ControlMaster/ControlPath/ControlPersist; not on
+Windows) lets every command after the first skip the handshake. Remote exit codes
+become advice (255: ssh itself failed; 127: a command missing on the runtime), as
+sshuttle does. Files go up through stdin (`write_file`) or scp (`upload`).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO, Callable, Optional, Sequence
+from pathlib import Path
+from typing import IO, Optional
 
 from .errors import FAILURE, MISSING_TOOL, UNREACHABLE, ColabsshError
 from .paths import Paths
@@ -37,6 +43,49 @@ def ssh_binary() -> str:
                             "install it (Debian/Ubuntu: apt-get install openssh-client; Windows: the "
                             "OpenSSH Client optional feature)", MISSING_TOOL)
     return found
+
+
+def scp_binary() -> str:
+    found = shutil.which("scp")
+    if not found:
+        raise ColabsshError("OpenSSH's scp is not installed", "install the OpenSSH client", MISSING_TOOL)
+    return found
+
+
+def shares_connections() -> bool:
+    """OpenSSH's connection sharing needs Unix sockets; OpenSSH for Windows has none."""
+    return os.name != "nt"
+
+
+def ssh_config_file(paths: Paths) -> Path:
+    """The config every ssh call is given with -F: the user's own, which includes colabssh's file."""
+    return paths.user_config
+
+
+def control_command(paths: Paths, alias: str, command: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
+    """``ssh -O COMMAND ALIAS`` (check, exit) against the alias's shared connection."""
+    return subprocess.run([ssh_binary(), "-F", str(ssh_config_file(paths)), "-O", command, alias],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                          timeout=timeout)
+
+
+def shared_connection_alive(paths: Paths, alias: str) -> bool:
+    if not shares_connections() or not ssh_config_file(paths).exists():
+        return False
+    try:
+        return control_command(paths, alias, "check").returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def close_shared_connection(paths: Paths, alias: str) -> bool:
+    """Close the alias's shared connection if one is open (so nothing reaches an old runtime); True if closed."""
+    if not shared_connection_alive(paths, alias):
+        return False
+    try:
+        return control_command(paths, alias, "exit").returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshError:
@@ -73,7 +122,7 @@ class Remote:
         self.paths = paths or Paths.from_env()
 
     @classmethod
-    def for_alias(cls, alias: Optional[str]) -> "Remote":
+    def for_alias(cls, alias: Optional[str]) -> Remote:
         paths = Paths.from_env()
         return cls(resolve(alias, paths), paths)
 
@@ -83,7 +132,7 @@ class Remote:
 
     def ssh_argv(self, remote_command: Optional[str] = None, *, tty: bool = False,
                  options: Sequence[str] = ()) -> list[str]:
-        argv = [ssh_binary(), "-F", str(self.paths.config)]
+        argv = [ssh_binary(), "-F", str(ssh_config_file(self.paths))]
         if self.session.auth == "key":
             argv += ["-o", "BatchMode=yes"]
         argv += ["-t" if tty else "-T", *options, self.alias]
@@ -153,3 +202,39 @@ class Remote:
         """Ship a stdlib-only script as source and run it with the runtime's python (the cell's)."""
         return self.stream(self.python_command(args), input=source.encode("utf-8"),
                            on_stdout=on_stdout, on_stderr=on_stderr)
+
+    def write_file(self, remote_path: str, data: bytes, *, mode: int = 0o644) -> None:
+        """Write bytes to a file on the runtime through stdin: a temp file beside it, then a rename."""
+        target = shlex.quote(remote_path)
+        temp = shlex.quote(f"{remote_path}.colabssh-tmp")
+        command = (f"umask 077 && cat > {temp} && chmod {mode:o} {temp} && mv -f {temp} {target}"
+                   f" || {{ rc=$?; rm -f {temp}; exit $rc; }}")
+        result = self.run(command, input=data)
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace").strip().splitlines()
+            raise ColabsshError(f"{self.alias}: could not write {remote_path} on the runtime"
+                                + (f": {detail[-1]}" if detail else ""), "", FAILURE)
+
+    def upload(self, local: Path, remote_path: str) -> None:
+        """Copy a local file to the runtime with scp (OpenSSH, same config, same shared connection)."""
+        argv = [scp_binary(), "-F", str(ssh_config_file(self.paths)), "-q", "-p"]
+        if self.session.auth == "key":
+            argv += ["-o", "BatchMode=yes"]
+        argv += ["--", str(local), f"{self.alias}:{remote_path}"]
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+        if result.returncode != 0:
+            stderr = result.stderr.decode(errors="replace")
+            if result.returncode == 255 or "Connection closed" in stderr or "Permission denied (" in stderr:
+                raise explain_ssh_failure(self.alias, 255, stderr)
+            last = (stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+            raise ColabsshError(f"{self.alias}: could not copy {local} to {remote_path}: {last}", "", FAILURE)
+
+    def interactive(self, command: Sequence[str] = ()) -> int:
+        """Run OpenSSH with the alias on this terminal (a shell, or COMMAND); return ssh's exit code."""
+        argv = [ssh_binary(), "-F", str(ssh_config_file(self.paths)), self.alias]
+        if command:
+            argv += ["--", *command]
+        return subprocess.run(argv).returncode
+
+    def shared_connection_alive(self) -> bool:
+        return shared_connection_alive(self.paths, self.alias)

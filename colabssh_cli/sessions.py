@@ -11,12 +11,15 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
+from .sshconfig import locked
 
 DEFAULT_ALIAS = "colab"
 _ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -48,9 +51,22 @@ class Session:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Session":
+    def from_dict(cls, data: dict[str, Any]) -> Session:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def address(self) -> str:
+        """host:port, or the bare host name for cloudflared sessions (reached through cloudflared)."""
+        return self.host if self.tunnel == "cloudflared" else f"{self.host}:{self.port}"
+
+    def same_runtime(self, other: Session) -> bool:
+        """Equal in everything but the time of connecting."""
+        return replace(self, connected_at="") == replace(other, connected_at="")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def load_sessions(paths: Paths) -> dict[str, Session]:
@@ -84,6 +100,44 @@ def save_sessions(paths: Paths, sessions: dict[str, Session]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def update_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) -> bool:
+    """Read, change and write the session list under colabssh's lock; False (nothing written) if unchanged."""
+    with locked(paths):
+        sessions = load_sessions(paths)
+        before = dict(sessions)
+        change(sessions)
+        if sessions == before:
+            return False
+        if sessions:
+            save_sessions(paths, sessions)
+        else:
+            paths.sessions.unlink(missing_ok=True)
+        return True
+
+
+def record_session(paths: Paths, session: Session) -> bool:
+    """Remember a session; an identical one (but for its time) is kept as it is, so a re-run writes nothing."""
+
+    def change(sessions: dict[str, Session]) -> None:
+        old = sessions.get(session.alias)
+        if old is None or not old.same_runtime(session):
+            sessions[session.alias] = session
+
+    return update_sessions(paths, change)
+
+
+def drop_session(paths: Paths, alias: str) -> Optional[Session]:
+    """Forget a session; return what was recorded (None if there was none). The file goes with the last one."""
+    dropped: list[Session] = []
+
+    def change(sessions: dict[str, Session]) -> None:
+        if alias in sessions:
+            dropped.append(sessions.pop(alias))
+
+    update_sessions(paths, change)
+    return dropped[0] if dropped else None
 
 
 def resolve(alias: str | None, paths: Paths | None = None) -> Session:

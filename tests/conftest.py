@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
+from colabssh_cli.paths import Paths
 from tests.cellrunner import RunningCell, start_cell
 
 
@@ -65,3 +67,22 @@ def start_runtime(tmp_path: Path, render: Callable[..., Path]) -> Iterator[Calla
 def runtime(start_runtime: Callable[..., RunningCell]) -> RunningCell:
     """A running local runtime (tunnel: local) with its connection code."""
     return start_runtime("local")
+
+
+@dataclass
+class Connected:
+    alias: str
+    runtime: RunningCell
+    paths: Paths
+
+
+@pytest.fixture
+def connected(runtime: RunningCell) -> Iterator[Connected]:
+    """The `runtime`, connected with `colabssh connect CODE --no-open` (alias 'colab')."""
+    from colabssh_cli.app import main
+    from colabssh_cli.remote import close_shared_connection
+
+    assert main(["connect", runtime.code, "--no-open"]) == 0
+    paths = Paths.from_env()
+    yield Connected("colab", runtime, paths)
+    close_shared_connection(paths, "colab")

@@ -1,0 +1,63 @@
+"""Stop a process that an earlier run of the cell left behind, and only that one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+STOP_TIMEOUT = 5.0
+
+
+def cmdline(pid: int) -> list[str]:
+    """The process's argv ([] when it is gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def runs_with(pid: int, marker: str) -> bool:
+    """True when the live process ``pid`` has ``marker`` in its command line.
+
+    Substring, not argv word: sshd rewrites its argv into one title string
+    ("sshd: /usr/sbin/sshd -D -f CONFIG [listener] 0 of 10-100 startups").
+    """
+    return bool(marker) and not is_gone(pid) and marker in " ".join(cmdline(pid))
+
+
+def is_gone(pid: int) -> bool:
+    """True when the process has exited (a zombie counts as gone; our own zombie child is reaped)."""
+    try:
+        reaped, _status = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: look at /proc
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def terminate(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, wait until it is gone, SIGKILL after ``timeout`` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_gone(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not is_gone(pid):
+        time.sleep(0.02)

@@ -1,0 +1,1110 @@
+"""Back the content root up to Drive (and restore it) ON the runtime: rsync under a lock, detached, its log followed.
+
+Standard library only, and self-contained: ``colabssh sync`` ships this file's source over SSH and runs it with
+the runtime's python (``BOOT`` below), and the cell imports it to run the same sync on a timer
+(``start_periodic``). Run as a script it takes the same sub-commands (tests do that).
+
+One run, from the laptop, in ONE remote command (each extra command costs a shell start):
+
+1. take the lock ``STATE/sync/lock`` (``flock``, so a killed run releases it); a second sync is refused;
+2. check: the Drive folder is there (on Colab: a ``fuse.drive`` mount in ``/proc/self/mountinfo``), paths are
+   inside the content root, ``--delete`` has a non-empty source, there is room for the copy; warn about many
+   small files;
+3. start a worker in a session of its own (``setsid``, output to the job's log) that inherits the lock and runs
+   rsync; a dropped SSH link does not cut it short;
+4. follow the job's log, turning rsync's output into JSON events on stdout, until the worker has released the
+   lock and written the result; exit with that run's exit code.
+
+rsync writes every file to a temp file in a folder beside the destination (``--temp-dir`` on the same
+filesystem, so the final step is a rename) and never uses ``--inplace``: no partial file ever appears under its
+final name, and temp files a killed run leaves behind are removed by the next run. Deletions only with
+``--delete``, and then deleted and replaced files are moved into a dated trash folder inside the Drive folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Optional
+
+try:
+    from .errors import BootstrapError
+except ImportError:  # shipped alone over SSH: no package around this file
+
+    class BootstrapError(Exception):  # type: ignore[no-redef]
+        def __init__(self, message: str, hint: str = "") -> None:
+            super().__init__(message)
+            self.message = message
+            self.hint = hint
+
+
+DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
+TRASH_FOLDER = "colabssh/trash"  # dated folders of deleted and replaced files, relative to the Drive folder
+DRIVE_TMP_FOLDER = "colabssh/.tmp"  # rsync's temp files while backing up, relative to the Drive folder
+CONTENT_TMP_FOLDER = ".colabssh-tmp"  # rsync's temp files while restoring, relative to the content root
+IGNORE_FILE = ".colabsshignore"
+ALWAYS_EXCLUDED = (
+    "/drive/",  # the Drive mount itself: no recursion into Drive
+    "/sample_data/",
+    "/.config/",  # Colab keeps gcloud credentials there
+    f"/{CONTENT_TMP_FOLDER}/",
+    "__pycache__/",
+    ".ipynb_checkpoints/",
+    ".cache/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".Trash-*/",
+)
+MOUNTINFO = Path("/proc/self/mountinfo")
+DRIVE_FSTYPE = "fuse.drive"
+MANY_SMALL_FILES = 10_000
+MANY_IN_ONE_FOLDER = 1_000
+SMALL_FILE = 1 << 20
+SPACE_MARGIN = 256 << 20
+KEEP_JOBS = 10
+POLL_SECONDS = 0.02
+PROGRESS_EVERY = 0.1
+
+# The runner's own exit codes, for runs that never reached rsync (rsync's codes are all below 64).
+EXIT_BAD_INPUT = 64
+EXIT_NO_DRIVE = 65
+EXIT_NO_SPACE = 66
+EXIT_LOCKED = 67
+EXIT_NO_RSYNC = 68
+EXIT_LOST = 69  # the run ended without a result: its worker was killed
+EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
+
+# What the laptop runs: this file's source arrives on stdin, the arguments follow.
+BOOT = ('import sys;S=sys.stdin.read();'
+        'exec(compile(S,"<colabssh sync_runner>","exec"),{"__name__":"__main__","RUNNER_SOURCE":S})')
+
+RSYNC_ADVICE = {
+    1: "rsync refused colabssh's options (is rsync on the runtime very old?); see the messages above",
+    2: "rsync's two sides speak different protocol versions; update rsync on the runtime",
+    3: "a source or destination folder is missing or cannot be read; check the paths",
+    5: "rsync could not start its other half",
+    10: "the connection between rsync's two sides broke",
+    11: "reading or writing a file failed: the disk or Drive may be full (Drive stages files on the "
+        "runtime's disk; see `df -h /content`), or a file is not accessible",
+    12: "rsync's data stream broke off (the other side stopped or ran out of space); run it again",
+    13: "rsync reported an internal error; see the messages above",
+    14: "rsync's helper processes failed; run it again",
+    20: "the sync was interrupted (killed or stopped); run it again: every file under its final name is "
+        "complete, and the next run copies what is missing",
+    21: "rsync lost track of a helper process; run it again",
+    22: "rsync ran out of memory; sync fewer files at a time (PATH arguments)",
+    23: "some files could not be copied (see the messages above: permissions, names Drive cannot hold, "
+        "files that changed); the rest was copied",
+    24: "some files vanished while they were being copied (is a job still writing them?); the rest was "
+        "copied: run it again once they settle",
+    25: "rsync stopped deleting at its --max-delete limit",
+    30: "rsync timed out waiting for data; run it again",
+    35: "rsync timed out waiting for its other half; run it again",
+}
+
+
+def advice_for(code: int) -> str:
+    if code == 0:
+        return ""
+    return RSYNC_ADVICE.get(code, f"rsync ended with exit code {code}; see the messages above")
+
+
+class SyncRefused(BootstrapError):
+    """A sync that must not start; ``kind`` and ``exit_code`` tell the laptop which one."""
+
+    def __init__(self, message: str, hint: str = "", kind: str = "bad_input", exit_code: int = EXIT_BAD_INPUT):
+        super().__init__(message, hint)
+        self.kind = kind
+        self.exit_code = exit_code
+
+
+# --------------------------------------------------------------------------------------------- requests
+@dataclass
+class Request:
+    """What to copy. ``mode`` "backup": content root -> Drive folder/FOLDER; "restore": the reverse."""
+
+    mode: str
+    content: Path
+    drive: Path
+    folder: str = DEFAULT_FOLDER
+    paths: list[str] = field(default_factory=lambda: ["."])
+    excludes: list[str] = field(default_factory=list)
+    delete: bool = False
+    dry_run: bool = False
+    force: bool = False
+    bwlimit: int = 0  # KiB/s, 0 = no limit
+
+    @property
+    def source_root(self) -> Path:
+        return self.content if self.mode == "backup" else self.drive / self.folder
+
+    @property
+    def dest_root(self) -> Path:
+        return self.drive / self.folder if self.mode == "backup" else self.content
+
+
+def clean_relative(text: str, what: str) -> str:
+    """A path inside a root: no absolute paths, no '..', no control characters; '' and '.' mean the root."""
+    if any(ord(ch) < 32 for ch in text):
+        raise SyncRefused(f"{what} {text!r} has a control character in it", "rename it")
+    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
+    if text.startswith("/") or ".." in parts:
+        raise SyncRefused(f"{what} {text!r} must be a path inside its root (no leading '/', no '..')",
+                          "give it relative to the content root, e.g. `project/data`")
+    return "/".join(parts) or "."
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    child_s, parent_s = os.path.realpath(child), os.path.realpath(parent)
+    return os.path.commonpath([child_s, parent_s]) == parent_s
+
+
+# --------------------------------------------------------------------------------------------- Drive
+def mount_fstype(path: Path, mountinfo: Path = MOUNTINFO) -> str:
+    """The filesystem type of the mount that holds PATH ('' when mountinfo cannot be read)."""
+    target = os.path.realpath(path)
+    best, best_type = "", ""
+    try:
+        lines = mountinfo.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        fstype = line.split(" - ", 1)[1].split()[0]
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, best_type = point, fstype
+    return best_type
+
+
+def on_colab(environ: Mapping[str, str], mountinfo: Path = MOUNTINFO) -> bool:
+    if environ.get("COLAB_RELEASE_TAG") or Path("/var/colab/hostname").exists():
+        return True
+    try:
+        return f" - {DRIVE_FSTYPE} " in mountinfo.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def check_drive(drive: Path, colab: bool, mountinfo: Path = MOUNTINFO) -> bool:
+    """Refuse a Drive folder that is not there; True when it is Google Drive's mount (writes land in its cache).
+
+    On Colab only a folder on the ``fuse.drive`` mount counts: an unmounted /content/drive is the VM's own disk,
+    lost at recycle (and it would make the next drive.mount() fail). Off Colab an existing folder counts.
+    """
+    if colab:
+        fstype = mount_fstype(drive, mountinfo)
+        if fstype != DRIVE_FSTYPE or not drive.is_dir():
+            raise SyncRefused(f"{drive} is not on Google Drive's mount ({fstype or 'no mount found'})",
+                              "mount Drive in the notebook (re-run the colabssh cell, or "
+                              "drive.mount('/content/drive')), then sync again", "no_drive", EXIT_NO_DRIVE)
+        return True
+    if not drive.is_dir():
+        raise SyncRefused(f"the Drive folder {drive} does not exist",
+                          "on Colab, re-run the colabssh cell so it mounts Drive; elsewhere set COLABSSH_DRIVE "
+                          "to an existing folder before starting the cell", "no_drive", EXIT_NO_DRIVE)
+    return False
+
+
+# --------------------------------------------------------------------------------------------- scanning
+@dataclass
+class Scan:
+    """What the source holds (an estimate: rsync's own filter rules decide what is copied)."""
+
+    files: int = 0
+    bytes: int = 0
+    small_files: int = 0
+    symlinks: int = 0
+    busiest_folder: str = ""
+    busiest_count: int = 0
+    newer_in_dest: list[str] = field(default_factory=list)  # restore: files the destination has newer
+
+
+class Excluder:
+    """rsync-like exclude patterns, close enough for counting: '/x' anchors, 'x/' means folders only."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.rules: list[tuple[str, bool, bool, bool]] = []  # pattern, anchored, dirs only, whole path
+        for raw in patterns:
+            pattern = raw.strip()
+            if pattern.startswith("- "):
+                pattern = pattern[2:]
+            if not pattern or pattern.startswith(("+ ", "!", "#", ";")):
+                continue
+            dir_only = pattern.endswith("/")
+            pattern = pattern.rstrip("/")
+            anchored = pattern.startswith("/")
+            pattern = pattern.lstrip("/")
+            if pattern:
+                self.rules.append((pattern, anchored, dir_only, anchored or "/" in pattern or "**" in pattern))
+
+    def excluded(self, rel: str, is_dir: bool) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        for pattern, anchored, dir_only, whole in self.rules:
+            if dir_only and not is_dir:
+                continue
+            if not whole:
+                if fnmatchcase(name, pattern):
+                    return True
+            elif anchored:
+                if fnmatchcase(rel, pattern):
+                    return True
+            else:
+                parts = rel.split("/")
+                if any(fnmatchcase("/".join(parts[i:]), pattern) for i in range(len(parts))):
+                    return True
+        return False
+
+
+def read_ignore_file(root: Path) -> list[str]:
+    try:
+        text = (root / IGNORE_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.rstrip("\r") for line in text.splitlines()]
+
+
+def iter_files(root: Path, paths: Sequence[str], excluder: Excluder) -> Iterator[tuple[str, os.stat_result]]:
+    """(relative path, lstat) of every entry under the given paths, pruning excluded folders; no symlinks followed,
+    no other filesystems entered. Folders are yielded too (their stat says so)."""
+    for top in paths:
+        start = root if top == "." else root / top
+        try:
+            info = start.lstat()
+        except OSError:
+            continue
+        rel_top = "" if top == "." else top
+        if rel_top:
+            yield rel_top, info
+        if not stat.S_ISDIR(info.st_mode):
+            continue
+        device = info.st_dev
+        stack = [(start, rel_top)]
+        while stack:
+            folder, rel_folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+                try:
+                    entry_info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                is_dir = stat.S_ISDIR(entry_info.st_mode)
+                if excluder.excluded(rel, is_dir):
+                    continue
+                yield rel, entry_info
+                if is_dir and entry_info.st_dev == device:
+                    stack.append((Path(entry.path), rel))
+
+
+def scan(root: Path, paths: Sequence[str], excluder: Excluder, newer_than: Optional[Path] = None) -> Scan:
+    """Count what ROOT holds; with NEWER_THAN, also list the files that are newer there (restore's --update)."""
+    result = Scan()
+    per_folder: dict[str, int] = {}
+    for rel, info in iter_files(root, paths, excluder):
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else "."
+        per_folder[parent] = per_folder.get(parent, 0) + 1
+        if stat.S_ISREG(info.st_mode):
+            result.files += 1
+            result.bytes += info.st_size
+            if info.st_size < SMALL_FILE:
+                result.small_files += 1
+            if newer_than is not None:
+                try:
+                    if os.stat(newer_than / rel).st_mtime > info.st_mtime + 1:
+                        result.newer_in_dest.append(rel)
+                except OSError:
+                    pass
+        elif stat.S_ISLNK(info.st_mode):
+            result.symlinks += 1
+    if per_folder:
+        result.busiest_folder, result.busiest_count = max(per_folder.items(), key=lambda item: item[1])
+    return result
+
+
+def bytes_to_copy(request: Request, excluder: Excluder) -> int:
+    """The bytes of source files that differ from the destination's (a second, exact pass for a tight disk)."""
+    total = 0
+    for rel, info in iter_files(request.source_root, request.paths, excluder):
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        try:
+            there = os.stat(request.dest_root / rel)
+        except OSError:
+            total += info.st_size
+            continue
+        if there.st_size != info.st_size or abs(there.st_mtime - info.st_mtime) > 1:
+            total += info.st_size
+    return total
+
+
+def existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_free_space(need: int, places: Sequence[Path],
+                     disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage) -> None:
+    """Refuse when any of PLACES lacks room for NEED bytes plus a margin (10% + 256 MiB)."""
+    wanted = need + need // 10 + SPACE_MARGIN
+    for place in places:
+        free = disk_usage(existing_ancestor(place))[2]
+        if free < wanted:
+            raise SyncRefused(
+                f"not enough free space at {place}: {_size(need)} to copy (plus a margin), {_size(free)} free",
+                "free some space, or sync part of the tree (colabssh sync PATH...)", "no_space", EXIT_NO_SPACE)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+# --------------------------------------------------------------------------------------------- plan
+@dataclass
+class Plan:
+    request: Request
+    argv: list[str]
+    tmp_dir: Optional[str]
+    trash: Optional[str]
+    drive_cache: bool  # the destination is Google Drive's mount: files land in its local cache first
+    scan: Scan
+    warnings: list[tuple[str, str]]
+
+
+def ensure_rsync(say: Callable[[str], None], is_root: Optional[bool] = None) -> str:
+    """rsync's path; on a root runtime without it, install it with apt-get (as the cell does for sshd)."""
+    found = shutil.which("rsync")
+    if found:
+        return found
+    is_root = os.geteuid() == 0 if is_root is None else is_root
+    if is_root and shutil.which("apt-get"):
+        say("rsync is missing on the runtime: installing it with apt-get...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "rsync"]):
+            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+        found = shutil.which("rsync")
+        if found:
+            return found
+    raise SyncRefused("rsync is not installed on the runtime", "install it there: apt-get install rsync",
+                      "no_rsync", EXIT_NO_RSYNC)
+
+
+def utc_stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
+
+
+def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[str, str]] = None,
+            mountinfo: Path = MOUNTINFO,
+            disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage) -> Plan:
+    """Check everything that can be checked before a byte moves, and build rsync's command line."""
+    environ = os.environ if environ is None else environ
+    request.content, request.drive = request.content.absolute(), request.drive.absolute()
+    if request.mode not in ("backup", "restore"):
+        raise SyncRefused(f"unknown sync mode {request.mode!r}")
+    request.folder = clean_relative(request.folder, "the Drive folder")
+    if request.folder == ".":
+        raise SyncRefused("the backup folder cannot be the Drive folder itself",
+                          f"name a folder inside it, e.g. --to {DEFAULT_FOLDER}")
+    request.paths = sorted({clean_relative(p, "the path") for p in request.paths or ["."]})
+    if "." in request.paths:
+        request.paths = ["."]
+    for pattern in request.excludes:
+        if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
+            raise SyncRefused(f"the exclude pattern {pattern!r} is empty or has a control character")
+    if not request.content.is_dir():
+        raise SyncRefused(f"the content root {request.content} does not exist", "re-run the colabssh cell",
+                          "no_content")
+    drive_cache = check_drive(request.drive, on_colab(environ, mountinfo), mountinfo)
+    drive, content = request.drive, request.content
+    trash_root, drive_tmp = drive / TRASH_FOLDER, drive / DRIVE_TMP_FOLDER
+    backup = drive / request.folder
+    for special in (trash_root, drive_tmp):
+        if _inside(backup, special) or _inside(special, backup):
+            raise SyncRefused(f"--to {request.folder} overlaps colabssh's own folder {special}",
+                              f"choose another folder, e.g. --to {DEFAULT_FOLDER}")
+    if _inside(content, backup):
+        raise SyncRefused(f"the content root {content} is inside the backup folder {backup}",
+                          "choose another --to folder")
+    excludes = list(ALWAYS_EXCLUDED)
+    if _inside(drive, content):  # keep the Drive folder (and so the backup) out of the copy, wherever it sits
+        rel_drive = os.path.relpath(os.path.realpath(drive), os.path.realpath(content))
+        if rel_drive == ".":
+            raise SyncRefused(f"the Drive folder {drive} is the content root itself",
+                              "set COLABSSH_DRIVE to a folder outside the content root")
+        excludes.append(f"/{rel_drive}/")
+    source, dest = request.source_root, request.dest_root
+    if request.mode == "restore":
+        if not source.is_dir():
+            raise SyncRefused(f"there is no backup at {source}",
+                              "name the folder the backup went to with --from (default "
+                              f"{DEFAULT_FOLDER}, relative to the Drive folder)", "no_backup")
+        if request.delete:
+            raise SyncRefused("restore never deletes files", "leave out --delete")
+    for rel in request.paths:
+        if rel != "." and not os.path.lexists(source / rel):
+            raise SyncRefused(f"{rel} does not exist in {source}", "give paths relative to that folder")
+    user_patterns = list(request.excludes)
+    ignore_file = content / IGNORE_FILE
+    if request.mode == "backup" and ignore_file.is_file():
+        user_patterns += read_ignore_file(content)
+    excluder = Excluder(excludes + user_patterns)
+    found = scan(source, request.paths, excluder,
+                 newer_than=dest if request.mode == "restore" and not request.force else None)
+    if request.delete and found.files == 0:
+        raise SyncRefused(f"refusing --delete: there is nothing to copy in {source}"
+                          + ("" if request.paths == ["."] else f" ({' '.join(request.paths)})")
+                          + ", so every file of the backup would go to the trash",
+                          "a fresh runtime's content root is empty: run `colabssh restore` first, or sync "
+                          "without --delete")
+    warnings: list[tuple[str, str]] = []
+    if request.mode == "backup" and (found.small_files >= MANY_SMALL_FILES or found.busiest_count
+                                     >= MANY_IN_ONE_FOLDER):
+        warnings.append((
+            f"{found.small_files:,} small files (the busiest folder, {found.busiest_folder}, holds "
+            f"{found.busiest_count:,} entries): Google Drive is slow with many small files and its mount can time "
+            "out on big folders",
+            f"pack them into an archive (tar) and back that up, or leave them out with {IGNORE_FILE}"))
+    if found.symlinks:
+        warnings.append((f"{found.symlinks} symbolic link(s) are not copied (Drive cannot hold links, and "
+                         "colabssh never follows one out of the tree)", "copy what they point to instead"))
+    if not request.dry_run:
+        places = [dest] + ([content] if drive_cache and request.mode == "backup" else [])
+        wanted = found.bytes + found.bytes // 10 + SPACE_MARGIN
+        if any(disk_usage(existing_ancestor(p))[2] < wanted for p in places):
+            check_free_space(bytes_to_copy(request, excluder), places, disk_usage)
+    tmp_dir: Optional[str] = None
+    trash: Optional[str] = None
+    argv = [rsync, "-rt", "--relative", "--omit-dir-times", "--one-file-system", "--modify-window=1",
+            "--itemize-changes", "--8-bit-output", "--info=progress2,stats2"]
+    if request.mode == "backup":
+        tmp_dir = str(drive_tmp)
+    else:
+        tmp_dir = str(content / CONTENT_TMP_FOLDER)
+        if not request.force:
+            argv.append("--update")
+    if request.dry_run:
+        argv.append("--dry-run")
+    else:
+        argv.append(f"--temp-dir={tmp_dir}")
+    argv += [f"--exclude={pattern}" for pattern in excludes]
+    if request.mode == "backup" and ignore_file.is_file():
+        argv.append(f"--exclude-from={ignore_file}")
+    argv += [f"--exclude={pattern}" for pattern in request.excludes]
+    if request.delete:
+        trash = str(trash_root / utc_stamp() / request.folder)
+        argv += ["--delete", "--backup", f"--backup-dir={trash}"]
+    if request.bwlimit:
+        argv.append(f"--bwlimit={request.bwlimit}")
+    argv += ["--"] + [f"{source}/./{rel}" if rel != "." else f"{source}/./" for rel in request.paths]
+    argv.append(f"{dest}/")
+    return Plan(request=request, argv=argv, tmp_dir=tmp_dir, trash=trash, drive_cache=drive_cache, scan=found,
+                warnings=warnings)
+
+
+# --------------------------------------------------------------------------------------------- rsync's output
+_PROGRESS = re.compile(r"^\s*([\d,]+)\s+(\d+)%\s+(\S+)\s+(\S+)(?:\s+\(xfr#(\d+), (?:to|ir)-chk=(\d+)/(\d+)\))?")
+_ITEM = re.compile(r"^([<>ch.][fdLDS][.+?a-zA-Z ]{9}) (.*)$")
+_DELETING = re.compile(r"^\*deleting +(.*)$")
+_SKIPPED = re.compile(r'^skipping non-regular file "(.*)"$')
+_STAT = re.compile(r"^(Number of files|Number of created files|Number of deleted files|"
+                   r"Number of regular files transferred|Total file size|Total transferred file size|"
+                   r"Literal data): ([\d,]+)")
+_IGNORED = re.compile(r"^(sent [\d,]+ bytes|total size is|Matched data|File list|Total bytes|"
+                      r"created directory |building file list|done$)")
+STAT_KEYS = {"Number of files": "entries", "Number of created files": "created",
+             "Number of deleted files": "deleted", "Number of regular files transferred": "files_copied",
+             "Total file size": "total_bytes", "Total transferred file size": "bytes_copied",
+             "Literal data": "literal_bytes"}
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+class LogParser:
+    """rsync's combined output (itemized changes, progress2 updates split by CR, stats) -> events and totals."""
+
+    def __init__(self, emit: Optional[Callable[[dict], None]] = None) -> None:
+        self.emit = emit or (lambda event: None)
+        self._pending = b""
+        self._last_progress = 0.0
+        self._progress: Optional[dict] = None
+        self.stats: dict[str, int] = {}
+        self.new_files = 0
+        self.changed_files = 0
+        self.new_folders = 0
+        self.deleted: list[str] = []
+        self.skipped: list[str] = []
+        self.messages: list[str] = []
+
+    def feed(self, data: bytes) -> None:
+        data = self._pending + data
+        pieces = re.split(rb"[\r\n]", data)
+        self._pending = pieces.pop()
+        for piece in pieces:
+            self.line(piece.decode("utf-8", errors="replace"))
+
+    def close(self) -> None:
+        if self._pending:
+            self.line(self._pending.decode("utf-8", errors="replace"))
+            self._pending = b""
+        if self._progress is not None:
+            self.emit(self._progress)
+            self._progress = None
+
+    def line(self, text: str) -> None:
+        if not text.strip():
+            return
+        match = _PROGRESS.match(text)
+        if match:
+            self._progress = {"event": "progress", "bytes": _number(match.group(1)), "percent": int(match.group(2)),
+                              "rate": match.group(3), "files": int(match.group(5) or 0),
+                              "to_check": int(match.group(6) or 0), "total": int(match.group(7) or 0)}
+            now = time.monotonic()
+            if now - self._last_progress >= PROGRESS_EVERY:
+                self._last_progress = now
+                self.emit(self._progress)
+                self._progress = None
+            return
+        match = _ITEM.match(text)
+        if match:
+            change, path = match.group(1), match.group(2)
+            if change[1] == "f" and change[0] in "<>c":
+                if "+++++++++" in change:
+                    self.new_files += 1
+                else:
+                    self.changed_files += 1
+            elif change[1] == "d" and "+++++++++" in change:
+                self.new_folders += 1
+            self.emit({"event": "item", "change": change, "path": path})
+            return
+        match = _DELETING.match(text)
+        if match:
+            self.deleted.append(match.group(1))
+            self.emit({"event": "item", "change": "*deleting", "path": match.group(1)})
+            return
+        match = _SKIPPED.match(text)
+        if match:
+            self.skipped.append(match.group(1))
+            self.emit({"event": "skipped", "path": match.group(1)})
+            return
+        match = _STAT.match(text)
+        if match:
+            self.stats[STAT_KEYS[match.group(1)]] = _number(match.group(2))
+            regular = re.search(r"\breg: ([\d,]+)", text)
+            if match.group(1) == "Number of files":
+                self.stats["files_total"] = _number(regular.group(1)) if regular else 0
+            return
+        if _IGNORED.match(text) or text.startswith("Number of "):
+            return
+        self.messages.append(text.strip())
+        del self.messages[:-40]
+        self.emit({"event": "message", "text": text.strip()})
+
+
+# --------------------------------------------------------------------------------------------- jobs and the lock
+class Jobs:
+    """``STATE/sync``: the lock, one folder per run (job.json, log, result.json), a pointer to the latest."""
+
+    def __init__(self, state: Path) -> None:
+        self.root = state / "sync"
+        self.lock = self.root / "lock"
+        self.jobs = self.root / "jobs"
+        self.current = self.root / "current"
+
+    def try_lock(self) -> Optional[int]:
+        """The lock's file descriptor, or None while another sync holds it. flock: a killed holder releases it."""
+        self.jobs.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def is_locked(self) -> bool:
+        fd = self.try_lock()
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
+
+    def new_job(self, plan: Plan, origin: str) -> Path:
+        job = self.jobs / f"{utc_stamp()}-{os.getpid()}-{time.monotonic_ns() % 1_000_000:06d}"
+        job.mkdir(parents=True)
+        spec = {"origin": origin, "started": time.time(), "argv": plan.argv, "tmp_dir": plan.tmp_dir,
+                "trash": plan.trash, "drive_cache": plan.drive_cache, "mode": plan.request.mode,
+                "dry_run": plan.request.dry_run, "source": str(plan.request.source_root),
+                "dest": str(plan.request.dest_root), "paths": plan.request.paths,
+                "scan": {**asdict(plan.scan), "newer_in_dest": plan.scan.newer_in_dest[:100],
+                         "newer_count": len(plan.scan.newer_in_dest)}}
+        write_json(job / "job.json", spec)
+        (job / "log").touch()
+        write_text(self.current, job.name + "\n")
+        self.prune(keep=job)
+        return job
+
+    def prune(self, keep: Path) -> None:
+        for old in sorted(p for p in self.jobs.iterdir() if p != keep)[:-(KEEP_JOBS - 1) or None]:
+            if (old / "result.json").exists():
+                shutil.rmtree(old, ignore_errors=True)
+
+    def current_job(self) -> Optional[Path]:
+        try:
+            name = self.current.read_text().strip()
+        except OSError:
+            return None
+        job = self.jobs / name
+        return job if name and job.is_dir() else None
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_text(path, json.dumps(data))
+
+
+def read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def clear_tmp(tmp_dir: Path) -> None:
+    """Remove what a killed run left in the temp folder (we hold the lock: nobody else uses it)."""
+    try:
+        entries = list(os.scandir(tmp_dir))
+    except FileNotFoundError:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+
+
+def run_rsync(job: Path, lock_fd: Optional[int], on_start: Callable[[subprocess.Popen], None] = lambda p: None) -> int:
+    """Run the job's rsync with its output in the job's log; rsync inherits the lock. Returns rsync's exit code."""
+    spec = read_json(job / "job.json") or {}
+    if not spec.get("dry_run"):
+        clear_tmp(Path(spec["tmp_dir"]))
+        Path(spec["dest"]).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LC_ALL": "C"}
+    with open(job / "log", "ab") as log:
+        process = subprocess.Popen(spec["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   env=env, pass_fds=(lock_fd,) if lock_fd is not None else (),
+                                   start_new_session=True)  # its own group: all of rsync's processes together
+        write_text(job / "rsync.pid", f"{process.pid}\n")
+        on_start(process)
+        code = process.wait()
+    end_group(process.pid)
+    if spec.get("mode") == "restore":
+        try:
+            Path(spec["tmp_dir"]).rmdir()  # leave no folder of ours in the content root
+        except OSError:
+            pass
+    return code
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def end_group(pgid: int, grace: float = 5.0) -> None:
+    """rsync's helpers outlive its main process when it is killed or stopped: wait for them, then kill them,
+    so a finished run has left nothing running (and nothing holding the lock)."""
+    deadline = time.monotonic() + grace
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def finish(job: Path, code: int, cancelled: bool = False) -> None:
+    write_json(job / "result.json", {"exit": code, "ended": time.time(), "cancelled": cancelled})
+
+
+def worker_main(job: Path, lock_fd: int) -> int:
+    """The detached half: runs rsync, releases the lock, writes the result. SIGTERM stops rsync cleanly."""
+    cancelled = threading.Event()
+    child: list[subprocess.Popen] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        cancelled.set()
+        for process in child:
+            signal_group(process, signal.SIGTERM)  # rsync removes its temp files and exits 20
+
+    def started(process: subprocess.Popen) -> None:
+        child.append(process)
+        if cancelled.is_set():
+            signal_group(process, signal.SIGTERM)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    try:
+        write_text(job / "worker.pid", f"{os.getpid()}\n")
+        code = run_rsync(job, lock_fd, started)
+    except Exception as exc:  # noqa: BLE001  (recorded in the log, never lost)
+        with open(job / "log", "a") as log:
+            log.write(f"colabssh: the sync worker failed: {exc}\n")
+        code = 1
+    if code < 0:
+        code = EXIT_SIGNAL
+    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+    os.close(lock_fd)
+    finish(job, code, cancelled.is_set())
+    return code
+
+
+def own_source() -> str:
+    shipped = globals().get("RUNNER_SOURCE")
+    if shipped:
+        return shipped
+    here = globals().get("__file__")
+    if here and os.path.exists(here):
+        return Path(here).read_text(encoding="utf-8")
+    sources = getattr(sys.modules.get("__main__"), "_COLABSSH_SOURCES", None)
+    if isinstance(sources, dict) and "sync_runner" in sources:
+        return sources["sync_runner"]
+    raise RuntimeError("cannot find the sync runner's own source to start its worker")
+
+
+def spawn_worker(job: Path, lock_fd: int) -> int:
+    """Start the worker in a session of its own (setsid): no terminal, no SSH channel, its own log."""
+    with open(job / "worker.log", "ab") as log:
+        process = subprocess.Popen([sys.executable, "-c", BOOT, "worker", str(job), str(lock_fd)],
+                                   stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(lock_fd,),
+                                   start_new_session=True, cwd="/")
+    assert process.stdin is not None
+    process.stdin.write(own_source().encode("utf-8"))
+    process.stdin.close()
+    return process.pid
+
+
+def _alive(pid_file: Path, marker: str) -> bool:
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return marker.encode() in cmdline
+
+
+def summary(job: Path, parser: LogParser, result: Optional[dict]) -> dict:
+    spec = read_json(job / "job.json") or {}
+    code = EXIT_LOST if result is None else int(result["exit"])
+    duration = (result or {}).get("ended", time.time()) - spec.get("started", time.time())
+    return {
+        "event": "result", "job": job.name, "exit": code, "mode": spec.get("mode"), "origin": spec.get("origin"),
+        "dry_run": spec.get("dry_run", False), "source": spec.get("source"), "dest": spec.get("dest"),
+        "paths": spec.get("paths", ["."]), "trash": spec.get("trash") if parser.deleted or parser.changed_files
+        else None, "drive_cache": spec.get("drive_cache", False), "cancelled": bool((result or {}).get("cancelled")),
+        "new_files": parser.new_files, "changed_files": parser.changed_files, "new_folders": parser.new_folders,
+        "deleted": len(parser.deleted), "files_copied": parser.stats.get("files_copied", 0),
+        "bytes_copied": parser.stats.get("bytes_copied", 0), "total_bytes": parser.stats.get("total_bytes", 0),
+        "files_total": parser.stats.get("files_total", 0),
+        "entries": parser.stats.get("entries", 0), "skipped": parser.skipped[:100],
+        "kept_newer": spec.get("scan", {}).get("newer_in_dest", [])[:100],
+        "kept_newer_count": spec.get("scan", {}).get("newer_count", 0), "messages": parser.messages[-20:],
+        "seconds": round(max(duration, 0.0), 3), "advice": advice_for(code) if code != EXIT_LOST else
+        "the sync's worker on the runtime was killed before it could record a result; run the sync again",
+        "lost": result is None,
+    }
+
+
+def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None]) -> int:
+    """Stream the job's log as events until its result is written; then emit the summary; return its exit code."""
+    parser = LogParser(emit)
+    with open(job / "log", "rb") as log:
+        while True:
+            chunk = log.read(1 << 16)
+            if chunk:
+                parser.feed(chunk)
+                continue
+            result = read_json(job / "result.json")
+            if result is None and not _alive(job / "worker.pid", str(job)) and not jobs.is_locked():
+                result = read_json(job / "result.json")  # it may have finished between the two looks
+                if result is None:
+                    parser.feed(log.read())
+                    break
+            if result is not None:
+                parser.feed(log.read())
+                break
+            time.sleep(POLL_SECONDS)
+    parser.close()
+    report = summary(job, parser, result)
+    emit(report)
+    return report["exit"]
+
+
+# --------------------------------------------------------------------------------------------- entry points
+def emit_json(event: dict) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _refused(exc: SyncRefused, emit: Callable[[dict], None]) -> int:
+    emit({"event": "error", "kind": exc.kind, "message": exc.message, "hint": exc.hint, "exit": exc.exit_code})
+    return exc.exit_code
+
+
+def _locked_error(jobs: Jobs) -> SyncRefused:
+    job = jobs.current_job()
+    spec = read_json(job / "job.json") if job else None
+    detail = ""
+    if spec:
+        started = time.strftime("%H:%M:%S UTC", time.gmtime(spec.get("started", 0)))
+        detail = f" (a {spec.get('mode')} started {started} by {spec.get('origin')})"
+    return SyncRefused(f"a sync is already running on this runtime{detail}",
+                       "wait for it to finish, or follow it with `colabssh sync --attach`", "locked", EXIT_LOCKED)
+
+
+def start(request: Request, state: Path, emit: Callable[[dict], None] = emit_json, origin: str = "laptop") -> int:
+    """Lock, check, start the detached worker, follow it: the whole run in one remote command."""
+    jobs = Jobs(state)
+    lock_fd = jobs.try_lock()
+    if lock_fd is None:
+        return _refused(_locked_error(jobs), emit)
+    try:
+        rsync = ensure_rsync(lambda text: emit({"event": "message", "text": text}))
+        plan = prepare(request, rsync)
+        for message, hint in plan.warnings:
+            emit({"event": "warning", "message": message, "hint": hint})
+        job = jobs.new_job(plan, origin)
+        emit({"event": "start", "job": job.name, "mode": request.mode, "source": str(request.source_root),
+              "dest": str(request.dest_root), "dry_run": request.dry_run, "files": plan.scan.files,
+              "bytes": plan.scan.bytes})
+        spawn_worker(job, lock_fd)
+    except SyncRefused as exc:
+        return _refused(exc, emit)
+    except OSError as exc:
+        return _refused(SyncRefused(f"the sync could not start: {exc}", "", "failed", 1), emit)
+    finally:
+        os.close(lock_fd)  # the worker holds the lock now (or nobody does)
+    return follow(job, jobs, emit)
+
+
+def attach(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
+    """Follow the running sync (or replay the latest one); exit with its code."""
+    jobs = Jobs(state)
+    job = jobs.current_job()
+    if job is None:
+        return _refused(SyncRefused("no sync has run on this runtime yet", "start one with `colabssh sync`",
+                                    "no_job", EXIT_BAD_INPUT), emit)
+    return follow(job, jobs, emit)
+
+
+def cancel(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
+    """Stop the running sync cleanly (SIGTERM to its worker, which stops rsync and records the result)."""
+    jobs = Jobs(state)
+    job = jobs.current_job()
+    if job is None or read_json(job / "result.json") is not None or not _alive(job / "worker.pid", str(job)):
+        emit({"event": "cancelled", "running": False})
+        return 0
+    os.kill(int((job / "worker.pid").read_text().strip()), signal.SIGTERM)
+    emit({"event": "cancelled", "running": True, "job": job.name})
+    return 0
+
+
+def run_once(request: Request, state: Path, origin: str = "periodic") -> dict:
+    """One sync in this process (no worker, no follower): the cell's periodic sync. Returns the summary."""
+    jobs = Jobs(state)
+    lock_fd = jobs.try_lock()
+    if lock_fd is None:
+        return {"event": "error", "kind": "locked", "message": _locked_error(jobs).message, "exit": EXIT_LOCKED}
+    try:
+        plan = prepare(Request(**asdict(request)), ensure_rsync(lambda text: None))
+        job = jobs.new_job(plan, origin)
+        code = run_rsync(job, lock_fd)
+    except SyncRefused as exc:
+        os.close(lock_fd)
+        return {"event": "error", "kind": exc.kind, "message": exc.message, "hint": exc.hint,
+                "exit": exc.exit_code}
+    os.close(lock_fd)
+    finish(job, EXIT_SIGNAL if code < 0 else code)
+    parser = LogParser()
+    parser.feed((job / "log").read_bytes())
+    parser.close()
+    return summary(job, parser, read_json(job / "result.json"))
+
+
+def describe(report: dict) -> str:
+    """One line for a log or the notebook's output."""
+    if report.get("event") == "error":
+        return f"not synced: {report['message']}"
+    text = (f"{report['files_copied']} file(s) copied ({_size(report['bytes_copied'])}), {report['deleted']} "
+            f"moved to the trash, into {report['dest']} in {report['seconds']:.1f} s")
+    if report["exit"]:
+        text += f"; rsync exit {report['exit']}: {report['advice']}"
+    elif report.get("drive_cache"):
+        text += " (in Drive's local cache; Google Drive uploads it in the background)"
+    return text
+
+
+def start_periodic(content: Path | str, drive: Optional[Path | str], state: Path | str, every: int,
+                   say: Callable[[str], None] = print) -> Optional[threading.Thread]:
+    """The cell's option: back the content root up every EVERY seconds from the runtime itself (0: off).
+
+    A daemon thread; a later call (a re-run of the cell) takes over and the earlier thread ends.
+    Each run is logged to ``STATE/sync/periodic.log``; the notebook hears of the first backup and of failures.
+    """
+    if every <= 0:
+        return None
+    if not drive:
+        say("colabssh: periodic sync is off: this runtime has no Drive folder")
+        return None
+    state = Path(state)
+    (state / "sync").mkdir(parents=True, exist_ok=True)
+    token = f"{os.getpid()}-{time.time_ns()}"
+    write_text(state / "sync" / "periodic.id", token + "\n")
+    request = Request(mode="backup", content=Path(content), drive=Path(drive))
+    say(f"colabssh: backing {content} up to {request.dest_root} every {every} s "
+        f"(log: {state / 'sync' / 'periodic.log'})")
+
+    def current() -> bool:
+        try:
+            return (state / "sync" / "periodic.id").read_text().strip() == token
+        except OSError:
+            return False
+
+    def loop() -> None:
+        last_problem, first = "", True
+        while current():
+            try:
+                report = run_once(request, state)
+            except Exception as exc:  # noqa: BLE001  (the thread must live on)
+                report = {"event": "error", "kind": "crash", "message": f"{type(exc).__name__}: {exc}", "exit": 1}
+            line = describe(report)
+            try:
+                with open(state / "sync" / "periodic.log", "a") as log:
+                    log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            except OSError:
+                pass
+            failed = report.get("exit", 1) != 0 and report.get("kind") != "locked"
+            if failed and line != last_problem:
+                say(f"colabssh: periodic sync: {line}")
+            elif not failed and first:
+                say(f"colabssh: periodic sync: {line}")
+                first = False
+            last_problem = line if failed else ""
+            time.sleep(every)
+
+    thread = threading.Thread(target=loop, name="colabssh-periodic-sync", daemon=True)
+    thread.start()
+    return thread
+
+
+def _parse_args(argv: Sequence[str]) -> tuple[str, dict]:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="sync_runner")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("start", "attach", "cancel"):
+        command = sub.add_parser(name)
+        command.add_argument("--state", default=os.environ.get("COLABSSH_STATE") or
+                             str(Path.home() / ".colabssh-runtime"))
+        if name == "start":
+            command.add_argument("--mode", choices=("backup", "restore"), default="backup")
+            command.add_argument("--content", default=os.environ.get("COLABSSH_CONTENT") or "/content")
+            command.add_argument("--drive", default=os.environ.get("COLABSSH_DRIVE") or "")
+            command.add_argument("--folder", default=DEFAULT_FOLDER)
+            command.add_argument("--exclude", action="append", default=[])
+            command.add_argument("--delete", action="store_true")
+            command.add_argument("--dry-run", action="store_true")
+            command.add_argument("--force", action="store_true")
+            command.add_argument("--bwlimit", type=int, default=0)
+            command.add_argument("paths", nargs="*")
+    worker = sub.add_parser("worker")
+    worker.add_argument("job")
+    worker.add_argument("fd", type=int)
+    sub.add_parser("ensure-rsync")
+    args = parser.parse_args(list(argv))
+    return args.command, vars(args)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    command, args = _parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if command == "worker":
+            return worker_main(Path(args["job"]).absolute(), args["fd"])
+        if command == "ensure-rsync":
+            try:
+                ensure_rsync(lambda text: emit_json({"event": "message", "text": text}))
+            except SyncRefused as exc:
+                return _refused(exc, emit_json)
+            return 0
+        state = Path(args["state"]).absolute()
+        if command == "attach":
+            return attach(state)
+        if command == "cancel":
+            return cancel(state)
+        if not args["drive"]:
+            return _refused(SyncRefused("this runtime has no Drive folder",
+                                        "on Colab, re-run the colabssh cell so it mounts Drive; elsewhere set "
+                                        "COLABSSH_DRIVE before starting the cell", "no_drive", EXIT_NO_DRIVE),
+                            emit_json)
+        request = Request(mode=args["mode"], content=Path(args["content"]), drive=Path(args["drive"]),
+                          folder=args["folder"], paths=args["paths"] or ["."], excludes=args["exclude"],
+                          delete=args["delete"], dry_run=args["dry_run"], force=args["force"],
+                          bwlimit=args["bwlimit"])
+        return start(request, state)
+    except BrokenPipeError:  # the laptop went away; a detached run goes on
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

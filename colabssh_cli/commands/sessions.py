@@ -1,0 +1,121 @@
+"""`colabssh list`, `colabssh status` and `colabssh ssh`: the sessions colabssh knows, and their runtimes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+from typer.core import TyperCommand
+
+from ..app import app
+
+REMOTE_COMMAND = "colabssh.remote_command"
+
+
+def _size(n: Optional[int]) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    minutes = int(seconds // 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+@app.command("list")
+def list_sessions(as_json: bool = typer.Option(False, "--json", help="Print the sessions as JSON.")) -> None:
+    """List the sessions colabssh has connected."""
+    from ..console import out_console, status
+    from ..paths import Paths
+    from ..sessions import load_sessions
+
+    sessions = load_sessions(Paths.from_env())
+    if as_json:
+        rows = [{"alias": s.alias, "host": s.host, "port": s.port, "user": s.user, "tunnel": s.tunnel,
+                 "auth": s.auth, "pinned": bool(s.hostkey), "gpu": s.gpu, "content": s.content,
+                 "connected_at": s.connected_at} for s in sessions.values()]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not sessions:
+        status("no sessions yet: run the cell in Colab, then `colabssh connect CODE`")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("alias", "address", "tunnel", "GPU", "connected (UTC)"):
+        table.add_column(column)
+    for s in sessions.values():
+        table.add_row(s.alias, f"{s.user}@{s.address}", s.tunnel + (" (password)" if s.auth == "password" else ""),
+                      s.gpu or "-", s.connected_at.replace("T", " ").rstrip("Z") or "-")
+    out_console().print(table)
+
+
+@app.command()
+def status(
+    alias: Optional[str] = typer.Argument(None, help="The session (default: colab, or the only one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Ask the runtime over SSH: reachable, GPU, uptime, free disk, size of the content root."""
+    from ..app import print_error
+    from ..console import result
+    from ..errors import UNREACHABLE, ColabsshError
+    from ..remote import Remote
+    from ..status import runtime_status
+
+    report = runtime_status(Remote.for_alias(alias))
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    elif report.reachable:
+        result(f"{report.alias}: reachable ({report.address})")
+        gpu = report.gpu or "none"
+        if report.gpu and report.gpu_memory_total_mib:
+            gpu += f" ({report.gpu_memory_used_mib} of {report.gpu_memory_total_mib} MiB used)"
+        result(f"  GPU      {gpu}")
+        result(f"  uptime   {_duration(report.uptime_seconds)}")
+        result(f"  disk     {_size(report.disk_free_bytes)} free of {_size(report.disk_total_bytes)}")
+        result(f"  {report.content:<8} {_size(report.content_bytes)}")
+    else:
+        result(f"{report.alias}: unreachable ({report.address})")
+    if not report.reachable:
+        print_error(ColabsshError(report.error, report.hint, UNREACHABLE))
+        raise typer.Exit(UNREACHABLE)
+
+
+class _RemoteCommandSplit(TyperCommand):
+    """Everything after ``--`` is the remote command, kept apart before click parses the rest."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta[REMOTE_COMMAND] = args[cut + 1:]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+@app.command(cls=_RemoteCommandSplit)
+def ssh(ctx: typer.Context,
+        alias: Optional[str] = typer.Argument(None, help="The session (default: colab, or the only one).")) -> None:
+    """Run OpenSSH with the session's alias: a shell, or `colabssh ssh [ALIAS] -- COMMAND...`."""
+    from ..app import print_error
+    from ..remote import Remote, explain_ssh_failure
+
+    remote = Remote.for_alias(alias)
+    command: list[Any] = ctx.meta.get(REMOTE_COMMAND, [])
+    code = remote.interactive(command)
+    if code == 255:
+        print_error(explain_ssh_failure(remote.alias, 255, ""))
+    raise typer.Exit(code)

@@ -1,0 +1,423 @@
+"""The typed core of `colabssh connect`: from a connection code to a working ssh alias and an editor.
+
+The steps, in this order (each one before anything the next one writes):
+
+1. decode and validate the whole code (or the colab-ssh options); a bad one is BAD_INPUT;
+2. make sure colabssh's client key exists, then log in in-process with paramiko exactly as the
+   written config will (preflight.py): a dead tunnel, a refused key or another host key stop here;
+3-5. plan the change of the three files (sshconfig.py: the Host block in colabssh's own config,
+   the Include between markers at the top of ~/.ssh/config, the pinned host key) and apply it
+   under the lock; an alias the user already uses, or malformed markers, refuse before that;
+6. check what OpenSSH makes of it (``ssh -G``) and log in with OpenSSH itself (``ssh ALIAS true``);
+   if either fails the files go back to the bytes they had;
+7. open the editor (editor.py).
+
+A re-run with the same code writes nothing; ``dry_run`` only shows the diff. A new code for an
+alias first closes the shared connection to the old runtime (``ssh -O exit``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from colab_bootstrap import conncode
+
+from .editor import EDITORS, EditorOutcome, open_editor
+from .errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE, ColabsshError
+from .keys import ensure_client_key
+from .paths import Paths
+from .preflight import Endpoint, check_login, presented_host_key
+from .remote import close_shared_connection, explain_ssh_failure, shares_connections, ssh_binary, ssh_config_file
+from .sessions import DEFAULT_ALIAS, Session, drop_session, load_sessions, record_session, utc_now, validate_alias
+from .sshconfig import HostEntry, Plan, apply, apply_with_retry, control_dir_for, plan_connect, plan_forget
+from .sshconfig_text import content, host_block, pins_name, split_lines
+
+Report = Callable[[str], None]
+CHECK_TIMEOUT = 60.0
+_SAFE_PROXY_PATH = re.compile(r"[A-Za-z0-9 /._+\-:\\()~@,=]+")
+_STRICT = {"yes": "true", "no": "false", "ask": "ask", "accept-new": "accept-new"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to connect to: decoded from a connection code, or given as colab-ssh options."""
+
+    host: str
+    port: int
+    user: str
+    tunnel: str  # ngrok | cloudflared | local | colab-cli
+    hostkey: str = ""  # "ssh-ed25519 BASE64" from a code; "" for unpinned (colab-ssh) sessions
+    content: str = "/content"
+    drive: str = ""
+    python: str = "python3"
+    gpu: str = ""
+    code: str = ""
+    auth: str = "key"  # key | password
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.hostkey)
+
+    @property
+    def fingerprint(self) -> str:
+        return conncode.fingerprint(self.hostkey) if self.hostkey else ""
+
+    @property
+    def where(self) -> str:
+        return self.host if self.tunnel == "cloudflared" else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    code: Optional[str] = None
+    alias: str = DEFAULT_ALIAS
+    open_editor: bool = True
+    editor: str = "code"
+    check: bool = True
+    dry_run: bool = False
+    host: Optional[str] = None  # colab-ssh over ngrok: --host/--port
+    port: Optional[str] = None
+    cloudflared_host: Optional[str] = None  # colab-ssh over cloudflared
+    password: bool = False
+    user: str = "root"
+
+
+@dataclass
+class ConnectResult:
+    alias: str
+    target: Target
+    changed: bool = False
+    written: list[Path] = field(default_factory=list)
+    diff: str = ""
+    dry_run: bool = False
+    login_checked: bool = False
+    presented_fingerprint: str = ""  # unpinned sessions: the key the runtime showed during the check
+    closed_old_connection: bool = False
+    editor: Optional[EditorOutcome] = None
+
+
+# ---- step 1: the code or the colab-ssh options -------------------------------------------------------------
+
+
+def target_from_code(text: str) -> Target:
+    try:
+        info = conncode.decode(text)
+    except conncode.CodeError as exc:
+        raise ColabsshError(f"bad connection code: {exc}",
+                            "copy the whole `colabssh connect ...` line that the cell printed last",
+                            BAD_INPUT) from None
+    return Target(host=info.host, port=info.port, user=info.user, tunnel=info.tunnel, hostkey=info.hostkey,
+                  content=info.content, drive=info.drive, python=info.python, gpu=info.gpu,
+                  code=text.strip(" \t\r\n"))
+
+
+def _bad(message: str, hint: str) -> ColabsshError:
+    return ColabsshError(message, hint, BAD_INPUT)
+
+
+def target_from_colab_ssh(options: ConnectOptions) -> Target:
+    """A runtime started by colab-ssh (`launch_ssh` over ngrok, `launch_ssh_cloudflared`): password login."""
+    if not options.password:
+        raise _bad("--host and --cloudflared-host are for runtimes started by colab-ssh, which log in with a "
+                   "password", "add --password (ssh or VS Code asks for it; colabssh never stores it)")
+    if options.user != "root" and not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", options.user or ""):
+        raise _bad(f"the user {options.user!r} is not a valid user name", "colab-ssh logs in as root")
+    try:
+        if options.cloudflared_host is not None:
+            if options.host is not None or options.port is not None:
+                raise _bad("give either --cloudflared-host, or --host and --port", "not both")
+            host = conncode.validate_host(options.cloudflared_host)
+            return Target(host=host, port=22, user=options.user, tunnel="cloudflared", auth="password")
+        if options.host is None or options.port is None:
+            raise _bad("--host needs --port (the two values colab-ssh printed)",
+                       "colabssh connect --host X.tcp.ngrok.io --port NNNNN --password")
+        host = conncode.validate_host(options.host)
+        port = conncode.validate_port(options.port)
+    except conncode.CodeError as exc:
+        raise _bad(str(exc), "give the HostName and Port that colab-ssh printed") from None
+    return Target(host=host, port=port, user=options.user, tunnel="ngrok", auth="password")
+
+
+def resolve_target(options: ConnectOptions) -> Target:
+    colab_ssh = options.host is not None or options.port is not None or options.cloudflared_host is not None
+    if options.code is not None and colab_ssh:
+        raise _bad("give either a connection code or --host/--port/--cloudflared-host, not both",
+                   "the code already says where the runtime is")
+    if colab_ssh:
+        return target_from_colab_ssh(options)
+    if options.code is None:
+        raise _bad("no connection code given", "run the cell in Colab and copy its `colabssh connect CODE` line")
+    if options.password:
+        raise _bad("--password is only for colab-ssh runtimes (--host/--port or --cloudflared-host)",
+                   "runtimes started by the colabssh cell log in with colabssh's key")
+    return target_from_code(options.code)
+
+
+# ---- cloudflared: the ProxyCommand --------------------------------------------------------------------------
+
+
+def cloudflared_path() -> str:
+    found = shutil.which("cloudflared")
+    if not found:
+        raise ColabsshError("this is a cloudflared session, and `cloudflared` is not installed on this machine",
+                            "install it (https://developers.cloudflare.com/cloudflare-one/connections/"
+                            "connect-networks/downloads/), then run the same connect again", MISSING_TOOL)
+    path = str(Path(found).absolute())
+    if not _SAFE_PROXY_PATH.fullmatch(path):
+        raise ColabsshError(f"cloudflared's path {path!r} has characters a ProxyCommand cannot carry safely",
+                            "install cloudflared in a folder with a plain name (no $ ` \" % or control "
+                            "characters)", MISSING_TOOL)
+    return path
+
+
+def proxy_command(cloudflared: str) -> str:
+    """The ssh_config ProxyCommand (ssh runs it with the shell; %h is the HostName)."""
+    return f'"{cloudflared}" access ssh --hostname %h'
+
+
+def proxy_argv(cloudflared: str, host: str) -> list[str]:
+    """The same command as an argv, for paramiko's ProxyCommand in the pre-flight check."""
+    return [cloudflared, "access", "ssh", "--hostname", host]
+
+
+# ---- step 3-5: the Host entry and the files -----------------------------------------------------------------
+
+
+def host_key_alias(alias: str) -> str:
+    return f"colabssh-{alias}"
+
+
+def host_entry(paths: Paths, alias: str, target: Target, cloudflared: Optional[str]) -> HostEntry:
+    return HostEntry(
+        alias=alias, hostname=target.host, port=target.port, user=target.user,
+        identity_file=paths.key, known_hosts=paths.known_hosts, host_key_alias=host_key_alias(alias),
+        strict_host_key_checking="yes" if target.pinned else "ask",
+        proxy_command=proxy_command(cloudflared) if cloudflared else None,
+        control_dir=control_dir_for(paths) if shares_connections() else None,
+        password_auth=target.auth == "password")
+
+
+def kept_first_contact_pin(paths: Paths, alias: str, target: Target) -> Optional[str]:
+    """For an unpinned session re-connected to the same address: the key ssh pinned on first contact.
+
+    ssh (StrictHostKeyChecking ask) writes the key the user accepted into colabssh's known_hosts under
+    the HostKeyAlias; connecting again to the same host and port keeps it (a re-run changes no file),
+    while another address is another machine, whose key ssh asks about again.
+    """
+    old = load_sessions(paths).get(alias)
+    if old is None or old.hostkey or (old.host, old.port, old.tunnel, old.user) != (
+            target.host, target.port, target.tunnel, target.user):
+        return None
+    try:
+        lines = split_lines(paths.known_hosts.read_bytes())
+    except OSError:
+        return None
+    for line in lines:
+        if pins_name(line, host_key_alias(alias)):
+            fields = content(line).decode("latin-1").split()
+            if len(fields) >= 3:
+                return f"{fields[1]} {fields[2]}"
+    return None
+
+
+def planned(make: Callable[[], Plan]) -> Plan:
+    """A plan, with the renderer's refusal of a value (ValueError) turned into one clear line."""
+    try:
+        return make()
+    except ValueError as exc:
+        raise ColabsshError(f"colabssh will not write this into an ssh config: {exc}",
+                            "use plain host names, user names and folder names", BAD_INPUT) from None
+
+
+def undo(paths: Paths, plan: Plan) -> None:
+    """Put the files back to the bytes they had before `plan` was applied."""
+    reverse = Plan(files={path: (new, old) for path, (old, new) in plan.files.items() if old != new})
+    if reverse.changed():
+        apply(paths, reverse)
+
+
+# ---- step 6: what OpenSSH makes of it -----------------------------------------------------------------------
+
+
+def effective_options(paths: Paths, alias: str) -> dict[str, list[str]]:
+    """``ssh -G -F <user config> ALIAS``: every option ssh would use, as lists of values."""
+    try:
+        result = subprocess.run([ssh_binary(), "-G", "-F", str(ssh_config_file(paths)), alias],
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                                timeout=CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise ColabsshError("`ssh -G` did not finish", "check ~/.ssh/config (a Match exec that hangs?)") from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip() and "Pseudo-terminal" not in line]
+        detail = (lines or [f"exit code {result.returncode}"])[0]
+        raise ColabsshError(f"OpenSSH cannot use the config: {detail}",
+                            "fix that line; ssh, VS Code and colabssh all read this file", BAD_INPUT)
+    options: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        options.setdefault(key.lower(), []).append(value)
+    return options
+
+
+def expected_options(entry: HostEntry) -> dict[str, Optional[str]]:
+    """What `ssh -G` must show for the alias; None means the option must be absent."""
+    return {
+        "hostname": entry.hostname.lower(),
+        "port": str(entry.port),
+        "user": entry.user,
+        "hostkeyalias": entry.host_key_alias,
+        "userknownhostsfile": str(entry.known_hosts),
+        "stricthostkeychecking": _STRICT[entry.strict_host_key_checking],
+        "identityfile": str(entry.identity_file),
+        "identitiesonly": "yes",
+        "checkhostip": "no",
+        "proxycommand": entry.proxy_command,
+        "proxyjump": None,
+    }
+
+
+def mismatches(effective: dict[str, list[str]], entry: HostEntry) -> list[str]:
+    """The options where OpenSSH would not use colabssh's value, as 'name: got X, want Y'."""
+    found = []
+    for name, want in expected_options(entry).items():
+        got = effective.get(name, [])
+        if name == "identityfile":
+            ok = want in got
+        elif want is None:
+            ok = not got or got == ["none"]
+        else:
+            ok = got[:1] == [want]
+        if not ok:
+            found.append(f"{name}: ssh uses {' '.join(got) or 'nothing'}, colabssh wrote {want or 'nothing'}")
+    return found
+
+
+def verify_effective(paths: Paths, entry: HostEntry) -> None:
+    wrong = mismatches(effective_options(paths, entry.alias), entry)
+    if wrong:
+        raise ColabsshError(f"`ssh -G {entry.alias}` does not use colabssh's settings ({'; '.join(wrong)})",
+                            f"something in {ssh_config_file(paths)} overrides them for '{entry.alias}': "
+                            "remove that setting, or connect with --name OTHER", BAD_INPUT)
+
+
+def confirm_with_openssh(paths: Paths, alias: str) -> None:
+    """``ssh -F <user config> -o BatchMode=yes ALIAS true``: what works here works for VS Code."""
+    argv = [ssh_binary(), "-F", str(ssh_config_file(paths)), "-o", "BatchMode=yes", "-T", alias, "true"]
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                                timeout=CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise ColabsshError(f"`ssh {alias} true` did not finish within {CHECK_TIMEOUT:.0f} s",
+                            "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
+    if result.returncode != 0:
+        error = explain_ssh_failure(alias, result.returncode, result.stderr)
+        detail = (result.stderr.strip().splitlines() or [""])[-1]
+        raise ColabsshError(f"OpenSSH could not log in where colabssh's own check could: {error.message}"
+                            + (f" [{detail}]" if detail and detail not in error.message else ""),
+                            error.hint or "look for a setting in ~/.ssh/config that applies to every host",
+                            UNREACHABLE)
+
+
+# ---- the whole flow -----------------------------------------------------------------------------------------
+
+
+def connect(options: ConnectOptions, paths: Optional[Paths] = None, report: Report = lambda line: None
+            ) -> ConnectResult:
+    paths = paths or Paths.from_env()
+    alias = validate_alias(options.alias)
+    if options.editor not in EDITORS:
+        raise _bad(f"unknown editor {options.editor!r}", f"use one of: {', '.join(EDITORS)}")
+    target = resolve_target(options)
+    cloudflared = cloudflared_path() if target.tunnel == "cloudflared" else None
+    result = ConnectResult(alias=alias, target=target, dry_run=options.dry_run)
+    entry = host_entry(paths, alias, target, cloudflared)
+    pin = target.hostkey or kept_first_contact_pin(paths, alias, target)
+    plan = planned(lambda: plan_connect(paths, entry, pin))  # collisions, malformed markers: refused here
+    result.changed = plan.changed()
+    if options.dry_run:
+        result.diff = plan.diff() if plan.changed() else ""
+        return result
+
+    ensure_client_key(paths)
+    endpoint = Endpoint(target.host, target.port, target.user,
+                        proxy_argv(cloudflared, target.host) if cloudflared else None)
+    if options.check:
+        report(f"checking the login to {target.where} ...")
+        if target.pinned:
+            check_login(endpoint, target.hostkey, paths.key)
+        else:
+            result.presented_fingerprint = conncode.fingerprint(presented_host_key(endpoint))
+
+    if plan.changed():
+        result.closed_old_connection = close_shared_connection(paths, alias)
+        if result.closed_old_connection:
+            report(f"closed the shared connection of '{alias}' to its earlier runtime")
+    applied: list[Plan] = []
+
+    def make_plan() -> Plan:
+        fresh = planned(lambda: plan_connect(paths, entry, pin))
+        applied.append(fresh)
+        return fresh
+
+    result.written = list(apply_with_retry(paths, make_plan) or [])
+    result.changed = bool(result.written)
+    try:
+        verify_effective(paths, entry)
+        if options.check and target.auth == "key":
+            report(f"logging in with OpenSSH: ssh {alias} true")
+            confirm_with_openssh(paths, alias)
+            result.login_checked = True
+    except ColabsshError as exc:
+        if applied and result.written:
+            try:
+                undo(paths, applied[-1])
+                note = "colabssh put its files back as they were"
+            except ColabsshError as undo_error:
+                note = f"colabssh could not put its files back: {undo_error.message}"
+            exc.hint = f"{exc.hint}; {note}" if exc.hint else note
+        raise
+
+    session = Session(alias=alias, host=target.host, port=target.port, user=target.user, tunnel=target.tunnel,
+                      hostkey=target.hostkey, content=target.content, drive=target.drive, python=target.python,
+                      gpu=target.gpu, code=target.code, auth=target.auth, connected_at=utc_now())
+    if record_session(paths, session):
+        result.written.append(paths.sessions)
+    if options.open_editor:
+        result.editor = open_editor(options.editor, alias, target.content, report)
+    return result
+
+
+def _block_present(paths: Paths, alias: str) -> bool:
+    try:
+        data = paths.config.read_bytes()
+    except FileNotFoundError:
+        return False
+    return host_block(split_lines(data), alias) is not None
+
+
+def forget(alias: str, paths: Optional[Paths] = None, report: Report = lambda line: None) -> list[Path]:
+    """The exact inverse of connect: close the shared connection, remove the block, the pin and the session."""
+    paths = paths or Paths.from_env()
+    validate_alias(alias)
+    recorded = alias in load_sessions(paths)
+    try:
+        plan_forget(paths, alias)  # an unknown alias or malformed markers: refused before anything is closed
+        has_block = True
+    except ColabsshError:
+        if not recorded or _block_present(paths, alias):
+            raise
+        has_block = False  # the block was removed by hand; the session record still goes
+    written: list[Path] = []
+    if close_shared_connection(paths, alias):
+        report(f"closed the shared connection of '{alias}'")
+    if has_block:
+        written += list(apply_with_retry(paths, lambda: plan_forget(paths, alias)) or [])
+    if drop_session(paths, alias) is not None:
+        written.append(paths.sessions)
+    return written

@@ -1,0 +1,569 @@
+"""The ssh config files colabssh changes, planned as bytes and written safely.
+
+Three files (see paths.py):
+
+* the user's ``~/.ssh/config``: colabssh adds one managed block at the very top (byte 0)::
+
+      # >>> colabssh managed block (do not edit; `colabssh forget` removes it) >>>
+      Include /home/me/.ssh/colabssh/config
+      # <<< colabssh managed block <<<
+      <one empty line, only when the file had any content>
+      <the user's bytes, untouched>
+
+  The block's lines end like the file's lines (CRLF when most of its lines do; LF for a new or
+  empty file). When colabssh created the file, the block also holds the comment line CREATED_NOTE.
+  Separator rule, exact: connect inserts ``block + EOL`` before a non-empty file, ``block`` alone
+  before an empty or missing one; forget removes the block's lines and, when the line right after
+  the end marker is an empty line (nothing but its ending), that line too; when the block held
+  CREATED_NOTE and nothing else is left, forget removes the file. So connect then forget gives
+  back the very bytes (or the missing file) that were there. An existing block is never moved
+  (the user may have put lines above it; `ssh -G` then tells whether they override it).
+  Markers count only as whole lines (spaces, tabs and a trailing ``\\r`` around them ignored);
+  any other shape (two starts, two ends, an end alone, a start alone, the end before the start)
+  is refused, and so is a block holding lines that colabssh did not write.
+  A ``Host`` or ``Match host`` line outside the block that names the alias (exactly or by a pattern
+  other than a bare ``*``) is refused with its line number. Files that the user's config Includes
+  are never read or edited, so a ``Host`` line in them is not seen by that check (`ssh -G ALIAS`
+  still shows its effect). The Include path is refused when it holds ``%``, ``*``, ``?`` or ``[``
+  (newer OpenSSH releases may expand them there). Before each run that changes this file, its old
+  bytes go to ``config.colabssh-bak-<UTC time>`` (0600; the newest 10 are kept).
+* colabssh's own ``~/.ssh/colabssh/config``: a header comment, then one ``Host ALIAS`` block per
+  session, separated by one empty line; removed when its last block goes.
+* colabssh's ``~/.ssh/colabssh/known_hosts``: exactly one ``HOSTKEYALIAS TYPE BASE64`` line per
+  pinned alias (the bare alias, never ``[host]:port``, which OpenSSH would not find); removed when
+  empty.
+
+Nothing is written while planning: ``plan_connect``/``plan_forget`` return a Plan (old and new
+bytes per file) that ``apply`` writes under the lock, after checking that nothing changed since.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import sshconfig_text as text
+from .errors import BAD_INPUT, FAILURE, ColabsshError
+from .paths import Paths
+from .sshconfig_files import (
+    PlanOutdated,
+    Transaction,
+    check_owner,
+    clean_stale_temps,
+    kept_mode,
+    lock_file,
+    make_private_dir,
+    read_bytes,
+    resolve_target,
+    stale_temps,
+    write_backup,
+)
+
+__all__ = [
+    "BEGIN_MARKER", "END_MARKER", "CREATED_NOTE", "HostEntry", "render_host_entry", "control_dir_for",
+    "ensure_control_dir", "Plan", "find_alias_collision", "plan_connect", "plan_forget", "apply",
+    "apply_with_retry", "locked", "PlanOutdated",
+]
+
+BEGIN_MARKER = "# >>> colabssh managed block (do not edit; `colabssh forget` removes it) >>>"
+END_MARKER = "# <<< colabssh managed block <<<"
+CREATED_NOTE = "# (colabssh created this file; `colabssh forget` removes it again when nothing else is in it)"
+OWN_HEADER = "# colabssh sessions: one Host block per session, managed by colabssh (`colabssh forget ALIAS`).\n"
+
+SOCKET_PATH_LIMIT = 104  # sizeof(sun_path) on macOS/BSD (108 on Linux), counting the final NUL
+# ControlPath is "<dir>/%C": "/" + 40 hex digits; while setting the socket up ssh binds "<path>.<16 random>".
+_CONTROL_PATH_EXTRA = 1 + 40 + 17 + 1
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9.:_-]*")
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\$?")
+_HOST_KEY = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@+,~%-]+")
+_STRICT = ("yes", "ask", "accept-new")
+
+
+# ------------------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    identity_file: Path
+    known_hosts: Path
+    host_key_alias: str  # stable per alias, e.g. f"colabssh-{alias}"
+    strict_host_key_checking: str  # "yes" when pinned from the code; "ask" for unpinned (password) sessions
+    proxy_command: str | None = None  # already built, e.g. '"/abs/cloudflared" access ssh --hostname %h'
+    control_dir: Path | None = None  # connection sharing folder; None = no ControlMaster (e.g. Windows)
+    password_auth: bool = False  # colab-ssh sessions: allow a password, still IdentitiesOnly
+
+
+def _no_controls(what: str, value: str) -> None:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{what} contains a control character: {value!r}")
+
+
+def _word(what: str, value: str, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"{what} is not allowed in an ssh config: {value!r}")
+    return value
+
+
+def _quoted(value: str) -> str:
+    """VALUE as one ssh_config argument: bare when plain, else in double quotes."""
+    return value if _PLAIN.fullmatch(value) else f'"{value}"'
+
+
+def _path_text(what: str, path: Path) -> str:
+    """An absolute path as ssh_config text (forward slashes; refused when ssh could misread it)."""
+    if not path.is_absolute():
+        raise ValueError(f"{what} must be an absolute path (ssh expands ~ from the password database): {path}")
+    value = path.as_posix()
+    _no_controls(what, value)
+    for bad in ('"', "\\", "${"):
+        if bad in value:
+            raise ValueError(f"{what} contains {bad!r}, which ssh would misread: {value!r}")
+    return value
+
+
+def _token_path(what: str, path: Path, suffix: str = "") -> str:
+    """A path for an option that expands %-tokens: a literal '%' is written '%%'."""
+    return _quoted(_path_text(what, path).replace("%", "%%") + suffix)
+
+
+def control_path_fits(control_dir: Path) -> bool:
+    """Whether ``CONTROL_DIR/%C`` stays under the socket path limit while ssh sets the socket up."""
+    return len(os.fsencode(str(control_dir))) + _CONTROL_PATH_EXTRA <= SOCKET_PATH_LIMIT
+
+
+def render_host_entry(entry: HostEntry) -> str:
+    """The session's ``Host`` block (LF line endings, ending with a newline)."""
+    alias = _word("the alias", entry.alias, _NAME)
+    hostname = _word("the host name", entry.hostname, _HOSTNAME)
+    user = _word("the user name", entry.user, _USER)
+    key_alias = _word("the host key alias", entry.host_key_alias, _NAME)
+    if isinstance(entry.port, bool) or not isinstance(entry.port, int) or not 1 <= entry.port <= 65535:
+        raise ValueError(f"the port must be 1-65535: {entry.port!r}")
+    if entry.strict_host_key_checking not in _STRICT:
+        raise ValueError(f"StrictHostKeyChecking must be one of {', '.join(_STRICT)}: "
+                         f"{entry.strict_host_key_checking!r}")
+    lines = [
+        f"Host {alias}",
+        f"  HostName {hostname}",
+        f"  Port {entry.port}",
+        f"  User {user}",
+        f"  IdentityFile {_token_path('the identity file', entry.identity_file)}",
+        "  IdentitiesOnly yes",
+        f"  HostKeyAlias {key_alias}",
+        f"  UserKnownHostsFile {_token_path('the known_hosts file', entry.known_hosts)}",
+        f"  StrictHostKeyChecking {entry.strict_host_key_checking}",
+        "  CheckHostIP no",
+        "  UpdateHostKeys no",
+        "  HashKnownHosts no",
+    ]
+    if entry.password_auth:
+        lines.append("  PasswordAuthentication yes")
+    else:
+        lines += ["  PasswordAuthentication no", "  KbdInteractiveAuthentication no"]
+    lines += ["  ServerAliveInterval 15", "  ServerAliveCountMax 4", "  ConnectTimeout 20"]
+    if entry.proxy_command is not None:
+        command = entry.proxy_command.strip()
+        _no_controls("the ProxyCommand", command)
+        if not command:
+            raise ValueError("the ProxyCommand is empty")
+        lines.append(f"  ProxyCommand {command}")
+    if entry.control_dir is not None:
+        if not control_path_fits(entry.control_dir):
+            raise ValueError(f"the connection sharing folder is too long for a socket path: {entry.control_dir}")
+        lines += ["  ControlMaster auto",
+                  f"  ControlPath {_token_path('the connection sharing folder', entry.control_dir, '/%C')}",
+                  "  ControlPersist 10m"]
+    return "\n".join(lines) + "\n"
+
+
+def control_dir_for(paths: Paths, *, short_root: Path = Path("/tmp")) -> Path:
+    """Where connection-sharing sockets go: ``~/.ssh/colabssh/cm`` when its socket paths fit the
+    104-byte limit, else a short private folder ``/tmp/colabssh-<uid>`` (0700, ours).
+
+    Nothing is created here (`apply` creates the folder of a planned entry; `ensure_control_dir`
+    is there for the remote seam). A fallback folder that exists but is not safely ours is refused.
+    On Windows, pass ``control_dir=None`` to HostEntry instead: OpenSSH for Windows has no ControlMaster.
+    """
+    if control_path_fits(paths.control_dir) or not hasattr(os, "geteuid"):
+        return paths.control_dir
+    short = short_root / f"colabssh-{os.geteuid()}"
+    _check_private_dir(short)
+    if not control_path_fits(short):
+        raise ColabsshError(f"no folder short enough for ssh's connection sharing sockets ({short})",
+                            "use a shorter home folder", FAILURE)
+    return short
+
+
+def _check_private_dir(folder: Path) -> None:
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise ColabsshError(f"{folder} exists and is not a private folder of this user",
+                            f"remove {folder} (someone else may have made it), then try again", BAD_INPUT)
+
+
+def ensure_control_dir(folder: Path) -> None:
+    """Create the connection sharing folder (0700) if missing: ssh fails when it is not there."""
+    if hasattr(os, "geteuid"):
+        _check_private_dir(folder)
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(folder)
+    if hasattr(os, "geteuid"):
+        _check_private_dir(folder)
+        if os.stat(folder).st_mode & 0o077:
+            os.chmod(folder, 0o700)
+
+
+# ---------------------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a change would do; nothing written yet. Files are written in the dict's order."""
+
+    files: dict[Path, tuple[bytes | None, bytes | None]]
+    dirs: tuple[Path, ...] = ()  # connection sharing folders to create
+    base: Path | None = None  # diff paths are shown relative to this folder (the home)
+
+    def changed(self) -> bool:
+        return any(old != new for old, new in self.files.values()) or any(not d.is_dir() for d in self.dirs)
+
+    def diff_bytes(self) -> bytes:
+        """A unified diff of every changed file, exact bytes; apply it with ``cd BASE && patch -p1``."""
+        out: list[bytes] = []
+        for path, (old, new) in self.files.items():
+            if old == new:
+                continue
+            label = self._label(path)
+            before = text.split_lines(old or b"")
+            after = text.split_lines(new or b"")
+            lines = difflib.diff_bytes(difflib.unified_diff, before, after,
+                                       b"/dev/null" if old is None else b"a/" + label,
+                                       b"/dev/null" if new is None else b"b/" + label, lineterm=b"\n")
+            for line in lines:
+                out.append(line if line.endswith(b"\n") else line + b"\n\\ No newline at end of file\n")
+        return b"".join(out)
+
+    def diff(self) -> str:
+        """diff_bytes() as text; odd bytes come back as surrogates: print it with
+        ``sys.stdout.buffer.write(plan.diff().encode('utf-8', 'surrogateescape'))`` to keep it exact."""
+        return self.diff_bytes().decode("utf-8", errors="surrogateescape")
+
+    def _label(self, path: Path) -> bytes:
+        if self.base is not None:
+            try:
+                return os.fsencode(str(path.relative_to(self.base)))
+            except ValueError:
+                pass
+        return os.fsencode(str(path).lstrip("/"))
+
+
+def _eol(data: bytes) -> bytes:
+    return b"\r\n" if text.uses_crlf(data) else b"\n"
+
+
+def _include_line(paths: Paths) -> str:
+    value = _path_text("colabssh's config file", paths.config)
+    for bad in ("%", "*", "?", "["):
+        if bad in value:
+            raise ColabsshError(f"colabssh cannot write an Include line for {value} (it contains {bad!r})",
+                                "use a home folder whose path has no '%', '*', '?' or '['", BAD_INPUT)
+    return f"Include {_quoted(value)}"
+
+
+def _marker_error(path: Path, exc: text.MarkerError) -> ColabsshError:
+    return ColabsshError(f"{path}: {exc}; colabssh changed nothing",
+                         "keep exactly one colabssh block (start and end marker lines, in that order) or delete "
+                         "both marker lines and what is between them, then run the command again", BAD_INPUT)
+
+
+def _find_block(path: Path, lines: list[bytes]) -> text.Span | None:
+    try:
+        span = text.find_span(lines, BEGIN_MARKER.encode(), END_MARKER.encode())
+    except text.MarkerError as exc:
+        raise _marker_error(path, exc) from None
+    if span is None:
+        return None
+    for i in range(span.begin + 1, span.end):
+        parsed = text.keyword_and_rest(lines[i])
+        if parsed is not None and parsed[0] != "include":
+            raise ColabsshError(f"{path}: line {i + 1} inside colabssh's managed block was not written by "
+                                f"colabssh ({text.show(lines[i])!r}); colabssh changed nothing",
+                                "move your own lines out of the block (above its start or below its end "
+                                "marker), then run the command again", BAD_INPUT)
+    return span
+
+
+def _has_note(lines: list[bytes], span: text.Span) -> bool:
+    note = CREATED_NOTE.encode()
+    return any(text.content(lines[i]).strip(b" \t") == note for i in range(span.begin + 1, span.end))
+
+
+def _block_lines(paths: Paths, eol: bytes, created: bool) -> list[bytes]:
+    body = [BEGIN_MARKER] + ([CREATED_NOTE] if created else []) + [_include_line(paths), END_MARKER]
+    return [line.encode() + eol for line in body]
+
+
+def find_alias_collision(user_config: bytes, alias: str) -> tuple[int, str] | None:
+    """The first line outside colabssh's markers whose ``Host`` names ALIAS (exactly or by a pattern
+    other than a bare ``*``; negations as ssh_config has them), or whose ``Match host``/``originalhost``
+    does: (1-based line number, the line). Included files are not followed."""
+    lines = text.split_lines(user_config)
+    try:
+        span = text.find_span(lines, BEGIN_MARKER.encode(), END_MARKER.encode())
+    except text.MarkerError:
+        span = None
+    for i, line in enumerate(lines):
+        if span is not None and span.begin <= i <= span.end:
+            continue
+        parsed = text.keyword_and_rest(line)
+        if parsed is None:
+            continue
+        keyword, rest = parsed
+        if keyword == "host" and text.names_alias(text.split_args(rest), alias):
+            return i + 1, text.show(line)
+        if keyword == "match" and text.match_line_names_alias(rest, alias):
+            return i + 1, text.show(line)
+    return None
+
+
+def _user_config_with_block(paths: Paths, old: bytes | None) -> bytes:
+    path = paths.user_config
+    data = old or b""
+    lines = text.split_lines(data)
+    span = _find_block(path, lines)
+    if span is None:
+        eol = _eol(data)
+        block = b"".join(_block_lines(paths, eol, created=old is None))
+        return block + (eol + data if data else b"")
+    eol = b"\r\n" if lines[span.begin].endswith(b"\r\n") else b"\n"
+    wanted = _block_lines(paths, eol, created=_has_note(lines, span))
+    current = lines[span.begin:span.end + 1]
+    if [text.content(x).strip(b" \t") for x in current] == [text.content(x) for x in wanted]:
+        return data
+    if not current[-1].endswith(b"\n"):  # the end marker was the file's last line, without an ending
+        wanted[-1] = wanted[-1][: -len(eol)]
+    return b"".join(lines[:span.begin] + wanted + lines[span.end + 1:])
+
+
+def _user_config_without_block(paths: Paths, old: bytes | None) -> bytes | None:
+    if old is None:
+        return None
+    lines = text.split_lines(old)
+    span = _find_block(paths.user_config, lines)
+    if span is None:
+        return old
+    stop = span.end + 1
+    if stop < len(lines) and not text.content(lines[stop]):
+        stop += 1
+    rest = b"".join(lines[:span.begin] + lines[stop:])
+    if not rest and _has_note(lines, span):
+        return None
+    return rest
+
+
+def _own_blocks(data: bytes) -> tuple[bytes, list[tuple[str | None, bytes]]]:
+    """colabssh's own config as (header, [(alias or None, block bytes without trailing blank lines)])."""
+    lines = text.split_lines(data)
+    starts = text.block_starts(lines)
+    header = b"".join(lines[: starts[0]] if starts else lines)
+    blocks: list[tuple[str | None, bytes]] = []
+    for k, start in enumerate(starts):
+        stop = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        while stop > start + 1 and text.is_blank(lines[stop - 1]):
+            stop -= 1
+        chunk = b"".join(lines[start:stop])
+        if not chunk.endswith(b"\n"):
+            chunk += b"\n"
+        parsed = text.keyword_and_rest(lines[start])
+        args = text.split_args(parsed[1]) if parsed and parsed[0] == "host" else []
+        blocks.append((args[0] if len(args) == 1 else None, chunk))
+    return header, blocks
+
+
+def _own_config(header: bytes, blocks: list[tuple[str | None, bytes]]) -> bytes | None:
+    header = header.rstrip(b"\r\n \t")
+    if not blocks and (not header or header + b"\n" == OWN_HEADER.encode()):
+        return None
+    parts = [(header + b"\n") if header else OWN_HEADER.encode()] + [chunk for _, chunk in blocks]
+    return b"\n".join(parts)
+
+
+def _own_config_with(old: bytes | None, alias: str, block: bytes) -> bytes:
+    header, blocks = _own_blocks(old or b"")
+    for i, (name, _) in enumerate(blocks):
+        if name == alias:
+            blocks[i] = (alias, block)
+            break
+    else:
+        blocks.append((alias, block))
+    new = _own_config(header, blocks)
+    assert new is not None  # there is at least one block
+    return new
+
+
+def _known_hosts_with(old: bytes | None, key_alias: str, host_key: str | None) -> bytes | None:
+    lines = text.split_lines(old or b"")
+    mine = [line for line in lines if text.pins_name(line, key_alias)]
+    wanted = f"{key_alias} {host_key}\n".encode() if host_key is not None else None
+    if wanted is not None and [text.content(x) for x in mine] == [wanted[:-1]]:
+        return old
+    kept = [line for line in lines if not text.pins_name(line, key_alias)]
+    if kept and not kept[-1].endswith(b"\n"):
+        kept[-1] += b"\n"
+    new = b"".join(kept) + (wanted or b"")
+    if old is None and not new:
+        return None
+    return new if new or old is None else None
+
+
+def plan_connect(paths: Paths, entry: HostEntry, host_key: str | None) -> Plan:
+    """Plan adding (or replacing) the session ENTRY: its Host block, its pinned host key (None: no pin,
+    the session pins on first contact) and the Include block in the user's config."""
+    block = render_host_entry(entry).encode()
+    if entry.known_hosts != paths.known_hosts:
+        raise ValueError(f"the entry's known_hosts file must be colabssh's own ({paths.known_hosts})")
+    if host_key is not None and not _HOST_KEY.fullmatch(host_key):
+        raise ValueError(f"not a host public key line (TYPE BASE64): {host_key[:40]!r}")
+    user_old = read_bytes(paths.user_config)
+    user_new = _user_config_with_block(paths, user_old)
+    collision = find_alias_collision(user_old or b"", entry.alias)
+    if collision is not None:
+        number, line = collision
+        raise ColabsshError(f"{paths.user_config} line {number} already names {entry.alias!r}: {line!r}; "
+                            "colabssh changed nothing",
+                            "pick another name with `--name`, or rename or remove that entry of yours", BAD_INPUT)
+    own_old = read_bytes(paths.config)
+    own_new = _own_config_with(own_old, entry.alias, block)
+    known_old = read_bytes(paths.known_hosts)
+    known_new = _known_hosts_with(known_old, entry.host_key_alias, host_key)
+    dirs = (entry.control_dir,) if entry.control_dir is not None else ()
+    return Plan({paths.known_hosts: (known_old, known_new), paths.config: (own_old, own_new),
+                 paths.user_config: (user_old, user_new)}, dirs, paths.home)
+
+
+def plan_forget(paths: Paths, alias: str) -> Plan:
+    """Plan removing the session ALIAS: its block, its pin and, with the last session, the Include block."""
+    _word("the alias", alias, _NAME)
+    own_old = read_bytes(paths.config)
+    header, blocks = _own_blocks(own_old or b"")
+    key_alias = _pinned_alias(own_old or b"", alias)
+    kept = [(name, chunk) for name, chunk in blocks if name != alias]
+    known_old = read_bytes(paths.known_hosts)
+    pinned = any(text.pins_name(line, key_alias) for line in text.split_lines(known_old or b""))
+    user_old = read_bytes(paths.user_config)
+    user_lines = text.split_lines(user_old or b"")
+    _find_block(paths.user_config, user_lines)
+    if len(kept) == len(blocks) and not pinned:
+        raise ColabsshError(f"no session named {alias!r} in {paths.config}",
+                            "see `colabssh list` for the sessions colabssh knows", BAD_INPUT)
+    own_new = own_old if len(kept) == len(blocks) else _own_config(header, kept)
+    known_new = _known_hosts_with(known_old, key_alias, None)
+    # the Include goes with the last block (blocks the user added to colabssh's file keep it)
+    user_new = _user_config_without_block(paths, user_old) if own_new is None else user_old
+    return Plan({paths.known_hosts: (known_old, known_new), paths.config: (own_old, own_new),
+                 paths.user_config: (user_old, user_new)}, (), paths.home)
+
+
+def _pinned_alias(own: bytes, alias: str) -> str:
+    """The HostKeyAlias the alias's block names (``colabssh-ALIAS`` when there is no block)."""
+    lines = text.split_lines(own)
+    found = text.host_block(lines, alias)
+    if found is not None:
+        for line in lines[found[0] + 1:found[1]]:
+            parsed = text.keyword_and_rest(line)
+            if parsed and parsed[0] == "hostkeyalias":
+                args = text.split_args(parsed[1])
+                if args:
+                    return args[0]
+    return f"colabssh-{alias}"
+
+
+# ---------------------------------------------------------------------------------------- apply
+
+
+@contextmanager
+def locked(paths: Paths) -> Iterator[None]:
+    """colabssh's lock (``~/.ssh/.colabssh.lock``): one writer at a time; re-entrant in a process."""
+    make_private_dir(paths.ssh_dir)
+    with lock_file(paths.lock):
+        yield
+
+
+def apply(paths: Paths, plan: Plan) -> list[Path]:
+    """Write PLAN under the lock; return the paths written or removed (a backup of the user's config,
+    when one was made, comes first). Writes nothing at all when the plan changes nothing.
+
+    Raises PlanOutdated when a file is no longer what the plan read (plan again, or use
+    apply_with_retry); ColabsshError for anything that stops the write, with every file as it was.
+    """
+    if not plan.changed():
+        targets = [resolve_target(path) for path in plan.files]
+        if any(stale_temps(t.parent, t.name) for t in targets):  # a killed run's leftovers: clean them up
+            with locked(paths):
+                for target in targets:
+                    clean_stale_temps(target.parent, target.name)
+        return []
+    with locked(paths):
+        return _apply_locked(paths, plan)
+
+
+def apply_with_retry(paths: Paths, make_plan: Callable[[], Plan], attempts: int = 5) -> list[Path]:
+    """Take the lock, plan and apply inside it (re-planning when another program wrote meanwhile)."""
+    with locked(paths):
+        for _ in range(attempts - 1):
+            try:
+                return apply(paths, make_plan())
+            except PlanOutdated:
+                continue
+        return apply(paths, make_plan())
+
+
+def _apply_locked(paths: Paths, plan: Plan) -> list[Path]:
+    changes = [(path, old, new) for path, (old, new) in plan.files.items() if old != new]
+    check_owner(paths.home, paths.ssh_dir)
+
+    def unchanged_since_planned(path: Path, old: bytes | None) -> None:
+        if read_bytes(path) != old:
+            raise PlanOutdated(path)
+
+    for path, old, _ in changes:
+        unchanged_since_planned(path, old)
+    targets = {path: resolve_target(path) for path in plan.files}
+    for target in targets.values():
+        clean_stale_temps(target.parent, target.name)
+    modes = {path: kept_mode(path, targets[path], user_file=path == paths.user_config) for path, _, _ in changes}
+    for folder in (paths.ssh_dir, paths.root):
+        make_private_dir(folder)
+    for folder in plan.dirs:
+        ensure_control_dir(folder)
+    written: list[Path] = []
+    transaction = Transaction()
+    try:
+        for path, old, new in changes:
+            if new is None and os.path.islink(path):
+                new = b""  # never replace a user's link by nothing: empty its target instead
+            transaction.stage(path, targets[path], old, new, modes[path])
+        backup = paths.user_config in {p for p, _, _ in changes} and plan.files[paths.user_config][0] is not None
+        if backup:
+            written.append(write_backup(paths.user_config, plan.files[paths.user_config][0] or b""))
+    except BaseException:
+        transaction.abort()
+        raise
+    transaction.commit(unchanged_since_planned)
+    return written + [path for path, _, _ in changes]

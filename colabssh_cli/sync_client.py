@@ -1,0 +1,358 @@
+"""The laptop side of `colabssh sync`, `restore`, `pull` and `push` (no typer, no rich: commands/sync.py renders).
+
+``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command
+ships ``colab_bootstrap/sync_runner.py`` as source (stdin) and runs it with the runtime's python. That one
+command takes the lock, checks, starts rsync detached and follows its log; each line it prints is a JSON event
+(progress, items, warnings, then the result), handed here to ``on_event`` as it arrives. A Ctrl-C stops the run
+on the runtime too (a dropped link does not: ``attach`` follows a run again).
+
+``pull`` and ``push`` copy between the laptop and the runtime with the laptop's rsync over the same pinned
+OpenSSH connection (``rsync -e "ssh -F <config>"``), or with scp where there is no rsync (Windows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import colab_bootstrap
+from colab_bootstrap import sync_runner
+
+from .errors import BAD_INPUT, FAILURE, MISSING_TOOL, ColabsshError
+from .remote import Remote, explain_ssh_failure
+
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+
+DEFAULT_FOLDER = sync_runner.DEFAULT_FOLDER
+
+# The runner's refusals (kind) as laptop exit codes; rsync's own non-zero codes pass through unchanged.
+_KIND_EXIT_CODES = {"bad_input": BAD_INPUT, "no_backup": BAD_INPUT, "no_job": BAD_INPUT, "no_content": FAILURE,
+                    "no_drive": FAILURE, "no_space": FAILURE, "locked": FAILURE, "no_rsync": MISSING_TOOL,
+                    "failed": FAILURE}
+
+
+@dataclass
+class SyncOptions:
+    mode: str = "backup"  # backup (sync) | restore
+    paths: list[str] = field(default_factory=list)
+    folder: str = DEFAULT_FOLDER  # relative to the Drive folder
+    excludes: list[str] = field(default_factory=list)
+    delete: bool = False
+    dry_run: bool = False
+    force: bool = False
+    bwlimit: int = 0
+
+
+@dataclass
+class SyncOutcome:
+    report: Event  # the runner's "result" event
+    changes: list[Event] = field(default_factory=list)  # itemized changes (what a dry run would do)
+    warnings: list[Event] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        code = int(self.report.get("exit", FAILURE))
+        return FAILURE if code == sync_runner.EXIT_LOST else code
+
+    def as_json(self) -> dict[str, Any]:
+        document = {k: v for k, v in self.report.items() if k != "event"}
+        document["warnings"] = [{"message": w.get("message", ""), "hint": w.get("hint", "")} for w in self.warnings]
+        if self.report.get("dry_run"):
+            document["changes"] = [{"change": c["change"], "path": c["path"]} for c in self.changes]
+        return document
+
+
+def runner_source() -> str:
+    return resources.files(colab_bootstrap).joinpath("sync_runner.py").read_text(encoding="utf-8")
+
+
+def runner_command(remote: Remote, args: Sequence[str]) -> str:
+    """The one remote shell command: the runtime's python reads the runner's source from stdin, then runs it."""
+    return shlex.join([remote.session.python, "-c", sync_runner.BOOT, *args])
+
+
+def remote_relative(path: str, content: str, what: str = "PATH") -> str:
+    """A PATH argument as the runner wants it: relative to the content root (an absolute one inside it is fine)."""
+    text = path.strip()
+    if text.startswith("/"):
+        root = content.rstrip("/") or "/"
+        if text != root and not text.startswith(root + "/"):
+            raise ColabsshError(f"{what} {path!r} is outside the content root {content}",
+                                "give paths relative to the content root", BAD_INPUT)
+        text = posixpath.relpath(text, root)
+    try:
+        return sync_runner.clean_relative(text, what)
+    except sync_runner.SyncRefused as exc:
+        raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
+
+
+def start_args(remote: Remote, options: SyncOptions) -> list[str]:
+    session = remote.session
+    try:
+        folder = sync_runner.clean_relative(options.folder, "the Drive folder")
+    except sync_runner.SyncRefused as exc:
+        raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
+    if folder == ".":
+        raise ColabsshError("the backup folder cannot be the Drive folder itself",
+                            f"name a folder inside it, e.g. {DEFAULT_FOLDER}", BAD_INPUT)
+    args = ["start", "--mode", options.mode, "--content", session.content, "--folder", folder]
+    if session.drive:
+        args += ["--drive", session.drive]
+    for pattern in options.excludes:
+        if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
+            raise ColabsshError(f"the exclude pattern {pattern!r} is empty or has a control character", "",
+                                BAD_INPUT)
+        args.append(f"--exclude={pattern}")
+    if options.delete:
+        args.append("--delete")
+    if options.dry_run:
+        args.append("--dry-run")
+    if options.force:
+        args.append("--force")
+    if options.bwlimit:
+        args.append(f"--bwlimit={options.bwlimit}")
+    return args + ["--", *[remote_relative(p, session.content) for p in options.paths]]
+
+
+class _EventReader:
+    """Collects the runner's JSON events and hands each one on."""
+
+    def __init__(self, on_event: EventSink) -> None:
+        self.on_event = on_event
+        self.error: Optional[Event] = None
+        self.result: Optional[Event] = None
+        self.changes: list[Event] = []
+        self.warnings: list[Event] = []
+        self.stderr: list[str] = []
+
+    def stdout_line(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        kind = event.get("event")
+        if kind == "error":
+            self.error = event
+        elif kind == "result":
+            self.result = event
+        elif kind == "item":
+            self.changes.append(event)
+        elif kind == "warning":
+            self.warnings.append(event)
+        self.on_event(event)
+
+    def stderr_line(self, line: str) -> None:
+        self.stderr.append(line)
+        del self.stderr[:-20]
+
+    def outcome(self, alias: str, returncode: int) -> SyncOutcome:
+        if self.error is not None:
+            raise ColabsshError(str(self.error.get("message", "the sync was refused")), str(self.error.get("hint", "")),
+                                _KIND_EXIT_CODES.get(str(self.error.get("kind")), FAILURE))
+        if self.result is None:
+            last = next((line for line in reversed(self.stderr) if line.strip()), f"exit code {returncode}")
+            raise ColabsshError(f"{alias}: the sync runner failed on the runtime: {last}",
+                                "is the runtime's python 3.8 or newer? Re-run the cell, then try again", FAILURE)
+        return SyncOutcome(self.result, self.changes, self.warnings)
+
+
+def _noop(event: Event) -> None:
+    pass
+
+
+def cancel(remote: Remote) -> bool:
+    """Stop the runtime's running sync cleanly; True when one was running."""
+    try:
+        result = remote.run(runner_command(remote, ["cancel"]), input=runner_source().encode("utf-8"), timeout=30,
+                            check=False)
+    except ColabsshError:
+        return False
+    return b'"running": true' in result.stdout
+
+
+def run_sync(remote: Remote, options: SyncOptions, on_event: EventSink = _noop) -> SyncOutcome:
+    """One sync or restore on the runtime, followed to its end. A Ctrl-C stops it there too, then re-raises."""
+    reader = _EventReader(on_event)
+    try:
+        code = remote.stream(runner_command(remote, start_args(remote, options)), input=runner_source().encode(),
+                             on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+    except KeyboardInterrupt:
+        if reader.result is None and reader.error is None:
+            cancel(remote)
+        raise
+    return reader.outcome(remote.alias, code)
+
+
+def attach(remote: Remote, on_event: EventSink = _noop) -> SyncOutcome:
+    """Follow the runtime's running sync (or replay its latest) to the end; Ctrl-C only stops following."""
+    reader = _EventReader(on_event)
+    code = remote.stream(runner_command(remote, ["attach"]), input=runner_source().encode(),
+                         on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+    return reader.outcome(remote.alias, code)
+
+
+def check(outcome: SyncOutcome) -> None:
+    """Raise the run's failure (after the summary was shown): rsync's exit code and its advice."""
+    report = outcome.report
+    if report.get("lost"):
+        raise ColabsshError("the sync on the runtime stopped without recording a result (its worker was killed)",
+                            str(report.get("advice", "")), FAILURE)
+    code = outcome.exit_code
+    if code:
+        what = "restore" if report.get("mode") == "restore" else "sync"
+        raise ColabsshError(f"the {what} ended with rsync exit code {code}", str(report.get("advice", "")), code)
+
+
+# --------------------------------------------------------------------------------------------- pull / push
+@dataclass
+class TransferOutcome:
+    tool: str  # rsync | scp
+    source: str
+    target: str
+    files_copied: int = 0
+    bytes_copied: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def remote_path(path: str, content: str) -> str:
+    """A path on the runtime: absolute as given, relative to the content root otherwise."""
+    if not path or any(ord(ch) < 32 for ch in path):
+        raise ColabsshError(f"the runtime path {path!r} is empty or has a control character", "", BAD_INPUT)
+    return posixpath.normpath(path if path.startswith("/") else posixpath.join(content, path))
+
+
+def _ssh_command(remote: Remote) -> list[str]:
+    """ssh with colabssh's config and options, without the alias (rsync and scp add the host)."""
+    argv = remote.ssh_argv()
+    return argv[:-1]
+
+
+def _needs_rsync_installed(stderr: str) -> bool:
+    return "rsync: not found" in stderr or "rsync: command not found" in stderr or \
+        ("rsync" in stderr and "No such file or directory" in stderr and "exec" in stderr)
+
+
+def install_remote_rsync(remote: Remote) -> None:
+    result = remote.run(runner_command(remote, ["ensure-rsync"]), input=runner_source().encode(), timeout=600,
+                        check=True)
+    if result.returncode != 0:
+        raise ColabsshError("rsync is not installed on the runtime and could not be installed",
+                            "install it there: apt-get install rsync", MISSING_TOOL)
+
+
+def transfer(remote: Remote, direction: str, local: Path, runtime_path: str,
+             on_event: EventSink = _noop) -> TransferOutcome:
+    """Copy LOCAL to RUNTIME_PATH (push: into that folder) or RUNTIME_PATH into LOCAL (pull: a folder)."""
+    import time
+
+    target = remote_path(runtime_path, remote.session.content)
+    if direction == "push":
+        if not local.exists():
+            raise ColabsshError(f"{local} does not exist", "give an existing file or folder to push", BAD_INPUT)
+    else:
+        if local.exists() and not local.is_dir():
+            raise ColabsshError(f"{local} is not a folder", "pull into a folder (default: the current one)",
+                                BAD_INPUT)
+        local.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    rsync = shutil.which("rsync")
+    if rsync is None:
+        outcome = _scp(remote, direction, local, target)
+    else:
+        outcome = _rsync(remote, rsync, direction, local, target, on_event)
+        if outcome is None:  # the runtime had no rsync: install it there, then once more
+            install_remote_rsync(remote)
+            outcome = _rsync(remote, rsync, direction, local, target, on_event)
+            if outcome is None:
+                raise ColabsshError("rsync is missing on the runtime", "install it there: apt-get install rsync",
+                                    MISSING_TOOL)
+    outcome.seconds = round(time.monotonic() - started, 3)
+    return outcome
+
+
+def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
+           on_event: EventSink) -> Optional[TransferOutcome]:
+    argv = [rsync, "-rlt", "--protect-args", "--itemize-changes", "--8-bit-output", "--info=progress2,stats2",
+            "-e", shlex.join(_ssh_command(remote))]
+    if direction == "push":
+        argv += ["--rsync-path", f"mkdir -p -- {shlex.quote(target)} && rsync",
+                 "--", str(local), f"{remote.alias}:{target}/"]
+        source, destination = str(local), f"{remote.alias}:{target}/"
+    else:
+        argv += ["--", f"{remote.alias}:{target}", f"{local}/"]
+        source, destination = f"{remote.alias}:{target}", f"{local}/"
+    parser = sync_runner.LogParser(on_event)
+    stderr: list[bytes] = []
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "LC_ALL": "C"})
+    assert process.stdout is not None and process.stderr is not None
+    reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)  # type: ignore
+    reader.start()
+    try:
+        while True:
+            chunk = process.stdout.read1(1 << 16)
+            if not chunk:
+                break
+            parser.feed(chunk)
+        code = process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
+        raise
+    reader.join()
+    parser.close()
+    text = b"".join(stderr).decode("utf-8", errors="replace")
+    if code != 0:
+        if _needs_rsync_installed(text):
+            return None
+        if code == 255 or "connection unexpectedly closed" in text and "ssh:" in text:
+            raise explain_ssh_failure(remote.alias, 255, text)
+        last = next((line for line in reversed(text.splitlines()) if line.strip()), f"exit code {code}")
+        if "No such file or directory" in text and direction == "pull":
+            raise ColabsshError(f"{target} does not exist on the runtime", "check the path (relative paths start "
+                                f"at the content root, {remote.session.content})", BAD_INPUT)
+        raise ColabsshError(f"{direction} failed: {last}", sync_runner.advice_for(code),
+                            code if 0 < code < 64 else FAILURE)
+    return TransferOutcome("rsync", source, destination, parser.stats.get("files_copied", 0),
+                           parser.stats.get("bytes_copied", 0))
+
+
+def _scp(remote: Remote, direction: str, local: Path, target: str) -> TransferOutcome:
+    scp = shutil.which("scp")
+    if scp is None:
+        raise ColabsshError("neither rsync nor scp is installed on this machine",
+                            "install rsync, or the OpenSSH client (scp)", MISSING_TOOL)
+    options = [arg for arg in _ssh_command(remote)[1:] if arg != "-T"]
+    if direction == "push":
+        made = remote.run(shlex.join(["mkdir", "-p", "--", target]), timeout=60)
+        if made.returncode != 0:
+            raise ColabsshError(f"could not create {target} on the runtime", "", FAILURE)
+        argv = [scp, *options, "-r", "-p", "--", str(local), f"{remote.alias}:{target}/"]
+        source, destination = str(local), f"{remote.alias}:{target}/"
+    else:
+        argv = [scp, *options, "-r", "-p", "--", f"{remote.alias}:{target}", f"{local}/"]
+        source, destination = f"{remote.alias}:{target}", f"{local}/"
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+    if result.returncode != 0:
+        text = result.stderr.decode("utf-8", errors="replace")
+        if result.returncode == 255 and "scp:" not in text:
+            raise explain_ssh_failure(remote.alias, 255, text)
+        last = next((line for line in reversed(text.splitlines()) if line.strip()), f"exit {result.returncode}")
+        raise ColabsshError(f"{direction} failed: {last}", "check the paths", FAILURE)
+    return TransferOutcome("scp", source, destination)

@@ -1,0 +1,5 @@
+"""google.colab.errors stand-in."""
+
+
+class Error(Exception):
+    """Base class for Colab errors."""

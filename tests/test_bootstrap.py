@@ -1,0 +1,141 @@
+"""`colabssh bootstrap`: the cell it prints, the key it embeds, and its refusals."""
+
+from __future__ import annotations
+
+import ast
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import colab_bootstrap
+from colabssh_cli.app import main
+from tests.fakes import client_key_path, colab_env, new_key, ssh
+
+NOT_A_KEY = "hello, this is not a key\n"
+
+
+def _options(cell_text: str) -> dict:
+    """The COLABSSH_OPTIONS the cell embeds (read from its syntax tree, not executed)."""
+    for node in ast.parse(cell_text).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COLABSSH_OPTIONS":
+            return json.loads(ast.get_source_segment(cell_text, node.value))
+    raise AssertionError("no COLABSSH_OPTIONS in the cell")
+
+
+def test_prints_one_cell_with_colabssh_own_key_made_private(isolated_home, capsys):
+    assert main(["bootstrap", "--tunnel", "cloudflared"]) == 0
+    cell = capsys.readouterr().out
+    compile(cell, "<cell>", "exec")
+    key = client_key_path(isolated_home)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    options = _options(cell)
+    assert options["tunnel"] == "cloudflared"
+    assert options["public_key"].split()[:2] == key.with_suffix(".pub").read_text().split()[:2]
+    private_body = key.read_text().splitlines()[1:-1]
+    assert private_body and not any(line in cell for line in private_body)
+    # the same key is used again, not replaced
+    assert main(["bootstrap", "--tunnel", "local"]) == 0
+    assert _options(capsys.readouterr().out)["public_key"] == options["public_key"]
+
+
+def test_the_cell_inlines_colab_bootstrap_and_needs_nothing_else(tmp_path, client_key):
+    from colabssh_cli.cell import bootstrap_sources
+
+    out = tmp_path / "cell.py"
+    assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
+    text = out.read_text()
+    for name in ("runtime", "sshd", "conncode", "tunnels", "tunnel_ngrok", "session_env"):
+        assert name in bootstrap_sources()
+        assert f"'{name}': " in text
+    # python -I -S: no site-packages, no PYTHONPATH, not this checkout: the cell must bring all it imports
+    probe = text.replace("_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)", "_colabssh_status = 0")
+    probe += "\nimport colab_bootstrap.runtime, colab_bootstrap.tunnel_ngrok, colab_bootstrap.tunnel_cloudflared\n" \
+             "print(type(colab_bootstrap.runtime.__loader__).__name__, colab_bootstrap.__version__)\n"
+    (tmp_path / "probe.py").write_text(probe)
+    result = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "probe.py")], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["_ColabsshSources", colab_bootstrap.__version__]
+
+
+def test_public_key_option_embeds_that_key(tmp_path, capsys):
+    key = new_key(tmp_path / "keys", "mine")
+    assert main(["bootstrap", "--tunnel", "local", "--public-key", str(key.with_suffix(".pub"))]) == 0
+    assert _options(capsys.readouterr().out)["public_key"] == key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (NOT_A_KEY, "not an SSH public key"),
+    ("", "the public key is empty"),
+    (None, "private key"),  # the private key file itself
+    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPLACEHOLDER", "damaged or truncated"),
+    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnaOCFdCwAxPerC7oYBQAlHTu05NJc9IsxS2Bt6N4Q1 a\n"
+     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnaOCFdCwAxPerC7oYBQAlHTu05NJc9IsxS2Bt6N4Q1 b\n", "exactly one"),
+    ('command="rm -rf /" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnaOCFdCwAxPerC7oYBQAlHTu05NJc9IsxS2Bt6N4Q1',
+     "not an SSH public key"),
+])
+def test_a_public_key_that_is_not_one_is_refused_and_nothing_is_written(tmp_path, capsys, content, message):
+    if content is None:
+        source = new_key(tmp_path / "keys", "secret")
+    else:
+        source = tmp_path / "key.pub"
+        source.write_text(content)
+    out = tmp_path / "cell.py"
+    assert main(["bootstrap", "--public-key", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("colabssh: error: ") and message in err and "\n  hint: " in err
+    assert "Traceback" not in err and "BEGIN OPENSSH" not in err
+    assert list(tmp_path.glob("*cell.py*")) == []
+
+
+def test_a_missing_public_key_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["bootstrap", "--public-key", str(tmp_path / "nope.pub")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the public key" in err and "No such file" in err and "hint:" in err
+
+
+def test_unknown_tunnel_kind_is_refused(capsys, client_key):
+    assert main(["bootstrap", "--tunnel", "wireguard"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown tunnel kind 'wireguard'" in err and "ngrok" in err and "cloudflared" in err
+    assert capsys.readouterr().out == ""
+
+
+def test_unwritable_out_leaves_nothing_behind(tmp_path, capsys, client_key):
+    out = tmp_path / "missing-folder" / "cell.py"
+    assert main(["bootstrap", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "Traceback" not in err
+    assert not out.parent.exists()
+
+
+def test_the_real_console_script_reports_bad_input_without_traceback(tmp_path):
+    bad = tmp_path / "bad.pub"
+    bad.write_text(NOT_A_KEY)
+    exe = Path(sys.executable).with_name("colabssh")
+    result = subprocess.run([str(exe), "bootstrap", "--public-key", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stdout == "" and "colabssh: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_cell_without_a_key_reads_the_colab_secret(tmp_path, start_runtime, isolated_home, capsys):
+    key = new_key(tmp_path / "keys", "from-secret")
+    cell = tmp_path / "generic-cell.py"
+    assert main(["bootstrap", "--tunnel", "local", "--key-from-secret", "--out", str(cell)]) == 0
+    assert _options(cell.read_text())["public_key"] == ""
+    secret = key.with_suffix(".pub").read_text().strip()
+    running = start_runtime(cell=cell, extra_env=colab_env(tmp_path, {"COLABSSH_PUBKEY": secret}))
+    result = ssh(running.info, key, "echo ok")
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    assert (running.state / "authorized_keys").read_text().strip() == secret
+
+
+def test_key_from_secret_and_public_key_exclude_each_other(tmp_path, capsys):
+    key = new_key(tmp_path / "keys")
+    assert main(["bootstrap", "--key-from-secret", "--public-key", str(key.with_suffix(".pub"))]) == 2
+    assert "exclude each other" in capsys.readouterr().err

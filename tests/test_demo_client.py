@@ -1,0 +1,69 @@
+"""The laptop's reading of the demo's one JSON document (colabssh_cli/demo_client.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from colab_bootstrap import demo
+from colabssh_cli.demo_client import DemoUnavailable, demo_arguments, demo_source, parse_report
+from colabssh_cli.errors import FAILURE, MISSING_TOOL, ColabsshError
+
+
+def test_the_shipped_source_is_the_demo_module():
+    source = demo_source()
+    assert source == open(demo.__file__, encoding="utf-8").read()
+    compile(source, "<demo>", "exec")  # runs as `python -` on the runtime
+
+
+def test_arguments_always_ask_for_json():
+    assert demo_arguments(False) == ["--json"]
+    assert demo_arguments(True) == ["--json", "--gpu"]
+
+
+def test_a_real_report_parses():
+    document = demo.run_demo(cpu_seconds=0.02)
+    report = parse_report(json.dumps(document), 0, "colab")
+    assert report.device == "cpu" and report.torch == document["torch"]
+    assert [c.name for c in report.checks] == [c["name"] for c in document["checks"]]
+    assert report.failed == [] and report.count("passed") >= 6
+    assert report.document == document
+
+
+def test_failed_checks_are_listed():
+    document = {"device": "cpu", "torch": "x", "figures": {},
+                "checks": [{"name": "a", "status": "passed", "detail": ""},
+                           {"name": "b", "status": "failed", "detail": "broken"}]}
+    report = parse_report(json.dumps(document), 1, "colab")
+    assert [c.name for c in report.failed] == ["b"]
+
+
+@pytest.mark.parametrize("kind, code", [("no-torch", MISSING_TOOL), ("no-cuda", FAILURE), ("crash", FAILURE)])
+def test_error_documents_become_their_message(kind, code):
+    document = {"error": kind, "message": f"the {kind} message", "hint": "do this"}
+    with pytest.raises(DemoUnavailable) as info:
+        parse_report(json.dumps(document), 4, "colab")
+    assert (info.value.message, info.value.hint, info.value.exit_code) == (f"the {kind} message", "do this", code)
+    assert info.value.document == document
+
+
+@pytest.mark.parametrize("stdout", ["", "Traceback (most recent call last):", "[1, 2]", '{"device": "cpu"}',
+                                    '{"device": "cpu", "torch": "x", "checks": [{"name": "a"}]}'])
+def test_anything_else_is_refused_in_one_line(stdout):
+    with pytest.raises(ColabsshError) as info:
+        parse_report(stdout, 1, "colab", ["SyntaxError: invalid syntax"])
+    assert info.value.message.startswith("colab: the demo")
+    assert "\n" not in info.value.message
+
+
+def test_no_report_names_the_exit_code_and_the_last_stderr_line():
+    with pytest.raises(ColabsshError) as info:
+        parse_report("", 1, "colab", ["  File \"<stdin>\", line 3", "SyntaxError: invalid syntax", ""])
+    assert info.value.message == "colab: the demo gave no report (exit code 1): SyntaxError: invalid syntax"
+
+
+def test_unknown_statuses_are_refused():
+    document = {"device": "cpu", "torch": "x", "figures": {}, "checks": [{"name": "a", "status": "ok", "detail": ""}]}
+    with pytest.raises(ColabsshError, match="unknown statuses"):
+        parse_report(json.dumps(document), 0, "colab")

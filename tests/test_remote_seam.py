@@ -1,0 +1,118 @@
+"""The remote seam against the printed cell's real sshd: OpenSSH through the user's config, shared connections."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from colabssh_cli.errors import FAILURE, UNREACHABLE, ColabsshError
+from colabssh_cli.remote import Remote, close_shared_connection, explain_ssh_failure, shared_connection_alive
+from tests.test_connect_e2e import close_masters_after, stop_runtime  # noqa: F401  (a fixture)
+
+
+def logins(runtime) -> int:
+    """How many SSH logins the runtime's sshd has accepted (its log, LogLevel VERBOSE)."""
+    return (runtime.state / "sshd.log").read_text(errors="replace").count("Accepted publickey")
+
+
+def master_pid(connected) -> str:
+    check = subprocess.run(["ssh", "-F", str(connected.paths.user_config), "-O", "check", connected.alias],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    return check.stderr.strip()  # "Master running (pid=N)"
+
+
+def test_commands_share_one_connection(connected):
+    remote = Remote.for_alias(None)
+    assert remote.alias == "colab"
+    close_shared_connection(connected.paths, "colab")
+    assert not shared_connection_alive(connected.paths, "colab")
+    before = logins(connected.runtime)
+    assert remote.run("echo one").stdout == b"one\n"
+    assert remote.shared_connection_alive()
+    master = master_pid(connected)
+    assert remote.run("echo two").stdout == b"two\n"
+    assert remote.run("echo three").stdout == b"three\n"
+    assert master_pid(connected) == master
+    assert logins(connected.runtime) == before + 1  # one handshake for three commands
+
+
+def test_run_gives_the_remote_exit_code_and_both_streams(connected):
+    result = Remote.for_alias("colab").run("echo out; echo err >&2; exit 3")
+    assert (result.returncode, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
+
+
+def test_a_command_missing_on_the_runtime_becomes_advice(connected):
+    with pytest.raises(ColabsshError) as caught:
+        Remote.for_alias("colab").run("no-such-command-colabssh")
+    assert caught.value.exit_code == FAILURE
+    assert "missing on the runtime" in caught.value.message and "re-run the cell" in caught.value.hint
+
+
+def test_stream_hands_over_lines_as_they_come_and_stdin_goes_through(connected):
+    out: list[str] = []
+    err: list[str] = []
+    code = Remote.for_alias("colab").stream("cat; echo done >&2; exit 5", input=b"a\nb\n",
+                                            on_stdout=out.append, on_stderr=err.append)
+    assert (code, out, err) == (5, ["a", "b"], ["done"])
+
+
+def test_run_python_runs_a_script_with_the_runtimes_python(connected):
+    out: list[str] = []
+    source = "import sys\nprint(sys.executable)\nprint(sys.argv[1:])\n"
+    assert Remote.for_alias("colab").run_python(source, ["x y", "--z"], on_stdout=out.append) == 0
+    assert out == [connected.runtime.info.python, "['x y', '--z']"]
+
+
+def test_write_file_and_upload(connected, tmp_path: Path):
+    remote = Remote.for_alias("colab")
+    content = Path(connected.runtime.info.content)  # the local runtime shares this machine's disk
+    data = bytes(range(256)) * 40
+    remote.write_file(str(content / "by stdin.bin"), data, mode=0o600)
+    assert (content / "by stdin.bin").read_bytes() == data
+    assert stat.S_IMODE((content / "by stdin.bin").stat().st_mode) == 0o600
+    assert not list(content.glob("*.colabssh-tmp"))
+    local = tmp_path / "local file.txt"
+    local.write_bytes(b"uploaded\n" * 1000)
+    remote.upload(local, str(content / "uploaded.txt"))
+    assert (content / "uploaded.txt").read_bytes() == local.read_bytes()
+    with pytest.raises(ColabsshError) as caught:
+        remote.write_file("/nonexistent-dir/x", b"x")
+    assert "could not write /nonexistent-dir/x" in caught.value.message
+
+
+def test_a_dead_runtime_becomes_advice_with_exit_code_3(connected):
+    close_shared_connection(connected.paths, "colab")
+    stop_runtime(connected.runtime)
+    with pytest.raises(ColabsshError) as caught:
+        Remote.for_alias("colab").run("true")
+    assert caught.value.exit_code == UNREACHABLE
+    assert "re-run the cell" in caught.value.hint
+
+
+def test_a_changed_host_key_is_explained(connected):
+    close_shared_connection(connected.paths, "colab")
+    known = connected.paths.known_hosts
+    other = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(known.parent / "x")],
+                           capture_output=True)
+    assert other.returncode == 0
+    line = " ".join((known.parent / "x.pub").read_text().split()[:2])
+    known.write_text(f"colabssh-colab {line}\n")
+    with pytest.raises(ColabsshError) as caught:
+        Remote.for_alias("colab").run("true")
+    assert caught.value.exit_code == UNREACHABLE
+    assert "not the one pinned" in caught.value.message
+
+
+@pytest.mark.parametrize("code, stderr, says", [
+    (255, "Permission denied (publickey).", "refused colabssh's key"),
+    (255, "ssh: connect to host 0.tcp.ngrok.io port 1: Connection refused", "did not answer"),
+    (255, "kex_exchange_identification: Connection closed by remote host", "did not answer"),
+    (127, "bash: nvcc: command not found", "missing on the runtime"),
+    (2, "ls: cannot access 'x'", "exit code 2"),
+])
+def test_exit_codes_become_advice(code: int, stderr: str, says: str):
+    assert says in explain_ssh_failure("colab", code, stderr).message

@@ -1,0 +1,138 @@
+"""Bad input on the runtime side: one clear message and a hint, a non-zero exit, no traceback, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from colab_bootstrap import sshd
+from colab_bootstrap.errors import BootstrapError
+from tests.cellrunner import RunningCell
+from tests.fakes import assert_clean_failure, client_key_path, colab_env, pids_with, ssh
+
+
+def _finish(running: RunningCell, timeout: float = 60) -> tuple[int, str]:
+    running.process.wait(timeout=timeout)
+    running.wait_for(lambda line: False, timeout=timeout)
+    return running.process.returncode, running.output
+
+
+def _fails(start_runtime, env: dict[str, str], *expected: str, cell: Path | None = None) -> RunningCell:
+    running = start_runtime("local", env, expect_code=False, cell=cell)
+    code, output = _finish(running)
+    assert code == 1, output
+    assert_clean_failure(output)
+    assert "\n  hint: " in output
+    for text in expected:
+        assert text in output, text
+    assert "colabssh connect" not in output
+    return running
+
+
+def test_unknown_tunnel_kind_from_the_environment(start_runtime):
+    _fails(start_runtime, {"COLABSSH_TUNNEL": "wireguard"}, "unknown tunnel kind 'wireguard' (from COLABSSH_TUNNEL)",
+           "ngrok, cloudflared, local")
+
+
+def test_a_busy_port(start_runtime):
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        running = _fails(start_runtime, {"COLABSSH_PORT": str(port)}, f"port {port} on 127.0.0.1 is already in use",
+                         "COLABSSH_PORT")
+    assert pids_with(str(running.state / "sshd_config")) == []
+
+
+@pytest.mark.parametrize("value", ["abc", "70000", "-1", "22 ", "２２"])
+def test_a_port_that_is_not_one(start_runtime, value):
+    _fails(start_runtime, {"COLABSSH_PORT": value}, "is not a port number")
+
+
+def test_a_missing_sshd_is_reported_and_apt_is_never_run(start_runtime, tmp_path):
+    """COLABSSH_SSHD=sshd looks on PATH only and never installs; PATH here has no sshd and no apt-get."""
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    _fails(start_runtime, {"PATH": str(empty_bin), "COLABSSH_SSHD": "sshd"},
+           "COLABSSH_SSHD=sshd is not an sshd program this machine has", "openssh-server")
+
+
+def test_a_missing_sshd_path(start_runtime, tmp_path):
+    _fails(start_runtime, {"COLABSSH_SSHD": str(tmp_path / "no" / "sshd")}, "is not an sshd program")
+
+
+def test_sshd_outside_path_is_still_found(start_runtime, isolated_home):
+    """A plain user's PATH often lacks /usr/sbin: the cell looks there too."""
+    running = start_runtime("local", {"PATH": "/usr/bin:/bin"})
+    result = ssh(running.info, client_key_path(isolated_home), "echo ok")
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_drive_folder_that_does_not_exist(start_runtime, tmp_path):
+    _fails(start_runtime, {"COLABSSH_DRIVE": str(tmp_path / "no-drive")}, "is not an existing folder")
+
+
+def test_no_public_key_at_all(start_runtime, tmp_path):
+    from colabssh_cli.app import main
+
+    cell = tmp_path / "generic.py"
+    assert main(["bootstrap", "--tunnel", "local", "--key-from-secret", "--out", str(cell)]) == 0
+    _fails(start_runtime, colab_env(tmp_path, {}), "no public key to authorise", "COLABSSH_PUBKEY", cell=cell)
+
+
+def test_a_colab_secret_that_is_not_a_public_key(start_runtime, tmp_path):
+    from colabssh_cli.app import main
+
+    cell = tmp_path / "generic.py"
+    assert main(["bootstrap", "--tunnel", "local", "--key-from-secret", "--out", str(cell)]) == 0
+    _fails(start_runtime, colab_env(tmp_path, {"COLABSSH_PUBKEY": "my password"}), "not an SSH public key", cell=cell)
+
+
+# find_sshd's install road, with an apt-get stand-in written here (a real apt-get must never run in tests)
+
+APT_GET = """#!/bin/sh
+PATH=/usr/bin:/bin
+echo "$* DEBIAN_FRONTEND=$DEBIAN_FRONTEND" >> "$(dirname "$0")/apt-get.calls"
+if [ "$1" = install ] && [ -n "$INSTALLS_SSHD" ]; then ln -s "$INSTALLS_SSHD" "$(dirname "$0")/sshd"; fi
+"""
+
+
+def _fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installs: bool) -> Path:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    apt = folder / "apt-get"
+    apt.write_text(APT_GET)
+    apt.chmod(apt.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(folder))
+    monkeypatch.setattr(sshd, "SBIN_DIRS", ())
+    if installs:
+        monkeypatch.setenv("INSTALLS_SSHD", "/usr/sbin/sshd")
+    else:
+        monkeypatch.delenv("INSTALLS_SSHD", raising=False)
+    return folder
+
+
+def test_as_root_a_missing_sshd_is_installed_with_apt(tmp_path, monkeypatch):
+    folder = _fake_apt(tmp_path, monkeypatch, installs=True)
+    said: list[str] = []
+    assert sshd.find_sshd(said.append, is_root=True) == str(folder / "sshd")
+    assert (folder / "apt-get.calls").read_text().splitlines() == [
+        "update -qq DEBIAN_FRONTEND=noninteractive", "install -y -qq openssh-server DEBIAN_FRONTEND=noninteractive"]
+    assert "installing openssh-server" in said[0]
+
+
+def test_a_failed_apt_install_is_reported(tmp_path, monkeypatch):
+    _fake_apt(tmp_path, monkeypatch, installs=False)
+    with pytest.raises(BootstrapError) as caught:
+        sshd.find_sshd(lambda line: None, is_root=True)
+    assert "apt-get could not install it" in caught.value.message
+
+
+def test_a_plain_user_is_told_to_install_it(tmp_path, monkeypatch):
+    folder = _fake_apt(tmp_path, monkeypatch, installs=True)
+    with pytest.raises(BootstrapError) as caught:
+        sshd.find_sshd(lambda line: None, is_root=False)
+    assert "sudo apt-get install openssh-server" in caught.value.hint
+    assert not os.path.exists(folder / "apt-get.calls")

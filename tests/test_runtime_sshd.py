@@ -1,0 +1,115 @@
+"""The sshd the printed cell starts: key only, one authorised key, loopback only (real OpenSSH sshd)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from tests.fakes import client_key_path, new_key, ssh, sshd_listeners
+
+
+def test_the_authorised_key_logs_in_and_the_code_pins_the_real_host_key(runtime, isolated_home, tmp_path):
+    result = ssh(runtime.info, client_key_path(isolated_home), "echo logged-in-as-$(id -un)", pin=tmp_path / "pin")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"logged-in-as-{runtime.info.user}"
+    assert runtime.info.tunnel == "local" and runtime.info.host == "127.0.0.1"
+    # the one authorised key, and nothing else
+    authorized = (runtime.state / "authorized_keys").read_text().splitlines()
+    public = (client_key_path(isolated_home).with_suffix(".pub")).read_text().split()
+    assert [line.split()[:2] for line in authorized] == [public[:2]]
+
+
+def test_a_changed_host_key_is_refused_by_the_pinned_client(runtime, isolated_home, tmp_path):
+    other = new_key(tmp_path / "keys", "impostor").with_suffix(".pub").read_text().split()
+    info = dataclasses.replace(runtime.info, hostkey=f"{other[0]} {other[1]}")
+    result = ssh(info, client_key_path(isolated_home), "true", pin=tmp_path / "pin")
+    assert result.returncode == 255
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr or "Host key verification failed" in result.stderr
+
+
+def test_password_login_is_not_even_offered(runtime, isolated_home):
+    result = ssh(runtime.info, client_key_path(isolated_home), "true", "-o", "PreferredAuthentications=password",
+                 "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1")
+    assert result.returncode == 255
+    assert "Permission denied (publickey)" in result.stderr, result.stderr
+
+
+def test_keyboard_interactive_login_is_refused(runtime, isolated_home):
+    result = ssh(runtime.info, client_key_path(isolated_home), "true",
+                 "-o", "PreferredAuthentications=keyboard-interactive", "-o", "PubkeyAuthentication=no")
+    assert result.returncode == 255
+    assert "Permission denied (publickey)" in result.stderr, result.stderr
+
+
+def test_another_key_is_refused(runtime, tmp_path):
+    other = new_key(tmp_path / "keys")
+    result = ssh(runtime.info, other, "true")
+    assert result.returncode == 255
+    assert "Permission denied (publickey)" in result.stderr, result.stderr
+
+
+def _listening_addresses(port: int) -> list[str]:
+    """Local addresses in LISTEN state for ``port``, from /proc/net/tcp and tcp6."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A: TCP_LISTEN
+                found.append(address)
+    return found
+
+
+def _other_addresses() -> list[str]:
+    """This machine's addresses other than 127.0.0.1: 127.0.0.2 always, and its non-loopback ones."""
+    addresses = ["127.0.0.2"]
+    result = subprocess.run(["hostname", "-I"], capture_output=True, text=True)
+    addresses += [a for a in result.stdout.split() if a not in ("127.0.0.1", "::1")]
+    return addresses
+
+
+def test_sshd_listens_on_127_0_0_1_only(runtime):
+    port = runtime.info.port
+    assert _listening_addresses(port) == ["0100007F"]  # 127.0.0.1, little-endian hex; no IPv6, no 0.0.0.0
+    for address in _other_addresses():
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(3)
+            assert sock.connect_ex((address, port)) != 0, f"sshd answered on {address}:{port}"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert sock.recv(64).startswith(b"SSH-2.0-OpenSSH")
+
+
+def test_the_effective_config_is_key_only(runtime):
+    config = runtime.state / "sshd_config"
+    sshd = shutil.which("sshd", path=os.environ["PATH"] + ":/usr/sbin:/usr/local/sbin")
+    assert sshd
+    result = subprocess.run([sshd, "-T", "-f", str(config)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    effective = set(result.stdout.splitlines())
+    for line in ("passwordauthentication no", "kbdinteractiveauthentication no", "permitemptypasswords no",
+                 "pubkeyauthentication yes", "authenticationmethods publickey", "hostbasedauthentication no",
+                 "permituserenvironment no", "x11forwarding no", "allowagentforwarding no",
+                 f"listenaddress 127.0.0.1:{runtime.info.port}",
+                 f"authorizedkeysfile {runtime.state / 'authorized_keys'}"):
+        assert line in effective, line
+    assert ("permitrootlogin without-password" in effective or "permitrootlogin prohibit-password" in effective)
+    assert [line for line in effective if line.startswith("listenaddress")] == [
+        f"listenaddress 127.0.0.1:{runtime.info.port}"]
+
+
+def test_state_folder_and_secrets_are_private(runtime):
+    assert runtime.state.stat().st_mode & 0o777 == 0o700
+    for name in ("ssh_host_ed25519_key", "authorized_keys", "sshd_config", "session-env.sh"):
+        assert (runtime.state / name).stat().st_mode & 0o077 == 0, name
+    assert (runtime.state / "sshd.pid").read_text().strip() == str(_sshd_pid(runtime.state))
+
+
+def _sshd_pid(state: Path) -> int:
+    pids = sshd_listeners(state)
+    assert len(pids) == 1, pids
+    return pids[0]

@@ -1,0 +1,307 @@
+"""`colabssh sync`/`restore`/`pull`/`push` end to end: real rsync on the runtime that the printed cell started,
+reached through the real sshd with the config `colabssh connect` wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from colabssh_cli.app import main
+
+BIG = 20 * 1000 * 1000
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and not p.is_symlink()}
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Inode and mtime (ns) of every entry: a run that writes nothing leaves them all as they were."""
+    return {str(p.relative_to(root)): (p.lstat().st_ino, p.lstat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def cli_process(*args: str) -> subprocess.Popen[str]:
+    """The CLI as a process of its own (so it can be killed or interrupted), in its own process group."""
+    return subprocess.Popen([sys.executable, "-m", "colabssh_cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=dict(os.environ))
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "a condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def rsync_pids(marker: str) -> list[int]:
+    """The rsync processes whose command line names MARKER (this test's own tree)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"rsync") and marker.encode() in b"\0".join(argv):
+            pids.append(int(entry.name))
+    return pids
+
+
+def temp_file_growing(tmp_dir: Path) -> Path | None:
+    """rsync's temp file for the transfer under way, once it holds some bytes (not under its final name)."""
+    try:
+        return next((p for p in tmp_dir.iterdir() if p.is_file() and p.stat().st_size > 0), None)
+    except FileNotFoundError:
+        return None
+
+
+def backup_of(connected) -> Path:  # noqa: ANN001
+    return connected.runtime.drive / "colabssh" / "content"
+
+
+def make_tree(content: Path) -> dict[str, bytes]:
+    """A varied tree; returns what the backup must hold, byte for byte."""
+    files = {
+        "project/src/deep/er/model.py": b"import torch\n",
+        "with space/caf\u00e9 \u65e5\u672c.txt": "non-ASCII \u00fc".encode(),
+        "empty.txt": b"",
+        "data/weights.bin": os.urandom(BIG),
+        ".colabsshignore": b"# mine\n*.log\n/scratch/\n",
+        "notes.md": b"# notes\n",
+    }
+    left_out = {
+        "drive/MyDrive/already-on-drive.txt": b"never copied into itself",
+        "sample_data/mnist.csv": b"1,2",
+        ".config/gcloud/credentials.db": b"secret",
+        "project/src/__pycache__/model.cpython-311.pyc": b"\0",
+        ".ipynb_checkpoints/x-checkpoint.ipynb": b"{}",
+        "train.log": b"loss", "scratch/tmp.bin": b"tmp",
+    }
+    for rel, data in {**files, **left_out}.items():
+        (content / rel).parent.mkdir(parents=True, exist_ok=True)
+        (content / rel).write_bytes(data)
+    (content / "hostname-link").symlink_to("/etc/hostname")  # out of the tree: reported, never followed
+    (content / "project" / "empty-folder").mkdir()
+    return files
+
+
+def test_first_sync_is_byte_equal_and_a_rerun_writes_nothing(connected, capsys) -> None:  # noqa: ANN001
+    expected = make_tree(connected.runtime.content)
+    code, out, err = cli(capsys, "sync")
+    assert code == 0, err
+    backup = backup_of(connected)
+    assert tree_bytes(backup) == expected
+    assert (backup / "project" / "empty-folder").is_dir()
+    assert not (backup / "hostname-link").exists() and not (backup / "hostname-link").is_symlink()
+    assert "not copied (symbolic links and special files are skipped): hostname-link" in out
+    assert "6 new and 0 changed file(s) copied" in out and "copied into" in out
+    assert "symbolic link(s) are not copied" in err
+    before = snapshot(connected.runtime.drive)
+    code, out, err = cli(capsys, "sync", "--json")
+    assert code == 0, err
+    report = json.loads(out)  # nothing but JSON on stdout
+    assert report["files_copied"] == 0 and report["bytes_copied"] == 0 and report["files_total"] == 6
+    assert snapshot(connected.runtime.drive) == before
+
+
+def test_changes_arrive_deletions_wait_for_delete_and_go_to_the_trash(connected, capsys) -> None:  # noqa: ANN001
+    content, backup = connected.runtime.content, backup_of(connected)
+    (content / "keep.txt").write_text("v1")
+    (content / "old.txt").write_text("delete me")
+    assert cli(capsys, "sync")[0] == 0
+    (content / "keep.txt").write_text("v2, longer")
+    (content / "old.txt").unlink()
+    code, out, _ = cli(capsys, "sync", "--dry-run", "--delete")
+    assert code == 0 and "would update: keep.txt" in out and "would move to the trash: old.txt" in out
+    assert tree_bytes(backup) == {"keep.txt": b"v1", "old.txt": b"delete me"}
+    code, out, _ = cli(capsys, "sync")
+    assert code == 0 and tree_bytes(backup) == {"keep.txt": b"v2, longer", "old.txt": b"delete me"}
+    code, out, err = cli(capsys, "sync", "--delete", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["deleted"] == 1 and tree_bytes(backup) == {"keep.txt": b"v2, longer"}
+    trash = Path(report["trash"])
+    assert trash.parent.parent.parent == connected.runtime.drive / "colabssh" / "trash"
+    assert tree_bytes(trash) == {"old.txt": b"delete me"}
+
+
+def test_paths_and_to_mirror_the_layout(connected, capsys) -> None:  # noqa: ANN001
+    content = connected.runtime.content
+    (content / "a" / "b").mkdir(parents=True)
+    (content / "a" / "b" / "x.txt").write_text("x")
+    (content / "other.txt").write_text("o")
+    code, _, err = cli(capsys, "sync", "a/b", "--to", "backups/run1")
+    assert code == 0, err
+    assert tree_bytes(connected.runtime.drive / "backups" / "run1") == {"a/b/x.txt": b"x"}
+    code, _, err = cli(capsys, "sync", "../etc")
+    assert code == 2 and "must be a path inside its root" in err and "Traceback" not in err
+
+
+def test_a_killed_rsync_leaves_no_partial_file_and_a_rerun_completes(connected, capsys) -> None:  # noqa: ANN001
+    content, backup = connected.runtime.content, backup_of(connected)
+    old, new = os.urandom(BIG), os.urandom(BIG)
+    (content / "ckpt.pt").write_bytes(old)
+    assert cli(capsys, "sync")[0] == 0
+    (content / "ckpt.pt").write_bytes(new)
+    later = (content / "ckpt.pt").stat().st_mtime + 10  # same size: the quick check (--modify-window=1) needs it
+    os.utime(content / "ckpt.pt", (later, later))
+    slow = cli_process("sync", "--bwlimit", "2000")
+    partial = wait_until(lambda: temp_file_growing(connected.runtime.drive / "colabssh" / ".tmp"),
+                         what="rsync's temp file")
+    pids = rsync_pids(str(content))
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    out, err = slow.communicate(timeout=60)
+    assert slow.returncode == 20, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert (backup / "ckpt.pt").read_bytes() == old  # the old version, never a partial one
+    assert Path(str(partial)).exists()
+    code, out, err = cli(capsys, "sync")
+    assert code == 0, err
+    assert (backup / "ckpt.pt").read_bytes() == new
+    assert list((connected.runtime.drive / "colabssh" / ".tmp").iterdir()) == []
+
+
+def test_a_second_sync_is_refused_and_ctrl_c_stops_the_first_on_the_runtime(connected, capsys) -> None:  # noqa: ANN001
+    content = connected.runtime.content
+    (content / "big.bin").write_bytes(os.urandom(BIG))
+    first = cli_process("sync", "--bwlimit", "2000")
+    wait_until(lambda: temp_file_growing(connected.runtime.drive / "colabssh" / ".tmp"), what="the first sync")
+    code, out, err = cli(capsys, "sync")
+    assert code == 1 and out == ""
+    assert "a sync is already running on this runtime" in err and "--attach" in err
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    code, out, err = cli(capsys, "sync", "--attach", "--json")  # the stopped run, followed to its end
+    report = json.loads(out)
+    assert report["cancelled"] is True and code == 20
+    assert not rsync_pids(str(content))
+    assert cli(capsys, "sync")[0] == 0  # the lock was released
+    assert (backup_of(connected) / "big.bin").stat().st_size == BIG
+
+
+def test_a_dropped_ssh_link_does_not_stop_the_sync(connected, capsys) -> None:  # noqa: ANN001
+    content = connected.runtime.content
+    data = os.urandom(3 * 1000 * 1000)
+    (content / "run.bin").write_bytes(data)
+    slow = cli_process("sync", "--bwlimit", "3000")
+    wait_until(lambda: temp_file_growing(connected.runtime.drive / "colabssh" / ".tmp"), what="the sync")
+    os.killpg(slow.pid, signal.SIGKILL)  # the laptop side and its ssh vanish at once
+    slow.wait()
+    code, out, err = cli(capsys, "sync", "--attach")
+    assert code == 0, err
+    assert "1 new and 0 changed file(s) copied" in out
+    assert (backup_of(connected) / "run.bin").read_bytes() == data
+
+
+def test_rsync_failures_become_its_exit_code_and_plain_advice(connected, capsys) -> None:  # noqa: ANN001
+    content, backup = connected.runtime.content, backup_of(connected)
+    (content / "clash").write_text("a file here")
+    (content / "fine.txt").write_text("ok")
+    (backup / "clash").mkdir(parents=True)
+    (backup / "clash" / "inner.txt").write_text("a folder on Drive")
+    code, out, err = cli(capsys, "sync")
+    assert code == 23
+    assert "the sync ended with rsync exit code 23" in err and "some files could not be copied" in err
+    assert "cannot delete non-empty directory: clash" in err
+    assert (backup / "fine.txt").read_text() == "ok"
+    assert "Traceback" not in err
+
+
+def test_restore_brings_a_backup_into_a_fresh_runtime(connected, capsys) -> None:  # noqa: ANN001
+    content = connected.runtime.content
+    (content / "work").mkdir()
+    (content / "work" / "train.py").write_text("print('v1')")
+    (content / "work" / "results.csv").write_text("1,2")
+    assert cli(capsys, "sync")[0] == 0
+    (content / "work" / "results.csv").unlink()  # lost with the old runtime
+    (content / "work" / "train.py").write_text("print('edited on the new runtime')")
+    os.utime(content / "work" / "train.py", (2_000_000_000, 2_000_000_000))
+    code, out, err = cli(capsys, "restore")
+    assert code == 0, err
+    assert (content / "work" / "results.csv").read_text() == "1,2"
+    assert (content / "work" / "train.py").read_text() == "print('edited on the new runtime')"
+    assert "kept 1 file(s) that are newer on the runtime (--force overwrites them): work/train.py" in out
+    code, out, err = cli(capsys, "restore", "--force", "work/train.py")
+    assert code == 0 and (content / "work" / "train.py").read_text() == "print('v1')"
+    code, _, err = cli(capsys, "restore", "--from", "nothing/here")
+    assert code == 2 and "there is no backup at" in err
+
+
+def test_pull_and_push_over_the_pinned_connection(connected, capsys, tmp_path: Path) -> None:  # noqa: ANN001
+    content = connected.runtime.content
+    (content / "outputs" / "run 1").mkdir(parents=True)
+    (content / "outputs" / "run 1" / "ckpt.pt").write_bytes(b"weights" * 1000)
+    local = tmp_path / "laptop"
+    code, out, err = cli(capsys, "pull", "outputs", str(local))
+    assert code == 0, err
+    assert (local / "outputs" / "run 1" / "ckpt.pt").read_bytes() == b"weights" * 1000
+    assert "pulled colab:" in out and "1 file(s)" in out
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / "main.py").write_text("print('hi')")
+    code, out, err = cli(capsys, "push", str(code_dir), "projects/new one")
+    assert code == 0, err
+    assert (content / "projects" / "new one" / "code" / "main.py").read_text() == "print('hi')"
+    code, _, err = cli(capsys, "pull", "does/not/exist", str(local))
+    assert code == 2 and "does not exist on the runtime" in err
+
+
+def test_push_falls_back_to_scp_without_a_local_rsync(connected, capsys, tmp_path: Path,  # noqa: ANN001
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ssh", "scp"):
+        (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
+    monkeypatch.setenv("PATH", str(bin_dir))
+    (tmp_path / "model.py").write_text("net = 1")
+    code, out, err = cli(capsys, "push", str(tmp_path / "model.py"), "code")
+    assert code == 0, err
+    assert (connected.runtime.content / "code" / "model.py").read_text() == "net = 1"
+    assert "copied with scp" in err
+
+
+def test_every_keeps_syncing_until_interrupted(connected) -> None:  # noqa: ANN001
+    (connected.runtime.content / "a.txt").write_text("a")
+    looping = cli_process("sync", "--every", "1", "--json")
+    assert looping.stdout is not None
+    first = json.loads(looping.stdout.readline())
+    (connected.runtime.content / "b.txt").write_text("b")
+    second = json.loads(looping.stdout.readline())
+    looping.send_signal(signal.SIGINT)
+    rest, err = looping.communicate(timeout=60)
+    assert looping.returncode == 0, err
+    assert first["new_files"] == 1 and second["new_files"] == 1 and "stopped syncing" in err
+    assert (backup_of(connected) / "b.txt").read_text() == "b"
+
+
+def test_the_cell_can_back_up_on_its_own(start_runtime, render, tmp_path: Path) -> None:  # noqa: ANN001
+    where = tmp_path / "runtime"
+    (where / "content" / "nb").mkdir(parents=True)
+    (where / "content" / "nb" / "analysis.ipynb").write_text("{}")
+    running = start_runtime(cell=render("local", "--sync-every", "1"), where=where)
+    line = running.wait_for(lambda text: "periodic sync:" in text, timeout=60)
+    assert line is not None and "1 file(s) copied" in line, running.output
+    assert (running.drive / "colabssh" / "content" / "nb" / "analysis.ipynb").read_text() == "{}"
+    assert "backing" in running.output and "every 1 s" in running.output

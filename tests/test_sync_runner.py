@@ -1,0 +1,262 @@
+"""The runtime half of `colabssh sync` (colab_bootstrap/sync_runner.py), with real rsync on temp trees, no SSH."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from colab_bootstrap import sync_runner
+from colab_bootstrap.sync_runner import Request, SyncRefused
+
+RUNNER = Path(sync_runner.__file__)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> dict[str, Path]:
+    content, drive, state = tmp_path / "content", tmp_path / "drive", tmp_path / "state"
+    for folder in (content, drive, state):
+        folder.mkdir()
+    return {"content": content, "drive": drive, "state": state}
+
+
+def run_runner(tree: dict[str, Path], *args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
+    """The runner as the laptop runs it: source on stdin through BOOT, JSON events on stdout."""
+    argv = [sys.executable, "-c", sync_runner.BOOT, "start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), *args]
+    done = subprocess.run(argv, input=RUNNER.read_bytes(), capture_output=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+    events = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert done.stderr == b"", done.stderr.decode()
+    return done.returncode, events
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------- Drive checks (E3)
+def write_mountinfo(path: Path, entries: list[tuple[str, str]]) -> Path:
+    lines = [f"{20 + i} 1 0:{40 + i} / {point.replace(' ', chr(92) + '040')} rw,relatime shared:1 - {fstype} src rw"
+             for i, (point, fstype) in enumerate(entries)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_on_colab_only_a_fuse_drive_mount_counts(tmp_path: Path) -> None:
+    drive = tmp_path / "my drive" / "MyDrive"
+    drive.mkdir(parents=True)
+    plain = write_mountinfo(tmp_path / "plain", [("/", "overlay"), (str(tmp_path), "ext4")])
+    with pytest.raises(SyncRefused) as refused:
+        sync_runner.check_drive(drive, colab=True, mountinfo=plain)
+    assert refused.value.kind == "no_drive" and "not on Google Drive's mount (ext4)" in refused.value.message
+    mounted = write_mountinfo(tmp_path / "mounted", [("/", "overlay"), (str(tmp_path / "my drive"), "fuse.drive")])
+    assert sync_runner.mount_fstype(drive, mounted) == "fuse.drive"
+    assert sync_runner.check_drive(drive, colab=True, mountinfo=mounted) is True
+    assert sync_runner.on_colab({}, mounted) is True and sync_runner.on_colab({}, plain) is False
+
+
+def test_off_colab_an_existing_folder_counts_and_a_missing_one_is_refused(tmp_path: Path) -> None:
+    assert sync_runner.check_drive(tmp_path, colab=False) is False
+    with pytest.raises(SyncRefused) as refused:
+        sync_runner.check_drive(tmp_path / "nope", colab=False)
+    assert refused.value.exit_code == sync_runner.EXIT_NO_DRIVE
+
+
+def test_a_runtime_on_colab_without_the_drive_mount_refuses_and_writes_nothing(tree: dict[str, Path]) -> None:
+    (tree["content"] / "notes.txt").write_text("x")
+    code, events = run_runner(tree, env={"COLAB_RELEASE_TAG": "release-colab_20250101"})
+    assert code == sync_runner.EXIT_NO_DRIVE
+    assert events[-1]["event"] == "error" and events[-1]["kind"] == "no_drive"
+    assert list(tree["drive"].iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------- refusals before copying
+def test_delete_with_an_empty_source_is_refused_and_the_backup_is_untouched(tree: dict[str, Path]) -> None:
+    backup = tree["drive"] / "colabssh" / "content"
+    backup.mkdir(parents=True)
+    (backup / "precious.txt").write_text("keep me")
+    (tree["content"] / "sample_data").mkdir()  # what a fresh runtime has: excluded, so nothing to copy
+    (tree["content"] / "sample_data" / "mnist.csv").write_text("1,2")
+    code, events = run_runner(tree, "--delete")
+    assert code == sync_runner.EXIT_BAD_INPUT
+    assert "refusing --delete" in events[-1]["message"] and "restore" in events[-1]["hint"]
+    assert tree_bytes(tree["drive"]) == {"colabssh/content/precious.txt": b"keep me"}
+
+
+def test_missing_source_path_and_escaping_paths_are_refused(tree: dict[str, Path]) -> None:
+    code, events = run_runner(tree, "--", "no-such-folder")
+    assert code == sync_runner.EXIT_BAD_INPUT and "no-such-folder does not exist" in events[-1]["message"]
+    with pytest.raises(SyncRefused):
+        sync_runner.clean_relative("../etc", "the path")
+    with pytest.raises(SyncRefused):
+        sync_runner.clean_relative("/etc", "the path")
+    assert sync_runner.clean_relative("./a//b/", "the path") == "a/b"
+
+
+def test_a_backup_folder_overlapping_the_trash_is_refused(tree: dict[str, Path]) -> None:
+    for folder in ("colabssh", "colabssh/trash/x", "colabssh/.tmp"):
+        with pytest.raises(SyncRefused) as refused:
+            sync_runner.prepare(Request("backup", tree["content"], tree["drive"], folder=folder))
+        assert "overlaps colabssh's own folder" in refused.value.message
+
+
+def test_too_little_free_space_is_refused_before_any_copy(tree: dict[str, Path]) -> None:
+    (tree["content"] / "model.bin").write_bytes(b"\0" * 4096)
+
+    def tiny_disk(path: Path) -> tuple[int, int, int]:
+        return (1 << 30, (1 << 30) - 1000, 1000)
+
+    with pytest.raises(SyncRefused) as refused:
+        sync_runner.prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tiny_disk)
+    assert refused.value.kind == "no_space" and "4.1 KB to copy" in refused.value.message
+    assert list(tree["drive"].iterdir()) == []
+
+
+def test_the_free_space_check_counts_only_what_differs(tree: dict[str, Path]) -> None:
+    """A tight disk is fine when the backup already has the big file: only changed bytes need room."""
+    big = tree["content"] / "big.bin"
+    big.write_bytes(b"\1" * 300_000)
+    assert run_runner(tree)[0] == 0
+    (tree["content"] / "small.txt").write_text("new")
+    room = sync_runner.SPACE_MARGIN + 1000
+
+    def tight_disk(path: Path) -> tuple[int, int, int]:
+        return (1 << 40, (1 << 40) - room, room)
+
+    plan = sync_runner.prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tight_disk)
+    assert plan.scan.bytes == 300_003
+
+
+def test_many_small_files_warn_but_do_not_refuse(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync_runner, "MANY_IN_ONE_FOLDER", 50)
+    many = tree["content"] / "frames"
+    many.mkdir()
+    for i in range(60):
+        (many / f"{i:03d}.png").write_bytes(b"p")
+    plan = sync_runner.prepare(Request("backup", tree["content"], tree["drive"]))
+    assert plan.scan.files == 60
+    assert any("Google Drive is slow with many small files" in message and "frames" in message
+               for message, _hint in plan.warnings)
+
+
+# ------------------------------------------------------------------------------------------- rsync missing
+def test_missing_rsync_is_installed_with_apt_get_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """apt-get is a stand-in (it would need the internet); what it 'installs' is the real rsync."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_rsync = subprocess.run(["which", "rsync"], capture_output=True, text=True).stdout.strip()
+    apt = bin_dir / "apt-get"
+    apt.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/apt.log\n"
+                   f"[ \"$1\" = install ] && /bin/ln -s {real_rsync} {bin_dir}/rsync\nexit 0\n")
+    apt.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    said: list[str] = []
+    assert sync_runner.ensure_rsync(said.append, is_root=True) == str(bin_dir / "rsync")
+    assert "installing it with apt-get" in said[0]
+    assert (tmp_path / "apt.log").read_text().splitlines() == ["update -qq", "install -y -qq rsync"]
+    (bin_dir / "rsync").unlink()
+    with pytest.raises(SyncRefused) as refused:
+        sync_runner.ensure_rsync(said.append, is_root=False)
+    assert refused.value.kind == "no_rsync" and "apt-get install rsync" in refused.value.hint
+
+
+# ------------------------------------------------------------------------------------------- runs
+def test_runs_copy_mirror_and_keep_deletions_in_a_dated_trash(tree: dict[str, Path]) -> None:
+    content = tree["content"]
+    (content / "a" / "b").mkdir(parents=True)
+    (content / "a" / "b" / "keep.txt").write_text("v1")
+    (content / "gone.txt").write_text("bye")
+    (content / "__pycache__").mkdir()
+    (content / "__pycache__" / "x.pyc").write_bytes(b"c")
+    code, events = run_runner(tree)
+    assert code == 0
+    report = events[-1]
+    assert report["event"] == "result" and report["new_files"] == 2 and report["files_total"] == 2
+    backup = tree["drive"] / "colabssh" / "content"
+    assert tree_bytes(backup) == {"a/b/keep.txt": b"v1", "gone.txt": b"bye"}
+    (content / "gone.txt").unlink()
+    (content / "a" / "b" / "keep.txt").write_text("v2")
+    later = (content / "a" / "b" / "keep.txt").stat().st_mtime + 10  # same size: rsync's quick check needs the time
+    os.utime(content / "a" / "b" / "keep.txt", (later, later))
+    code, events = run_runner(tree, "--dry-run", "--delete")
+    changes = {(e["change"], e["path"]) for e in events if e["event"] == "item"}
+    assert ("*deleting", "gone.txt") in changes and any(p == "a/b/keep.txt" for _, p in changes)
+    assert tree_bytes(backup) == {"a/b/keep.txt": b"v1", "gone.txt": b"bye"}  # a dry run changes nothing
+    code, events = run_runner(tree, "--delete")
+    assert code == 0 and events[-1]["deleted"] == 1 and events[-1]["changed_files"] == 1
+    trash = Path(events[-1]["trash"])
+    assert trash.is_relative_to(tree["drive"] / "colabssh" / "trash")
+    assert tree_bytes(trash) == {"gone.txt": b"bye", "a/b/keep.txt": b"v1"}  # deleted and replaced, kept
+    assert tree_bytes(backup) == {"a/b/keep.txt": b"v2"}
+
+
+def test_restore_keeps_newer_files_unless_forced(tree: dict[str, Path]) -> None:
+    content = tree["content"]
+    (content / "train.py").write_text("backed up")
+    (content / "data.csv").write_text("1,2,3")
+    assert run_runner(tree)[0] == 0
+    (content / "data.csv").unlink()
+    (content / "train.py").write_text("edited since")
+    os.utime(content / "train.py", (2_000_000_000, 2_000_000_000))
+    code, events = run_runner(tree, "--mode", "restore")
+    assert code == 0 and events[-1]["kept_newer"] == ["train.py"] and events[-1]["kept_newer_count"] == 1
+    assert (content / "data.csv").read_text() == "1,2,3" and (content / "train.py").read_text() == "edited since"
+    assert not (content / sync_runner.CONTENT_TMP_FOLDER).exists()
+    code, events = run_runner(tree, "--mode", "restore", "--force")
+    assert code == 0 and (content / "train.py").read_text() == "backed up"
+
+
+def test_the_log_parser_reads_real_rsync_output(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "d").mkdir(parents=True)
+    (source / "d" / "f").write_bytes(b"x" * 1000)
+    (source / "link").symlink_to("/etc/hostname")
+    argv = ["rsync", "-rt", "--itemize-changes", "--info=progress2,stats2", f"{source}/", f"{tmp_path}/dst/"]
+    output = subprocess.run(argv, capture_output=True, env={**os.environ, "LC_ALL": "C"}).stdout
+    events: list[dict] = []
+    parser = sync_runner.LogParser(events.append)
+    for i in range(0, len(output), 7):  # fed in awkward pieces, as a growing log is read
+        parser.feed(output[i:i + 7])
+    parser.close()
+    assert parser.skipped == ["link"] and parser.new_files == 1
+    assert parser.stats["files_copied"] == 1 and parser.stats["bytes_copied"] == 1000
+    assert parser.stats["files_total"] == 1
+    kinds = [e["event"] for e in events]
+    assert "progress" in kinds and {"event": "item", "change": ">f+++++++++", "path": "d/f"} in events
+    assert not parser.messages
+
+
+def test_excluder_follows_rsyncs_pattern_rules() -> None:
+    rules = sync_runner.Excluder(["/drive/", "__pycache__/", "*.tmp", "logs/*.txt", "- secret", "+ keep", "# note"])
+    assert rules.excluded("drive", True) and not rules.excluded("p/drive", True)
+    assert rules.excluded("x/y/__pycache__", True) and not rules.excluded("x/__pycache__", False)
+    assert rules.excluded("a/b.tmp", False) and rules.excluded("x/logs/a.txt", False)
+    assert rules.excluded("secret", False) and not rules.excluded("keep", False)
+
+
+def test_mountinfo_escapes_and_longest_prefix(tmp_path: Path) -> None:
+    info = write_mountinfo(tmp_path / "m", [("/", "overlay"), ("/content/drive", "fuse.drive"),
+                                           ("/content/drive/My Drive/x", "tmpfs")])
+    assert sync_runner.mount_fstype(Path("/content/drive/MyDrive"), info) == "fuse.drive"
+    assert sync_runner.mount_fstype(Path("/content/drive/My Drive/x/y"), info) == "tmpfs"
+    assert sync_runner.mount_fstype(Path("/content/drivex"), info) == "overlay"
+
+
+def test_the_lock_is_held_by_a_worker_and_released_when_it_dies(tree: dict[str, Path]) -> None:
+    jobs = sync_runner.Jobs(tree["state"])
+    fd = jobs.try_lock()
+    assert fd is not None and jobs.try_lock() is None
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                              pass_fds=(fd,))
+    os.close(fd)
+    assert jobs.is_locked()  # the child's inherited descriptor holds it
+    holder.kill()
+    holder.wait()
+    assert not jobs.is_locked()
+    assert stat.S_IMODE(jobs.lock.stat().st_mode) == 0o600
