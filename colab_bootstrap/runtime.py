@@ -15,8 +15,8 @@ from pathlib import Path
 from . import colab, conncode, gpu, session_env, sshd
 from .errors import BootstrapError
 from .pubkey import authorised_key_line
-from .settings import Settings
-from .tunnels import Tunnel, open_tunnel
+from .settings import Settings, state_folder
+from .tunnels import Tunnel, open_tunnel, stop_leftover_tunnel
 
 TERMS = """\
 colabssh: Colab's terms allow SSH shells and remote desktops only on paid runtimes (a paid plan with a
@@ -129,6 +129,9 @@ def announce(runtime: Runtime, out: Callable[[str], None] = say) -> None:
     out(f"host key fingerprint: {runtime.info.fingerprint}")
     out("On your laptop, run:")
     out(f"colabssh connect {runtime.code}")
+    from . import sync_runner  # the cell's own periodic backup to Drive when sync_every > 0 (issue 4)
+    sync_runner.start_periodic(runtime.settings.content, runtime.drive, runtime.settings.state,
+                               runtime.settings.sync_every, out)
 
 
 def _stop_quietly(tunnel: Tunnel | None, server: sshd.SshdProcess) -> None:
@@ -174,13 +177,18 @@ def serve_in_background(runtime: Runtime, out: Callable[[str], None] = say) -> t
     agent when the kernel exits; sshd, started in a session of its own, is stopped by ours.
     """
     log = runtime.settings.state / "runtime.log"
-    atexit.register(_stop_if_current, runtime)
+
+    def stop_at_exit() -> None:
+        if runtime.is_current():
+            runtime.stop()
+
+    atexit.register(stop_at_exit)
 
     def beat() -> None:
         while True:
             time.sleep(runtime.settings.heartbeat)
             if not runtime.is_current():
-                atexit.unregister(_stop_if_current)
+                atexit.unregister(stop_at_exit)
                 return
             problem = runtime.healthy()
             try:
@@ -188,7 +196,7 @@ def serve_in_background(runtime: Runtime, out: Callable[[str], None] = say) -> t
                     handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {problem or 'serving'}\n")
             except OSError:
                 pass
-            if problem:
+            if problem and runtime.is_current():  # not when a later run or colabssh_stop() ended it
                 out(f"colabssh: {problem}; run the cell again")
                 return
 
@@ -197,9 +205,16 @@ def serve_in_background(runtime: Runtime, out: Callable[[str], None] = say) -> t
     return thread
 
 
-def _stop_if_current(runtime: Runtime) -> None:
-    if runtime.is_current():
-        runtime.stop()
+def stop_serving(out: Callable[[str], None] = say, environ: Mapping[str, str] | None = None) -> None:
+    """Stop the sshd and tunnel of the cell's latest run; in a notebook the cell names this ``colabssh_stop()``.
+
+    Works from a fresh kernel too (after "Restart session"): it goes by the pid files in the state folder.
+    """
+    state = state_folder(os.environ if environ is None else environ)
+    (state / RUN_ID_NAME).unlink(missing_ok=True)  # background heartbeats stand down
+    sshd.stop_leftover(state, out, whose="this cell started")
+    stop_leftover_tunnel(state, out, whose="this cell started")
+    out("colabssh: stopped; run the cell again for a new connection code")
 
 
 class _Signals:
@@ -258,6 +273,6 @@ def _main_in_notebook(options: Mapping[str, object]) -> int:
         return 130
     serve_in_background(runtime)
     announce(runtime)
-    say("colabssh: serving in the background while this notebook's kernel runs; "
-        "run this cell again to restart it")
+    say("colabssh: serving in the background while this notebook's kernel runs; run this cell again "
+        "for a fresh start, or colabssh_stop() to end SSH access")
     return 0

@@ -31,6 +31,12 @@ DEFAULT_PORT = 2222
 DEFAULT_HEARTBEAT = 60.0
 
 
+def state_folder(environ: Mapping[str, str]) -> Path:
+    """COLABSSH_STATE, else ~/.colabssh-runtime."""
+    home = Path(environ.get("HOME") or os.path.expanduser("~"))
+    return Path(environ.get("COLABSSH_STATE") or home / ".colabssh-runtime").absolute()
+
+
 @dataclass(frozen=True)
 class Settings:
     tunnel: str
@@ -57,7 +63,6 @@ class Settings:
             raise BootstrapError(f"COLABSSH_PORT={port_text!r} is not a port number",
                                  "use 1-65535, or 0 to pick a free port")
         drive = env.get("COLABSSH_DRIVE")
-        home = Path(env.get("HOME") or os.path.expanduser("~"))
         profile_d_text = env.get("COLABSSH_PROFILE_D")
         if profile_d_text is None:
             profile_d = Path("/etc/profile.d") if os.geteuid() == 0 else None
@@ -75,7 +80,7 @@ class Settings:
             content=Path(env.get("COLABSSH_CONTENT") or "/content").absolute(),
             drive_override=Path(drive).absolute() if drive else None,
             port=int(port_text),
-            state=Path(env.get("COLABSSH_STATE") or home / ".colabssh-runtime").absolute(),
+            state=state_folder(env),
             profile_d=profile_d,
             public_key=str(options.get("public_key") or ""),
             sync_every=int(every_text),

@@ -168,7 +168,7 @@ def supports_per_source_penalties(sshd: str) -> bool:
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (9, 8)
 
 
-def stop_leftover(state: Path, say: Callable[[str], None]) -> None:
+def stop_leftover(state: Path, say: Callable[[str], None], whose: str = "of an earlier run") -> None:
     """Stop an sshd that an earlier run of the cell left behind (and only that one)."""
     pidfile = state / PID_NAME
     try:
@@ -176,7 +176,7 @@ def stop_leftover(state: Path, say: Callable[[str], None]) -> None:
     except (OSError, ValueError):
         return
     if processes.runs_with(pid, str(state / CONFIG_NAME)):
-        say(f"stopping the sshd of an earlier run (pid {pid})")
+        say(f"stopping the sshd {whose} (pid {pid})")
         processes.terminate(pid)
     pidfile.unlink(missing_ok=True)
 

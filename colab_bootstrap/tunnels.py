@@ -51,7 +51,7 @@ def forget_tunnel_pid(state: Path, pid: int) -> None:
         pass
 
 
-def stop_leftover_tunnel(state: Path, say: Callable[[str], None]) -> None:
+def stop_leftover_tunnel(state: Path, say: Callable[[str], None], whose: str = "of an earlier run") -> None:
     """Stop the agent an earlier run left behind: the recorded pid, if its argv still names our marker.
 
     Waits until it is gone, so that ngrok's one-agent-per-account limit (ERR_NGROK_108) is not hit
@@ -64,6 +64,6 @@ def stop_leftover_tunnel(state: Path, say: Callable[[str], None]) -> None:
     except (OSError, ValueError):
         return
     if processes.runs_with(pid, marker):
-        say(f"stopping the tunnel of an earlier run (pid {pid})")
+        say(f"stopping the tunnel {whose} (pid {pid})")
         processes.terminate(pid)
     path.unlink(missing_ok=True)

@@ -75,7 +75,9 @@ def render_cell(tunnel: str, public_key: str, sync_every: int = 0) -> str:
     ]
     for name, source in bootstrap_sources().items():
         lines.append(f"    {name!r}: {source!r},")
-    lines += ["}", "", _LOADER, "from colab_bootstrap.runtime import main as _colabssh_main", "",
+    lines += ["}", "", _LOADER, "from colab_bootstrap.runtime import main as _colabssh_main",
+              "from colab_bootstrap.runtime import stop_serving as colabssh_stop  # in a notebook: ends SSH access",
+              "",
               "_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)",
               "if _colabssh_status and \"ipykernel\" not in _sys.modules:  # run as a script",
               "    raise SystemExit(_colabssh_status)", ""]

@@ -49,7 +49,8 @@ def test_a_failed_drive_mount_is_explained(start_runtime, tmp_path):
         code, output = _finish(running)
         assert code == 1
         assert_clean_failure(output)
-        assert f"mounting Google Drive failed: {text}" in output[output.index("colabssh: error"):]
+        error = output[output.index("colabssh: error"):]
+        assert error.startswith("colabssh: error: mounting Google Drive failed: ") and text in error
         assert "hint: run the cell again and allow access, or set COLABSSH_DRIVE" in output
         assert sshd_listeners(running.state) == []
 

@@ -197,9 +197,20 @@ def test_in_a_notebook_the_cell_returns_and_the_tunnel_lives_on(render, isolated
         wait_until(lambda: log.exists() and log.read_text().count("serving") >= 5, what="heartbeats")
         assert "run the cell again" not in "".join(kernel.lines)  # the first run's heartbeat stood down
 
-        kernel.send("exit")  # a kernel shutdown: atexit stops sshd, pyngrok's atexit stops the agent
+        kernel.send("exec colabssh_stop()")  # the cell defines it in the notebook's namespace
+        kernel.wait_for("colabssh: stopped; run the cell again")
+        kernel.wait_for("KERNEL: cell finished")
+        assert not alive(sshd2) and not alive(agent2)
+        assert sshd_listeners(state) == [] and _agent_pids(state) == []
+
+        third = conncode.decode(kernel.run_cell())
+        [sshd3] = sshd_listeners(state)
+        [agent3] = _agent_pids(state)
+        result = ssh(third, client_key_path(isolated_home), "echo third")
+        assert result.returncode == 0 and result.stdout.strip() == "third", result.stderr
+        kernel.send("exit")  # a kernel shutdown: our atexit stops sshd, pyngrok's (and ours) the agent
         kernel.process.wait(timeout=30)
-        wait_until(lambda: not alive(sshd2) and not alive(agent2), what="sshd and the agent to stop")
+        wait_until(lambda: not alive(sshd3) and not alive(agent3), what="sshd and the agent to stop")
     finally:
         if kernel.process.poll() is None:
             kernel.process.kill()

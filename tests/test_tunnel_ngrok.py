@@ -103,14 +103,19 @@ def test_regional_host_names_reach_the_code(start_runtime, isolated_home, tmp_pa
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-@pytest.mark.parametrize(("fail", "token", "expected"), [
+@pytest.mark.parametrize(("fail", "source", "expected"), [
     ("", None, ["ERR_NGROK_4018", "NGROK_AUTHTOKEN", "dashboard.ngrok.com", "--tunnel cloudflared"]),
-    ("8013", TOKEN, ["ERR_NGROK_8013", "card", "--tunnel cloudflared"]),
-    ("108", TOKEN, ["ERR_NGROK_108", "one at a time", "dashboard.ngrok.com/agents", "--tunnel cloudflared"]),
-    ("107", TOKEN, ["ERR_NGROK_107", "invalid or was revoked", "--tunnel cloudflared"]),
+    ("8013", "env", ["ERR_NGROK_8013", "card", "--tunnel cloudflared"]),
+    ("8013", "secret", ["ERR_NGROK_8013", "card", "--tunnel cloudflared"]),
+    ("108", "env", ["ERR_NGROK_108", "one at a time", "dashboard.ngrok.com/agents", "--tunnel cloudflared"]),
+    ("108", "secret", ["ERR_NGROK_108", "one at a time", "--tunnel cloudflared"]),
+    ("107", "secret", ["ERR_NGROK_107", "invalid or was revoked", "--tunnel cloudflared"]),
 ])
-def test_ngrok_errors_are_explained_without_traceback_or_token(start_runtime, tmp_path, fail, token, expected):
-    env = ngrok_env(tmp_path, token=token, **({"FAKE_NGROK_FAIL": fail} if fail else {}))
+def test_ngrok_errors_are_explained_without_traceback_or_token(start_runtime, tmp_path, fail, source, expected):
+    env = ngrok_env(tmp_path, token=TOKEN if source == "env" else None,
+                    **({"FAKE_NGROK_FAIL": fail} if fail else {}))
+    if source == "secret":
+        env.update(colab_env(tmp_path, {"NGROK_AUTHTOKEN": TOKEN}))
     running = start_runtime("ngrok", env, expect_code=False)
     code, output = _finish(running)
     assert code == 1
@@ -118,7 +123,11 @@ def test_ngrok_errors_are_explained_without_traceback_or_token(start_runtime, tm
     for text in expected:
         assert text in output, text
     assert "colabssh connect" not in output
+    for record in ngrok_records(tmp_path):
+        assert TOKEN not in " ".join(record["argv"])
     assert TOKEN not in (running.state / "ngrok.log").read_text()  # the 107 agent quotes the token: redacted
+    if fail == "107":
+        assert "Your authtoken: ***" in (running.state / "ngrok.log").read_text()
     assert sshd_listeners(running.state) == []  # what had started was stopped
     assert pids_with(str(running.state / "ngrok.yml")) == []
 

@@ -98,7 +98,7 @@ def status(
 class _RemoteCommandSplit(TyperCommand):
     """Everything after ``--`` is the remote command, kept apart before click parses the rest."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # a click Context (typer vendors click)
         if "--" in args:
             cut = args.index("--")
             ctx.meta[REMOTE_COMMAND] = args[cut + 1:]

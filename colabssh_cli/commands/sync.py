@@ -49,6 +49,8 @@ class ProgressView:
 
         from ..console import err_console
 
+        if not err_console().is_terminal:  # no bar in a pipe or a log: status lines only
+            return self
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                                  TextColumn("{task.fields[files]} files"), TextColumn("{task.fields[size]}"),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console(),
@@ -146,17 +148,15 @@ def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
             result(line)
 
 
-def _run_and_report(remote: Remote, options: Optional[SyncOptions], as_json: bool) -> SyncOutcome:
+def _run(remote: Remote, options: Optional[SyncOptions]) -> SyncOutcome:
+    """One run with its progress bar; options None: follow the run in progress (--attach)."""
     from .. import sync_client
 
     if options is None:
         with ProgressView(f"{remote.alias}: following") as view:
-            outcome = sync_client.attach(remote, view)
-    else:
-        with ProgressView(f"{remote.alias}: {'restore' if options.mode == 'restore' else 'sync'}") as view:
-            outcome = sync_client.run_sync(remote, options, view)
-    _print_outcome(outcome, as_json)
-    return outcome
+            return sync_client.attach(remote, view)
+    with ProgressView(f"{remote.alias}: {'restore' if options.mode == 'restore' else 'sync'}") as view:
+        return sync_client.run_sync(remote, options, view)
 
 
 @app.command()
@@ -196,26 +196,34 @@ def sync(
     remote = Remote.for_alias(name)
     options = None if attach else SyncOptions("backup", list(paths or []), to, list(exclude or []), delete, dry_run,
                                               bwlimit=bwlimit)
-    last = 0
-    while True:
-        try:
-            outcome = _run_and_report(remote, options, as_json)
-            if not every:
+    if not every:
+        outcome = _run(remote, options)
+        _print_outcome(outcome, as_json)
+        check(outcome)
+        return
+    last, running = 0, False
+    try:
+        while True:
+            try:
+                running = True
+                outcome = _run(remote, options)  # a Ctrl-C in here stops that run on the runtime too
+                running = False
+                _print_outcome(outcome, as_json)
                 check(outcome)
-                return
-            check(outcome)
-            last = 0
-        except ColabsshError as exc:
-            if not every or exc.exit_code in (BAD_INPUT, MISSING_TOOL):
-                raise
-            print_error(exc)
-            last = exc.exit_code
-        status(f"next sync in {every} s (Ctrl-C stops)")
-        try:
+                last = 0
+            except ColabsshError as exc:
+                running = False
+                if exc.exit_code in (BAD_INPUT, MISSING_TOOL):
+                    raise
+                print_error(exc)
+                last = exc.exit_code
+            status(f"next sync in {every} s (Ctrl-C stops)")
             time.sleep(every)
-        except KeyboardInterrupt:
-            status("colabssh: stopped syncing")
-            raise typer.Exit(last) from None
+    except KeyboardInterrupt:
+        if running:
+            raise
+        status("colabssh: stopped syncing")
+        raise typer.Exit(last) from None
 
 
 @app.command()
@@ -240,7 +248,9 @@ def restore(
 
     remote = Remote.for_alias(name)
     options = SyncOptions("restore", list(paths or []), from_, list(exclude or []), dry_run=dry_run, force=force)
-    check(_run_and_report(remote, options, as_json))
+    outcome = _run(remote, options)
+    _print_outcome(outcome, as_json)
+    check(outcome)
 
 
 def _transfer(direction: str, local: Path, runtime_path: str, name: Optional[str], as_json: bool) -> None:

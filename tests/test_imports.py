@@ -1,0 +1,107 @@
+"""The import rules: colab_bootstrap is standard library only at module level and never imports the CLI side;
+the CLI imports heavy things (paramiko, pyngrok, torch) only when a command needs them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import colab_bootstrap
+
+PACKAGE = Path(colab_bootstrap.__file__).parent
+MODULES = sorted(PACKAGE.glob("*.py"))
+NEVER = {"colabssh_cli", "typer", "rich", "paramiko", "click"}
+HEAVY = ("paramiko", "pyngrok", "torch", "cryptography", "nacl", "yaml")
+
+
+def _module_level_imports(tree: ast.Module) -> list[tuple[str, int]]:
+    """(top-level name, line) of imports that run when the module is imported: not inside a def or class."""
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return
+        if isinstance(node, ast.Import):
+            found.extend((alias.name.split(".")[0], node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module.split(".")[0], node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _all_imports(tree: ast.Module) -> list[tuple[str, int]]:
+    """Every import anywhere, importlib.import_module("name") included."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name.split(".")[0], node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module.split(".")[0], node.lineno))
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in
+              ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)):
+            found.append((node.args[0].value.split(".")[0], node.lineno))
+    return found
+
+
+def test_there_are_modules_to_check():
+    names = {path.stem for path in MODULES}
+    assert {"runtime", "sshd", "conncode", "tunnel_ngrok", "tunnel_cloudflared", "session_env"} <= names
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_module_level_imports_are_standard_library_only(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    outside = [f"{name} (line {line})" for name, line in _module_level_imports(tree) if name not in allowed]
+    assert outside == [], f"{path.name} imports at module level: {outside}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_colab_bootstrap_never_imports_the_cli_side(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    forbidden = [f"{name} (line {line})" for name, line in _all_imports(tree) if name in NEVER]
+    assert forbidden == [], f"{path.name} imports {forbidden}"
+
+
+def test_the_checker_catches_what_it_should():
+    tree = ast.parse("import os\nimport yaml\nif True:\n    from rich import print\n"
+                     "def f():\n    import paramiko\n    importlib.import_module('typer')\n")
+    assert [n for n, _ in _module_level_imports(tree)] == ["os", "yaml", "rich"]
+    assert {n for n, _ in _all_imports(tree)} == {"os", "yaml", "rich", "paramiko", "typer"}
+
+
+def _modules_after(argv: list[str]) -> dict:
+    """Run the CLI in a fresh interpreter; which heavy modules were imported, and what it printed."""
+    script = ("import io, json, sys, contextlib\n"
+              "from colabssh_cli.app import main\n"
+              "out = io.StringIO()\n"
+              "with contextlib.redirect_stdout(out):\n"
+              f"    code = main({argv!r})\n"
+              f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+              "print(json.dumps({'code': code, 'heavy': heavy, 'out': out.getvalue()}))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["bootstrap", "--help"]])
+def test_the_cli_starts_without_heavy_imports(argv):
+    seen = _modules_after(argv)
+    assert seen["code"] == 0
+    assert seen["heavy"] == []
+    assert seen["out"].strip()
+
+
+def test_the_probe_would_see_a_heavy_import():
+    script = "import paramiko, sys; print(sorted(m for m in sys.modules if m.split('.')[0] == 'paramiko')[:1])"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "['paramiko']"
