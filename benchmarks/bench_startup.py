@@ -99,7 +99,7 @@ def main() -> int:
     ratio = statistics.median(cli) / statistics.median(bare)
     print(f"colabssh --version:          {summary(cli)}")
     print(f'python -c "import typer":    {summary(bare)}')
-    print(f"ratio of medians: {ratio:.2f} (issue 2 asks for at most 1.5)")
+    print(f"ratio of medians: {ratio:.2f}, of minimums: {min(cli) / min(bare):.2f} (issue 2 asks for at most 1.5)")
     return 0
 
 

@@ -82,10 +82,12 @@ def find_sshd(say: Callable[[str], None], override: str = "", install: bool = Tr
             subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=False)
         return find_sshd(say, install=False, is_root=root)
+    if root and apt and install is False:
+        raise BootstrapError("OpenSSH's sshd is not installed on this machine, and apt-get could not install it",
+                             "check the network, run `apt-get install openssh-server`, then run the cell again")
     hint = ("install it: apt-get install openssh-server" if root
             else "install it: sudo apt-get install openssh-server (or run the cell as root)")
-    raise BootstrapError("OpenSSH's sshd is not installed on this machine" + (" (apt-get could not install it)"
-                                                                              if root and apt else ""), hint)
+    raise BootstrapError("OpenSSH's sshd is not installed on this machine", hint)
 
 
 def prepare_state(state: Path) -> None:

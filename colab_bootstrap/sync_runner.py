@@ -89,8 +89,7 @@ EXIT_LOST = 69  # the run ended without a result: its worker was killed
 EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
 
 # What the laptop runs: this file's source arrives on stdin, the arguments follow.
-BOOT = ('import sys;S=sys.stdin.read();'
-        'exec(compile(S,"<colabssh sync_runner>","exec"),{"__name__":"__main__","RUNNER_SOURCE":S})')
+BOOT = 'import sys;exec(compile(sys.stdin.read(),"<colabssh sync_runner>","exec"),{"__name__":"__main__"})'
 
 RSYNC_ADVICE = {
     1: "rsync refused colabssh's options (is rsync on the runtime very old?); see the messages above",
@@ -810,38 +809,48 @@ def worker_main(job: Path, lock_fd: int) -> int:
     return code
 
 
-def own_source() -> str:
-    shipped = globals().get("RUNNER_SOURCE")
-    if shipped:
-        return shipped
-    here = globals().get("__file__")
-    if here and os.path.exists(here):
-        return Path(here).read_text(encoding="utf-8")
-    sources = getattr(sys.modules.get("__main__"), "_COLABSSH_SOURCES", None)
-    if isinstance(sources, dict) and "sync_runner" in sources:
-        return sources["sync_runner"]
-    raise RuntimeError("cannot find the sync runner's own source to start its worker")
+def spawn_worker(job: Path, lock_fd: int) -> tuple[int, int]:
+    """Fork the worker into a session of its own (setsid): no terminal, no SSH channel, its own log.
+
+    A fork, not a new python: it starts in a millisecond and needs no source. Returns its pid and a pipe's read
+    end that reaches end-of-file the moment it exits (it holds the only write end; rsync does not inherit it),
+    so the follower hears of the end at once instead of at its next look."""
+    done_read, done_write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            os.setsid()
+            os.close(done_read)
+            null = os.open(os.devnull, os.O_RDONLY)
+            log = os.open(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            for target, source in ((0, null), (1, log), (2, log)):
+                os.dup2(source, target)
+            os.chdir("/")
+            code = worker_main(job, lock_fd)
+        except BaseException:  # noqa: BLE001  (into worker.log; the follower reports a lost run)
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(done_write)
+    return pid, done_read
 
 
-def spawn_worker(job: Path, lock_fd: int) -> int:
-    """Start the worker in a session of its own (setsid): no terminal, no SSH channel, its own log."""
-    with open(job / "worker.log", "ab") as log:
-        process = subprocess.Popen([sys.executable, "-c", BOOT, "worker", str(job), str(lock_fd)],
-                                   stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(lock_fd,),
-                                   start_new_session=True, cwd="/")
-    assert process.stdin is not None
-    process.stdin.write(own_source().encode("utf-8"))
-    process.stdin.close()
-    return process.pid
-
-
-def _alive(pid_file: Path, marker: str) -> bool:
+def worker_pid(job: Path) -> Optional[int]:
+    """The job's worker while it lives: the pid it recorded, still a session leader running this runner
+    (a reused pid fails one of the two)."""
     try:
-        pid = int(pid_file.read_text().strip())
+        pid = int((job / "worker.pid").read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-    return marker.encode() in cmdline
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    alive = fields[0] != "Z" and int(fields[3]) == pid and b"sync_runner" in cmdline
+    return pid if alive else None
 
 
 def summary(job: Path, parser: LogParser, result: Optional[dict]) -> dict:
@@ -866,8 +875,13 @@ def summary(job: Path, parser: LogParser, result: Optional[dict]) -> dict:
     }
 
 
-def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None]) -> int:
-    """Stream the job's log as events until its result is written; then emit the summary; return its exit code."""
+def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optional[int] = None) -> int:
+    """Stream the job's log as events until its result is written; then emit the summary; return its exit code.
+
+    DONE_FD (from spawn_worker) wakes the follower when the worker exits; without it (attach) it looks every
+    POLL_SECONDS."""
+    import select
+
     parser = LogParser(emit)
     with open(job / "log", "rb") as log:
         while True:
@@ -876,7 +890,7 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None]) -> int:
                 parser.feed(chunk)
                 continue
             result = read_json(job / "result.json")
-            if result is None and not _alive(job / "worker.pid", str(job)) and not jobs.is_locked():
+            if result is None and worker_pid(job) is None and not jobs.is_locked():
                 result = read_json(job / "result.json")  # it may have finished between the two looks
                 if result is None:
                     parser.feed(log.read())
@@ -884,7 +898,13 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None]) -> int:
             if result is not None:
                 parser.feed(log.read())
                 break
-            time.sleep(POLL_SECONDS)
+            if done_fd is None:
+                time.sleep(POLL_SECONDS)
+            elif select.select([done_fd], [], [], POLL_SECONDS)[0]:
+                os.close(done_fd)  # end of file: the worker has exited; one more look settles it
+                done_fd = None
+    if done_fd is not None:
+        os.close(done_fd)
     parser.close()
     report = summary(job, parser, result)
     emit(report)
@@ -928,14 +948,16 @@ def start(request: Request, state: Path, emit: Callable[[dict], None] = emit_jso
         emit({"event": "start", "job": job.name, "mode": request.mode, "source": str(request.source_root),
               "dest": str(request.dest_root), "dry_run": request.dry_run, "files": plan.scan.files,
               "bytes": plan.scan.bytes})
-        spawn_worker(job, lock_fd)
+        worker, done_fd = spawn_worker(job, lock_fd)
     except SyncRefused as exc:
         return _refused(exc, emit)
     except OSError as exc:
         return _refused(SyncRefused(f"the sync could not start: {exc}", "", "failed", 1), emit)
     finally:
         os.close(lock_fd)  # the worker holds the lock now (or nobody does)
-    return follow(job, jobs, emit)
+    code = follow(job, jobs, emit, done_fd)
+    os.waitpid(worker, 0)  # it has exited (its pipe said so): reap it
+    return code
 
 
 def attach(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
@@ -952,10 +974,11 @@ def cancel(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
     """Stop the running sync cleanly (SIGTERM to its worker, which stops rsync and records the result)."""
     jobs = Jobs(state)
     job = jobs.current_job()
-    if job is None or read_json(job / "result.json") is not None or not _alive(job / "worker.pid", str(job)):
+    pid = worker_pid(job) if job is not None and read_json(job / "result.json") is None else None
+    if pid is None:
         emit({"event": "cancelled", "running": False})
         return 0
-    os.kill(int((job / "worker.pid").read_text().strip()), signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)
     emit({"event": "cancelled", "running": True, "job": job.name})
     return 0
 
@@ -1068,9 +1091,6 @@ def _parse_args(argv: Sequence[str]) -> tuple[str, dict]:
             command.add_argument("--force", action="store_true")
             command.add_argument("--bwlimit", type=int, default=0)
             command.add_argument("paths", nargs="*")
-    worker = sub.add_parser("worker")
-    worker.add_argument("job")
-    worker.add_argument("fd", type=int)
     sub.add_parser("ensure-rsync")
     args = parser.parse_args(list(argv))
     return args.command, vars(args)
@@ -1079,8 +1099,6 @@ def _parse_args(argv: Sequence[str]) -> tuple[str, dict]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     command, args = _parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if command == "worker":
-            return worker_main(Path(args["job"]).absolute(), args["fd"])
         if command == "ensure-rsync":
             try:
                 ensure_rsync(lambda text: emit_json({"event": "message", "text": text}))

@@ -169,10 +169,15 @@ def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
     installer = importlib.import_module("pyngrok.installer")
     installer._print_progress_enabled = False
     _log_to_file(state, token)
-    cfg = conf.PyngrokConfig(config_path=str(config_path), startup_timeout=30)
+    # monitor_thread: pyngrok keeps reading the agent's log, so a full pipe never blocks the agent
+    cfg = conf.PyngrokConfig(config_path=str(config_path), startup_timeout=30, monitor_thread=True)
     cfg.auth_token = None  # pyngrok would put it on the agent's argv
+    if importlib.import_module("pyngrok.process").is_process_running(cfg.ngrok_path):
+        # not ours: an earlier run's agent was stopped above by its pid file
+        raise BootstrapError("this notebook already runs an ngrok agent through pyngrok (another tunnel of yours); "
+                             "pyngrok keeps one agent per binary and ngrok's free plan one per account",
+                             "stop it with pyngrok's ngrok.kill(), then run this cell again, " + _CLOUDFLARED)
     try:
-        ngrok.kill(cfg)  # an agent this kernel started in an earlier run of the cell
         if not os.path.exists(cfg.ngrok_path):
             say(f"tunnel: downloading the ngrok agent to {cfg.ngrok_path}...")
             installer.install_ngrok(cfg.ngrok_path, ngrok_version=cfg.ngrok_version)
@@ -196,11 +201,17 @@ def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
     record_tunnel_pid(state, process.proc.pid, str(config_path))
     say(f"tunnel: ngrok {host}:{public_port} -> 127.0.0.1:{port}")
 
-    def close() -> None:
-        try:
-            ngrok.kill(cfg)
-        except Exception:
-            pass
-        forget_tunnel_pid(state, process.proc.pid)
+    agent = process.proc
 
-    return Tunnel(kind="ngrok", host=host, port=public_port, close=close, process=process.proc)
+    def close() -> None:
+        """Stop this run's agent only (pyngrok's own kill() would stop whatever agent it knows for the binary)."""
+        if agent.poll() is None:
+            agent.terminate()
+            try:
+                agent.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
+        forget_tunnel_pid(state, agent.pid)
+
+    return Tunnel(kind="ngrok", host=host, port=public_port, close=close, process=agent)

@@ -55,4 +55,4 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-from .commands import bootstrap, connect, demo, sessions, sync, tour  # noqa: E402,F401  (registers the commands)
+from .commands import bootstrap, connect, demo, doctor, forward, sessions, sync, tour  # noqa: E402,F401  (registers the commands)

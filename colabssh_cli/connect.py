@@ -420,4 +420,8 @@ def forget(alias: str, paths: Optional[Paths] = None, report: Report = lambda li
         written += list(apply_with_retry(paths, lambda: plan_forget(paths, alias)) or [])
     if drop_session(paths, alias) is not None:
         written.append(paths.sessions)
+    from .colab_cli import drop_log, log_path  # `--via colab-cli` sessions keep colab's stderr in a log
+
+    if drop_log(paths, alias):
+        written.append(log_path(paths, alias))
     return written

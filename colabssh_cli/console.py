@@ -26,7 +26,7 @@ def out_console() -> "Console":
 
 def status(message: str) -> None:
     """A progress or status line, on stderr."""
-    err_console().print(message, markup=False, highlight=False)
+    err_console().print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def result(text: str) -> None:

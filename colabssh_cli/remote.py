@@ -93,6 +93,11 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
     text = stderr.strip()
     last = text.splitlines()[-1] if text else ""
     if returncode == 255:
+        from .colab_cli import explain_ssh_stderr  # sessions through Google's `colab ssh --proxy-mode`
+
+        colab_road = explain_ssh_stderr(alias, text)
+        if colab_road is not None:
+            return colab_road
         if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
             return ColabsshError(f"{alias}: the runtime's host key is not the one pinned for this session",
                                  "if you restarted the runtime, run the cell again and `colabssh connect` "

@@ -57,7 +57,10 @@ class Session:
 
     @property
     def address(self) -> str:
-        """host:port, or the bare host name for cloudflared sessions (reached through cloudflared)."""
+        """host:port, the bare host name for cloudflared sessions (reached through cloudflared), or
+        colab-cli:SESSION for a runtime reached through Google's `colab ssh --proxy-mode -s SESSION`."""
+        if self.tunnel == "colab-cli":
+            return f"colab-cli:{self.extra.get('session', self.alias)}"
         return self.host if self.tunnel == "cloudflared" else f"{self.host}:{self.port}"
 
     def same_runtime(self, other: Session) -> bool:

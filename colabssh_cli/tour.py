@@ -87,10 +87,11 @@ class Tour:
 
     def colabssh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert self.sandbox is not None
-        result = subprocess.run([sys.executable, "-m", "colabssh_cli", *args], env=self.sandbox.cli_env(),
-                                capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        env = {**self.sandbox.cli_env(), "COLUMNS": str(max(60, shutil.get_terminal_size().columns - 4))}
+        result = subprocess.run([sys.executable, "-m", "colabssh_cli", *args], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])
+            last = (result.stdout.strip().splitlines() or [f"exit code {result.returncode}"])
             raise ColabsshError(" / ".join(line.strip() for line in last[-2:]), "", FAILURE)
         return result
 
@@ -176,10 +177,10 @@ class Tour:
         result = self.colabssh("demo", check=False)
         if result.returncode == 0:
             return self._output(result)
-        text = result.stderr + result.stdout
+        text = result.stdout
         if "torch" in text and ("not installed" in text or "no torch" in text.lower()):
             return "torch is not installed for the runtime's python: skipping the demo (pip install torch)"
-        raise ColabsshError((result.stderr.strip().splitlines() or ["the demo failed"])[-1], "", FAILURE)
+        raise ColabsshError((result.stdout.strip().splitlines() or ["the demo failed"])[-1], "", FAILURE)
 
     def _stop_runtime_step(self) -> str:
         self._stop_runtime()
@@ -196,4 +197,4 @@ class Tour:
 
     @staticmethod
     def _output(result: subprocess.CompletedProcess[str]) -> str:
-        return (result.stdout.strip() + "\n" + result.stderr.strip()).strip()
+        return result.stdout.strip()

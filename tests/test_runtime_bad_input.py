@@ -127,7 +127,7 @@ def test_a_failed_apt_install_is_reported(tmp_path, monkeypatch):
     _fake_apt(tmp_path, monkeypatch, installs=False)
     with pytest.raises(BootstrapError) as caught:
         sshd.find_sshd(lambda line: None, is_root=True)
-    assert "apt-get could not install it" in caught.value.message
+    assert "apt-get could not install it" in caught.value.message and "network" in caught.value.hint
 
 
 def test_a_plain_user_is_told_to_install_it(tmp_path, monkeypatch):

@@ -49,7 +49,8 @@ def test_quick_tunnel_hostname_reaches_the_code_and_ssh_goes_through_access_ssh(
     log = (running.state / "cloudflared.log").read_text()
     assert f"https://{info.host}" in log and "Starting metrics server" in log
     proxy, env = _proxy(tmp_path)
-    result = ssh(info, client_key_path(isolated_home), "echo via-cloudflare", "-o", proxy, pin=tmp_path / "pin", env=env)
+    result = ssh(info, client_key_path(isolated_home), "echo via-cloudflare", "-o", proxy, pin=tmp_path / "pin",
+                 env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "via-cloudflare"
 

@@ -14,6 +14,7 @@ from colab_bootstrap.errors import BootstrapError
 from colab_bootstrap.tunnel_ngrok import parse_public_url
 from tests.cellrunner import RunningCell
 from tests.fakes import (
+    FAKE_NGROK,
     TOKEN,
     assert_clean_failure,
     client_key_path,
@@ -162,3 +163,28 @@ def test_a_token_with_odd_characters_is_refused_without_echoing_it(start_runtime
     assert "authtoken has characters" in output
     assert ngrok_records(tmp_path) == []  # the agent never started
     assert not os.path.exists(running.state / "ngrok.yml")
+
+
+def test_another_pyngrok_agent_in_the_same_kernel_is_left_alone(tmp_path, monkeypatch):
+    """The notebook already runs the user's own pyngrok agent: the cell says so and does not kill it."""
+    from pyngrok import conf, ngrok
+
+    from colab_bootstrap.tunnel_ngrok import open_ngrok
+
+    theirs = tmp_path / "theirs.yml"
+    theirs.write_text(f'version: "3"\nagent:\n  authtoken: {TOKEN}\n')
+    their_config = conf.PyngrokConfig(ngrok_path=str(FAKE_NGROK), config_path=str(theirs))
+    ngrok.connect("8080", "tcp", pyngrok_config=their_config)
+    try:
+        agent = ngrok.get_ngrok_process(their_config).proc
+        monkeypatch.setenv("PYNGROK_NGROK_PATH", str(FAKE_NGROK))
+        monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+        state = tmp_path / "state"
+        state.mkdir(mode=0o700)
+        said: list[str] = []
+        with pytest.raises(BootstrapError) as caught:
+            open_ngrok(2222, state, said.append)
+        assert "already runs an ngrok agent" in caught.value.message and "ngrok.kill()" in caught.value.hint
+        assert agent.poll() is None
+    finally:
+        ngrok.kill(their_config)

@@ -26,25 +26,37 @@ def connect(
     password: bool = typer.Option(False, "--password",
                                   help="colab-ssh runtimes: log in with the password (asked by ssh/VS Code)."),
     user: str = typer.Option("root", "--user", help="colab-ssh runtimes: the user to log in as."),
+    via: Optional[str] = typer.Option(None, "--via", metavar="colab-cli",
+                                      help="Reach the runtime through Google's `colab ssh --proxy-mode` (no cell, "
+                                           "no tunnel; docs/colab-cli.md)."),
+    session: Optional[str] = typer.Option(None, "--session", "-s",
+                                          help="--via colab-cli: the colab session name (default: the alias); "
+                                               "colab creates it when missing."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", metavar="T4|L4|G4|A100|H100",
+                                      help="--via colab-cli: the GPU of a runtime colab creates."),
 ) -> None:
-    """Connect this machine (ssh and VS Code) to the runtime whose code the cell printed."""
+    """Connect this machine (ssh and VS Code) to the runtime whose code the cell printed.
+
+    Or, with --via colab-cli, to a runtime that Google's `colab` CLI reaches (`colab ssh --proxy-mode`).
+    """
+    from ..colab_cli import check_road_arguments
     from ..connect import ConnectOptions
     from ..connect import connect as run_connect
     from ..console import result, status
 
+    given = {"CODE": code is not None, "--host": host is not None, "--port": port is not None,
+             "--cloudflared-host": cloudflared_host is not None, "--password": password, "--user": user != "root"}
+    code_road = [option for option, present in given.items() if present]
+    if check_road_arguments(via, session=session, gpu=gpu, code_road_options=code_road):
+        _connect_via_colab_cli(session, gpu, name, no_open, editor, no_check, dry_run)
+        return
     options = ConnectOptions(code=code, alias=name, open_editor=not no_open, editor=editor, check=not no_check,
                              dry_run=dry_run, host=host, port=port, cloudflared_host=cloudflared_host,
                              password=password, user=user)
     outcome = run_connect(options, report=status)
     target = outcome.target
     if outcome.dry_run:
-        if outcome.diff:
-            sys.stdout.flush()
-            sys.stdout.buffer.write(outcome.diff.encode("utf-8", "surrogateescape"))  # the exact bytes
-            sys.stdout.buffer.flush()
-            status("dry run: the diff above is what connect would change; nothing was written")
-        else:
-            status("dry run: connect would change no file")
+        _write_diff(outcome.diff)
         return
     for path in outcome.written:
         status(f"wrote {path}")
@@ -65,12 +77,65 @@ def connect(
             result(line)
 
 
+def _write_diff(diff: str) -> None:
+    from ..console import status
+
+    if diff:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(diff.encode("utf-8", "surrogateescape"))  # the exact bytes
+        sys.stdout.buffer.flush()
+        status("dry run: the diff above is what connect would change; nothing was written")
+    else:
+        status("dry run: connect would change no file")
+
+
+def _connect_via_colab_cli(session: Optional[str], gpu: Optional[str], alias: str, no_open: bool, editor: str,
+                           no_check: bool, dry_run: bool) -> None:
+    from ..colab_cli import ColabCliOptions, connect_via_colab_cli
+    from ..console import result, status
+
+    options = ColabCliOptions(session=session, gpu=gpu, alias=alias, open_editor=not no_open, editor=editor,
+                              check=not no_check, dry_run=dry_run)
+    outcome = connect_via_colab_cli(options, report=status)
+    if outcome.dry_run:
+        _write_diff(outcome.diff)
+        return
+    for path in outcome.written:
+        status(f"wrote {path}")
+    if not outcome.written:
+        status("no file changed (already connected to this runtime)")
+    gpu_note = f"; GPU {outcome.gpu} when colab creates the runtime" if outcome.gpu else ""
+    result(f"{outcome.alias}: root@colab-cli:{outcome.session} (Google's `colab ssh --proxy-mode`{gpu_note})")
+    if outcome.replaced_fingerprint:
+        result(f"host key {outcome.fingerprint} (a new runtime behind '{outcome.session}': it replaces the pin "
+               f"{outcome.replaced_fingerprint})")
+    elif outcome.fingerprint:
+        result(f"host key {outcome.fingerprint} (pinned at first contact, through Colab's authenticated connection)")
+    else:
+        result(f"host key not pinned yet: the first `ssh {outcome.alias}` pins it (StrictHostKeyChecking accept-new)")
+    if outcome.login_checked:
+        shared = " through its open shared connection" if outcome.through_shared_connection else ""
+        result(f"ssh {outcome.alias} works (checked with OpenSSH{shared}); ssh, VS Code and colabssh share its one "
+               "connection")
+    if outcome.editor is not None:
+        for line in outcome.editor.notes:
+            result(line)
+
+
 @app.command()
 def forget(alias: str = typer.Argument(..., help="The session's alias (see `colabssh list`).")) -> None:
     """Remove a session: its Host block, its pinned key, and the Include when it was the last one."""
+    from ..colab_cli import colab_session_of
     from ..connect import forget as run_forget
     from ..console import result, status
+    from ..paths import Paths
+    from ..sessions import load_sessions
 
+    known = load_sessions(Paths.from_env()).get(alias)
     for path in run_forget(alias, report=status):
         status(f"wrote {path}")
     result(f"forgot {alias}")
+    colab_session = colab_session_of(known) if known is not None else ""
+    if colab_session:
+        result(f"the runtime of colab session '{colab_session}' keeps running (and using compute units): "
+               f"`colab stop -s {colab_session}` ends it")

@@ -45,12 +45,12 @@ class ProgressView:
         self.task: Any = None
 
     def __enter__(self) -> ProgressView:
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
         from ..console import err_console
 
         if not err_console().is_terminal:  # no bar in a pipe or a log: status lines only
             return self
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                                  TextColumn("{task.fields[files]} files"), TextColumn("{task.fields[size]}"),
                                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console(),
@@ -186,6 +186,7 @@ def sync(
     import time
 
     from ..app import print_error
+    from ..colab_cli import refuse_drive_commands
     from ..console import status
     from ..errors import BAD_INPUT, MISSING_TOOL, ColabsshError
     from ..remote import Remote
@@ -194,6 +195,7 @@ def sync(
     if attach and (paths or delete or dry_run or every or exclude):
         raise ColabsshError("--attach follows the running sync; it takes no other options", "", BAD_INPUT)
     remote = Remote.for_alias(name)
+    refuse_drive_commands(remote.session, "sync")  # colab-cli runtimes have no Drive (docs/colab-cli.md)
     options = None if attach else SyncOptions("backup", list(paths or []), to, list(exclude or []), delete, dry_run,
                                               bwlimit=bwlimit)
     if not every:
@@ -243,10 +245,12 @@ def restore(
 
     Never overwrites a file that is newer on the runtime unless --force; never deletes anything.
     """
+    from ..colab_cli import refuse_drive_commands
     from ..remote import Remote
     from ..sync_client import SyncOptions, check
 
     remote = Remote.for_alias(name)
+    refuse_drive_commands(remote.session, "restore")
     options = SyncOptions("restore", list(paths or []), from_, list(exclude or []), dry_run=dry_run, force=force)
     outcome = _run(remote, options)
     _print_outcome(outcome, as_json)

@@ -1,0 +1,30 @@
+"""`colabssh forward`: a thin typer layer over colabssh_cli/forward.py."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..app import app
+
+
+@app.command()
+def forward(
+    ports: str = typer.Argument(..., metavar="PORT[:LOCAL_PORT]",
+                                help="The runtime's port, and the local one (default: the same, or a free one)."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", metavar="ALIAS",
+                                       help="The session to use (default: 'colab', or the only one)."),
+) -> None:
+    """Forward a port of the runtime (TensorBoard, Jupyter, Gradio) to this machine until Ctrl-C.
+
+    Prints the local URL on stdout once the forward is up. It goes over the session's own SSH settings
+    (pinned host key, colabssh's key) on a connection of its own; Ctrl-C stops it and exits 0.
+    """
+    from ..console import result, status
+    from ..forward import parse_spec, run_forward
+    from ..remote import Remote
+
+    spec = parse_spec(ports)
+    remote = Remote.for_alias(name)
+    run_forward(remote, spec, on_ready=result, report=status)
