@@ -6,7 +6,8 @@ One run of the printed cell (tunnel: local) on this machine, connected with `col
 10,000 small files (1-4 KB, 100 folders) plus a few large ones in the content root. Timed, each as the whole
 `colabssh sync` command a user runs (CLI start, one ssh command, the runner, rsync):
 
-1. first sync (empty backup), and `cp -r` of the same tree into a fresh folder beside it;
+1. first sync (empty backup), and `cp -r` of the same tree into a fresh folder beside it, each timed until
+   the data is on disk (os.sync());
 2. no-change re-sync (median of --runs), against the floor: one fresh OpenSSH login
    (`ssh -o ControlPath=none ALIAS true`) plus a plain local no-change `rsync -a` of the same tree
    (each a median of --runs); goal: at most 1.5x the floor, and no file in the backup rewritten;
@@ -58,9 +59,12 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     return found
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+def timed(argv: list[str], env: dict[str, str], flush: bool = False) -> tuple[float, str]:
+    """Seconds ARGV took; with FLUSH, until what it wrote is on disk (os.sync), so full copies compare fairly."""
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if flush:
+        os.sync()
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr}")
@@ -105,9 +109,8 @@ def main() -> int:
         sync = [*colabssh, "sync", "--json"]
 
         os.sync()  # written-back pages from making the tree would otherwise slow whatever runs next
-        cp_time, _ = timed(["cp", "-r", str(cell.content / "work"), str(cell.drive / "cp-copy")], env)
-        os.sync()
-        first, out = timed(sync, env)
+        cp_time, _ = timed(["cp", "-r", str(cell.content / "work"), str(cell.drive / "cp-copy")], env, flush=True)
+        first, out = timed(sync, env, flush=True)
         report = json.loads(out)
         assert report["files_copied"] == len(tree), report
         mirror = tmp / "mirror"
@@ -148,8 +151,8 @@ def main() -> int:
         one_percent = statistics.median(one_percent_times)
 
         rows = [
-            ("cp -r (the guide's way), full copy", cp_time, ""),
-            ("colabssh sync, first", first, f"{first / cp_time:.2f}x cp -r"),
+            ("cp -r (the guide's way), full copy + flush", cp_time, ""),
+            ("colabssh sync, first + flush", first, f"{first / cp_time:.2f}x cp -r"),
             ("floor: fresh ssh login", statistics.median(logins), ""),
             ("floor: local no-change rsync -a", statistics.median(local), ""),
             ("floor: login + local rsync", floor, ""),

@@ -10,14 +10,14 @@ One run, from the laptop, in ONE remote command (each extra command costs a shel
 2. check: the Drive folder is there (on Colab: a ``fuse.drive`` mount in ``/proc/self/mountinfo``), paths are
    inside the content root, ``--delete`` has a non-empty source, there is room for the copy; warn about many
    small files;
-3. start a worker in a session of its own (``setsid``, output to the job's log) that inherits the lock and runs
+3. fork a worker into a session of its own (``setsid``, output to the job's log) that inherits the lock and runs
    rsync; a dropped SSH link does not cut it short;
 4. follow the job's log, turning rsync's output into JSON events on stdout, until the worker has released the
    lock and written the result; exit with that run's exit code.
 
-rsync writes every file to a temp file in a folder beside the destination (``--temp-dir`` on the same
-filesystem, so the final step is a rename) and never uses ``--inplace``: no partial file ever appears under its
-final name, and temp files a killed run leaves behind are removed by the next run. Deletions only with
+rsync writes every file to a temp file in ``.colabssh-tmp`` at the top of the destination (same filesystem, so
+the final step is a rename) and never uses ``--inplace``: no partial file ever appears under its final name, and
+temp files a killed run leaves behind are removed by the next run. Deletions only with
 ``--delete``, and then deleted and replaced files are moved into a dated trash folder inside the Drive folder.
 """
 
@@ -53,14 +53,13 @@ except ImportError:  # shipped alone over SSH: no package around this file
 
 DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
 TRASH_FOLDER = "colabssh/trash"  # dated folders of deleted and replaced files, relative to the Drive folder
-DRIVE_TMP_FOLDER = "colabssh/.tmp"  # rsync's temp files while backing up, relative to the Drive folder
-CONTENT_TMP_FOLDER = ".colabssh-tmp"  # rsync's temp files while restoring, relative to the content root
+TMP_FOLDER = ".colabssh-tmp"  # rsync's temp files, at the top of the destination (same filesystem: a rename)
 IGNORE_FILE = ".colabsshignore"
 ALWAYS_EXCLUDED = (
     "/drive/",  # the Drive mount itself: no recursion into Drive
     "/sample_data/",
     "/.config/",  # Colab keeps gcloud credentials there
-    f"/{CONTENT_TMP_FOLDER}/",
+    f"/{TMP_FOLDER}/",  # never copied, and never deleted by --delete (excluded files are protected)
     "__pycache__/",
     ".ipynb_checkpoints/",
     ".cache/",
@@ -387,7 +386,7 @@ def _size(n: float) -> str:
 class Plan:
     request: Request
     argv: list[str]
-    tmp_dir: Optional[str]
+    tmp_dir: str
     trash: Optional[str]
     drive_cache: bool  # the destination is Google Drive's mount: files land in its local cache first
     scan: Scan
@@ -440,12 +439,11 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
                           "no_content")
     drive_cache = check_drive(request.drive, on_colab(environ, mountinfo), mountinfo)
     drive, content = request.drive, request.content
-    trash_root, drive_tmp = drive / TRASH_FOLDER, drive / DRIVE_TMP_FOLDER
+    trash_root = drive / TRASH_FOLDER
     backup = drive / request.folder
-    for special in (trash_root, drive_tmp):
-        if _inside(backup, special) or _inside(special, backup):
-            raise SyncRefused(f"--to {request.folder} overlaps colabssh's own folder {special}",
-                              f"choose another folder, e.g. --to {DEFAULT_FOLDER}")
+    if _inside(backup, trash_root) or _inside(trash_root, backup):
+        raise SyncRefused(f"--to {request.folder} overlaps colabssh's trash folder {trash_root}",
+                          f"choose another folder, e.g. --to {DEFAULT_FOLDER}")
     if _inside(content, backup):
         raise SyncRefused(f"the content root {content} is inside the backup folder {backup}",
                           "choose another --to folder")
@@ -483,10 +481,11 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
     warnings: list[tuple[str, str]] = []
     if request.mode == "backup" and (found.small_files >= MANY_SMALL_FILES or found.busiest_count
                                      >= MANY_IN_ONE_FOLDER):
+        crowded = (f"; {found.busiest_folder} alone holds {found.busiest_count:,} entries"
+                   if found.busiest_count >= MANY_IN_ONE_FOLDER else "")
         warnings.append((
-            f"{found.small_files:,} small files (the busiest folder, {found.busiest_folder}, holds "
-            f"{found.busiest_count:,} entries): Google Drive is slow with many small files and its mount can time "
-            "out on big folders",
+            f"{found.small_files:,} small files{crowded}: Google Drive is slow with many small files, and its "
+            "mount can time out on big folders",
             f"pack them into an archive (tar) and back that up, or leave them out with {IGNORE_FILE}"))
     if found.symlinks:
         warnings.append((f"{found.symlinks} symbolic link(s) are not copied (Drive cannot hold links, and "
@@ -496,20 +495,18 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
         wanted = found.bytes + found.bytes // 10 + SPACE_MARGIN
         if any(disk_usage(existing_ancestor(p))[2] < wanted for p in places):
             check_free_space(bytes_to_copy(request, excluder), places, disk_usage)
-    tmp_dir: Optional[str] = None
     trash: Optional[str] = None
+    tmp_dir = str(dest / TMP_FOLDER)
     argv = [rsync, "-rt", "--relative", "--omit-dir-times", "--one-file-system", "--modify-window=1",
             "--itemize-changes", "--8-bit-output", "--info=progress2,stats2"]
-    if request.mode == "backup":
-        tmp_dir = str(drive_tmp)
-    else:
-        tmp_dir = str(content / CONTENT_TMP_FOLDER)
-        if not request.force:
-            argv.append("--update")
+    if request.mode == "restore" and not request.force:
+        argv.append("--update")
     if request.dry_run:
         argv.append("--dry-run")
     else:
-        argv.append(f"--temp-dir={tmp_dir}")
+        # Relative: rsync takes it from the destination's top. (An absolute --temp-dir makes rsync 3.4+ open every
+        # component of its path for each file, three times slower with many small files.)
+        argv.append(f"--temp-dir={TMP_FOLDER}")
     argv += [f"--exclude={pattern}" for pattern in excludes]
     if request.mode == "backup" and ignore_file.is_file():
         argv.append(f"--exclude-from={ignore_file}")
@@ -548,8 +545,11 @@ def _number(text: str) -> int:
 class LogParser:
     """rsync's combined output (itemized changes, progress2 updates split by CR, stats) -> events and totals."""
 
-    def __init__(self, emit: Optional[Callable[[dict], None]] = None) -> None:
+    def __init__(self, emit: Optional[Callable[[dict], None]] = None, items: bool = True) -> None:
+        """ITEMS False: itemized changes are counted, and only the latest goes out, in progress events."""
         self.emit = emit or (lambda event: None)
+        self.items = items
+        self.current = ""
         self._pending = b""
         self._last_progress = 0.0
         self._progress: Optional[dict] = None
@@ -576,12 +576,18 @@ class LogParser:
             self.emit(self._progress)
             self._progress = None
 
+    def item(self, change: str, path: str) -> None:
+        self.current = path
+        if self.items:
+            self.emit({"event": "item", "change": change, "path": path})
+
     def line(self, text: str) -> None:
         if not text.strip():
             return
         match = _PROGRESS.match(text)
         if match:
-            self._progress = {"event": "progress", "bytes": _number(match.group(1)), "percent": int(match.group(2)),
+            self._progress = {"event": "progress", "current": self.current,
+                              "bytes": _number(match.group(1)), "percent": int(match.group(2)),
                               "rate": match.group(3), "files": int(match.group(5) or 0),
                               "to_check": int(match.group(6) or 0), "total": int(match.group(7) or 0)}
             now = time.monotonic()
@@ -600,12 +606,12 @@ class LogParser:
                     self.changed_files += 1
             elif change[1] == "d" and "+++++++++" in change:
                 self.new_folders += 1
-            self.emit({"event": "item", "change": change, "path": path})
+            self.item(change, path)
             return
         match = _DELETING.match(text)
         if match:
             self.deleted.append(match.group(1))
-            self.emit({"event": "item", "change": "*deleting", "path": match.group(1)})
+            self.item("*deleting", match.group(1))
             return
         match = _SKIPPED.match(text)
         if match:
@@ -755,6 +761,10 @@ def group_members(pgid: int) -> list[int]:
 def end_group(pgid: int, grace: float = 5.0) -> None:
     """rsync's helpers outlive its main process when it is killed or stopped: wait for them, then kill them,
     so a finished run has left nothing running (and nothing holding the lock)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return  # the usual end: nothing of rsync is left
     deadline = time.monotonic() + grace
     while group_members(pgid):
         if time.monotonic() > deadline:
@@ -882,7 +892,8 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optiona
     POLL_SECONDS."""
     import select
 
-    parser = LogParser(emit)
+    spec = read_json(job / "job.json") or {}
+    parser = LogParser(emit, items=bool(spec.get("dry_run")))
     with open(job / "log", "rb") as log:
         while True:
             chunk = log.read(1 << 16)
@@ -913,8 +924,11 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optiona
 
 # --------------------------------------------------------------------------------------------- entry points
 def emit_json(event: dict) -> None:
+    """One event per line on stdout. Items are not flushed one by one (10,000 files would be 10,000 writes
+    through SSH): they go out with the next progress event, at most PROGRESS_EVERY later."""
     sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+    if event.get("event") != "item":
+        sys.stdout.flush()
 
 
 def _refused(exc: SyncRefused, emit: Callable[[dict], None]) -> int:

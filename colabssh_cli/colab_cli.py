@@ -229,7 +229,8 @@ def explain_colab_stderr(text: str, session: str) -> Optional[ColabsshError]:
 
 
 def _colab_gone(text: str) -> bool:
-    return bool(re.search(r"colab\S*: (not found|No such file or directory)|colab\S*: Permission denied", text))
+    """The shell that runs the ProxyCommand could not run colab (dash: "exec: /x/colab: not found")."""
+    return bool(re.search(r"/colab: (not found|No such file or directory|Permission denied)", text))
 
 
 def last_colab_output(paths: Paths, alias: str, limit: int = 8192) -> str:
@@ -266,7 +267,7 @@ def explain_ssh_stderr(alias: str, stderr: str, paths: Optional[Paths] = None) -
     road = road or "[colab] " in text
     if not road:
         return None
-    name = str(session.extra.get("session", alias)) if road and session is not None else alias
+    name = str(session.extra.get("session", alias)) if session is not None and session.tunnel == ROAD else alias
     retry = f"colabssh connect --via colab-cli --session {name} --name {alias}"
     known = explain_colab_stderr(text, name)
     if known is not None:
@@ -281,6 +282,10 @@ def explain_ssh_stderr(alias: str, stderr: str, paths: Optional[Paths] = None) -
                              "one pinned (a new runtime?)",
                              f"if you made a new runtime (colab new/stop, or it expired), pin its key with `{retry}`; "
                              "if not, do not connect", UNREACHABLE)
+    if "Permission denied" in text:
+        return ColabsshError(f"{alias}: the runtime behind colab session '{name}' refused colabssh's key",
+                             f"colab hands the runtime the key given with -i: `{retry}` writes the ProxyCommand with "
+                             "colabssh's key again", UNREACHABLE)
     lines = [line for line in stderr.splitlines() if line.strip()]
     last = lines[-1] if lines else "ssh failed"
     return ColabsshError(f"{alias}: the runtime did not answer through `colab ssh` ({last})",
@@ -336,7 +341,8 @@ def first_contact(argv: list[str], hostname: str, key_path: Path, session: str, 
     pkey = _load_client_key(key_path)
     ours, theirs = socket.socketpair()
     try:
-        process = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(argv, stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.PIPE,
+                                   start_new_session=True)
     except OSError as exc:
         ours.close()
         raise ColabsshError(f"cannot start {argv[0]}: {exc.strerror}", INSTALL_HINT, MISSING_TOOL) from None

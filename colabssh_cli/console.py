@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 
-@lru_cache(maxsize=None)
-def err_console() -> "Console":
+@cache
+def err_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
 
 
-@lru_cache(maxsize=None)
-def out_console() -> "Console":
+@cache
+def out_console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False)

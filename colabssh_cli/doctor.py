@@ -2,11 +2,12 @@
 
 The checks, in order: OpenSSH's client and its version; colabssh's key and its modes; the marker block,
 its Include line and the file modes ssh insists on in ``~/.ssh/config``; the session list; for each
-session what ``ssh -G ALIAS`` makes of the config (colabssh's values must win), cloudflared when the
-session goes through it, and whether the runtime answers (``ssh -o ConnectTimeout=N ALIAS true`` through
-the remote seam); last the editor CLIs and their Remote-SSH extension, when they can tell. A check is
-ok, warn (worth knowing, nothing broken), fail (colabssh, ssh or VS Code will not work) or skip (does not
-apply). No typer, no rich here: commands/doctor.py renders the report.
+session what ``ssh -G ALIAS`` makes of the config (colabssh's values must win), the program its
+ProxyCommand runs (cloudflared, Google's `colab`) when it has one, and whether the runtime answers
+(``ssh -o ConnectTimeout=N ALIAS true`` through the remote seam); last the editor CLIs and their
+Remote-SSH extension, when they can tell. A check is ok, warn (worth knowing, nothing broken), fail
+(colabssh, ssh or VS Code will not work) or skip (does not apply). No typer, no rich here:
+commands/doctor.py renders the report.
 """
 
 from __future__ import annotations
@@ -291,15 +292,26 @@ def effective_check(paths: Paths, alias: str, written: dict[str, str]) -> Check:
     return Check(name, OK, f"colabssh's {len(written)} settings win")
 
 
-def cloudflared_check(alias: str, written: dict[str, str]) -> Optional[Check]:
-    """Whether the ProxyCommand's cloudflared is there (None: the session does not use cloudflared)."""
+def install_hint(tool: str) -> str:
+    if tool == "cloudflared":
+        return f"install cloudflared ({CLOUDFLARED_URL}), then run `colabssh connect CODE` again"
+    if tool == "colab":
+        from .colab_cli import INSTALL_HINT
+
+        return INSTALL_HINT
+    return f"install {tool}, then connect again"
+
+
+def proxy_check(alias: str, written: dict[str, str]) -> Optional[Check]:
+    """Whether the program the session's ProxyCommand runs (cloudflared, Google's colab) is there."""
     proxy = written.get("proxycommand", "")
-    if "cloudflared" not in proxy:
-        return None
     args = text.split_args(proxy)
-    program = args[0] if args else ""
-    name = f"cloudflared ({alias})"
-    if program and os.path.isfile(program) and os.access(program, os.X_OK):
+    if not args or proxy.lower() == "none":
+        return None
+    program = args[0]
+    tool = re.split(r"[/\\]", program)[-1].removesuffix(".exe")
+    name = f"{tool} ({alias})"
+    if os.path.isfile(program) and os.access(program, os.X_OK):
         try:
             done = subprocess.run([program, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   errors="replace", timeout=15)
@@ -307,12 +319,12 @@ def cloudflared_check(alias: str, written: dict[str, str]) -> Optional[Check]:
         except (OSError, subprocess.TimeoutExpired):
             version = "version unknown"
         return Check(name, OK, f"{program} ({version})")
-    found = shutil.which("cloudflared")
+    found = shutil.which(tool)
     if found:
-        return Check(name, FAIL, f"the session's ProxyCommand runs {program or proxy}, which is not there",
-                     f"run the session's `colabssh connect CODE` again: it writes the ProxyCommand with {found}")
-    return Check(name, FAIL, f"cloudflared is not installed here (the session's ProxyCommand runs {program or proxy})",
-                 f"install cloudflared ({CLOUDFLARED_URL}), then run `colabssh connect CODE` again")
+        return Check(name, FAIL, f"the session's ProxyCommand runs {program}, which is not there",
+                     f"run the session's `colabssh connect` again: it writes the ProxyCommand with {found}")
+    return Check(name, FAIL, f"{tool} is not installed here (the session's ProxyCommand runs {program})",
+                 install_hint(tool))
 
 
 def reach_check(paths: Paths, session: Session) -> Check:
@@ -347,9 +359,9 @@ def session_checks(paths: Paths, session: Session, ssh: Optional[str], report: R
     if ssh is None:
         return [Check(f"ssh -G {session.alias}", SKIP, "no usable ssh client (see above)")]
     checks = [effective_check(paths, session.alias, written)]
-    cloudflared = cloudflared_check(session.alias, written)
-    if cloudflared is not None:
-        checks.append(cloudflared)
+    proxy = proxy_check(session.alias, written)
+    if proxy is not None:
+        checks.append(proxy)
     report(f"doctor: ssh {session.alias} true ...")
     checks.append(reach_check(paths, session))
     return checks

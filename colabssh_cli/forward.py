@@ -1,13 +1,18 @@
 """`colabssh forward PORT[:LOCAL_PORT]`: a runtime's port (TensorBoard, Jupyter, Gradio) on this machine.
 
-One OpenSSH process, through the session's Host block (pinned host key, colabssh's key, the cloudflared
-ProxyCommand when there is one): ``ssh -N -L 127.0.0.1:LOCAL:localhost:PORT ALIAS``, with its own
+By default one OpenSSH process, through the session's Host block (pinned host key, colabssh's key, the
+cloudflared ProxyCommand when there is one): ``ssh -N -L 127.0.0.1:LOCAL:localhost:PORT ALIAS``, with its own
 connection (``ControlPath none``), so the forward lives exactly as long as that process and never stays
 behind in a shared master. ``ExitOnForwardFailure`` makes a local port that is taken an error, and ssh's
 debug lines tell when the listener is up ("Entering interactive session"); the rest of them are dropped.
 The remote end is ``localhost`` so servers bound to 127.0.0.1 or ::1 on the runtime are both reached.
+
+Sessions through Google's `colab ssh --proxy-mode` allow ONE connection per runtime, so for them (and with
+``--shared``) the forward is added to the session's shared connection instead (``ssh -O forward``, the master
+started in a session of its own if none runs) and taken off again on the way out (``ssh -O cancel``).
+
 Ctrl-C (SIGINT, or SIGTERM) stops it: ssh is started with SIGINT ignored (ssh keeps an ignored SIGINT
-ignored), so a terminal's Ctrl-C reaches colabssh alone, which then ends ssh and says so.
+ignored), so a terminal's Ctrl-C reaches colabssh alone, which then ends the forward and says so.
 """
 
 from __future__ import annotations
@@ -25,11 +30,19 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .errors import BAD_INPUT, UNREACHABLE, ColabsshError
-from .remote import Remote, explain_ssh_failure
+from .remote import (
+    Remote,
+    explain_ssh_failure,
+    shared_connection_alive,
+    shares_connections,
+    ssh_binary,
+    ssh_config_file,
+)
 
 Report = Callable[[str], None]
 READY_TIMEOUT = 90.0  # the session's ConnectTimeout is 20 s; cloudflared may take longer to start
 READY_LINE = "Entering interactive session"
+CHECK_EVERY = 5.0  # seconds between looks at the shared connection while a shared forward runs
 _SPEC = re.compile(r"([0-9]{1,5})(?::([0-9]{1,5}))?")
 _QUIET = ("debug", "Authenticated to ", "Transferred: ", "Bytes per second: ", "Warning: Permanently added")
 _REFUSED = re.compile(r"channel [0-9]+: open failed: (.*)")
@@ -79,9 +92,24 @@ def choose_local_port(spec: ForwardSpec) -> int:
     return spec.remote_port if local_port_free(spec.remote_port) else free_local_port()
 
 
+def forward_spec(local_port: int, remote_port: int) -> str:
+    return f"127.0.0.1:{local_port}:localhost:{remote_port}"
+
+
 def forward_argv(remote: Remote, local_port: int, remote_port: int) -> list[str]:
     return remote.ssh_argv(options=("-N", "-v", "-o", "ExitOnForwardFailure=yes", "-o", "ControlMaster=no",
-                                    "-o", "ControlPath=none", "-L", f"127.0.0.1:{local_port}:localhost:{remote_port}"))
+                                    "-o", "ControlPath=none", "-L", forward_spec(local_port, remote_port)))
+
+
+def uses_shared_connection(remote: Remote, shared: bool) -> bool:
+    """Colab's own road allows one connection per runtime: its forwards go over the shared one."""
+    if not (shared or remote.session.tunnel == "colab-cli"):
+        return False
+    if not shares_connections():
+        raise ColabsshError("this machine's OpenSSH has no shared connections (ControlMaster, as on Windows)",
+                            "leave out --shared (a --via colab-cli session cannot forward from this machine)",
+                            BAD_INPUT)
+    return True
 
 
 def local_url(port: int) -> str:
@@ -209,12 +237,78 @@ class Forward:
         self._events.put(None)
 
 
-def run_forward(remote: Remote, spec: ForwardSpec, on_ready: Callable[[str], None], report: Report) -> int:
-    """Forward until Ctrl-C (returns 0) or until ssh ends by itself (raises)."""
+class SharedForward:
+    """A forward added to the session's shared connection (``ssh -O forward``) and taken off on the way out."""
+
+    def __init__(self, remote: Remote, local_port: int, remote_port: int, report: Report) -> None:
+        self.remote = remote
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.report = report
+        self.added = False
+        self._stopped = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return local_url(self.local_port)
+
+    def start(self) -> str:
+        paths, alias = self.remote.paths, self.remote.alias
+        if not shared_connection_alive(paths, alias):
+            self.report(f"{alias}: opening the shared connection")
+            argv = self.remote.ssh_argv("true")
+            # its own session: the master it leaves behind must not get the terminal's Ctrl-C
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                                  start_new_session=True, timeout=READY_TIMEOUT * 4)
+            if done.returncode != 0:
+                raise explain_ssh_failure(alias, done.returncode, done.stderr)
+        done = self._control("forward")
+        if done.returncode != 0:
+            detail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+            if not shared_connection_alive(paths, alias):
+                raise explain_ssh_failure(alias, 255, done.stderr)
+            raise ColabsshError(f"the shared connection could not listen on 127.0.0.1:{self.local_port} ({detail})",
+                                f"pick another port: `colabssh forward {self.remote_port}:OTHER_PORT`", BAD_INPUT)
+        self.added = True
+        return self.url
+
+    def wait(self) -> int:
+        """Until the shared connection ends (the runtime went away, or `ssh -O exit`)."""
+        while shared_connection_alive(self.remote.paths, self.remote.alias):
+            if self._stopped.wait(CHECK_EVERY):
+                return 0
+        return 255
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self.added:
+            self.added = False
+            try:
+                self._control("cancel")
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+    def ended_error(self) -> ColabsshError:
+        return ColabsshError(f"the forward stopped: {self.remote.alias}: the shared connection to the runtime ended",
+                             "the tunnel is down or the runtime is gone: re-run the cell (or connect again), then "
+                             "forward again", UNREACHABLE)
+
+    def _control(self, command: str) -> subprocess.CompletedProcess[str]:
+        """``ssh -O forward|cancel -L SPEC ALIAS`` against the shared connection."""
+        argv = [ssh_binary(), "-F", str(ssh_config_file(self.remote.paths)), "-O", command,
+                "-L", forward_spec(self.local_port, self.remote_port), self.remote.alias]
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              timeout=30)
+
+
+def run_forward(remote: Remote, spec: ForwardSpec, on_ready: Callable[[str], None], report: Report,
+                shared: bool = False) -> int:
+    """Forward until Ctrl-C (returns 0) or until the connection ends by itself (raises)."""
     local = choose_local_port(spec)
     if spec.local_port is None and local != spec.remote_port:
         report(f"port {spec.remote_port} is taken on this machine: using {local}")
-    forward = Forward(remote, local, spec.remote_port, report)
+    kind = SharedForward if uses_shared_connection(remote, shared) else Forward
+    forward = kind(remote, local, spec.remote_port, report)
     with _sigterm_interrupts():
         try:
             on_ready(forward.start())

@@ -10,7 +10,7 @@ from .errors import MISSING_TOOL, ColabsshError
 from .paths import Paths
 
 
-def ensure_private_dir(path: "os.PathLike[str]") -> None:
+def ensure_private_dir(path: os.PathLike[str]) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
     mode = os.stat(path).st_mode & 0o777
     if mode & 0o077:

@@ -19,7 +19,7 @@ class Paths:
     home: Path
 
     @classmethod
-    def from_env(cls) -> "Paths":
+    def from_env(cls) -> Paths:
         home = os.environ.get("HOME") or str(Path.home())
         return cls(Path(home).absolute())
 

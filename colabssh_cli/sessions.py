@@ -19,7 +19,6 @@ from typing import Any, Optional
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
-from .sshconfig import locked
 
 DEFAULT_ALIAS = "colab"
 _ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -107,6 +106,8 @@ def save_sessions(paths: Paths, sessions: dict[str, Session]) -> None:
 
 def update_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) -> bool:
     """Read, change and write the session list under colabssh's lock; False (nothing written) if unchanged."""
+    from .sshconfig import locked  # lazily: keeps `colabssh --help` light
+
     with locked(paths):
         sessions = load_sessions(paths)
         before = dict(sessions)

@@ -79,7 +79,7 @@ def runner_source() -> str:
 
 def runner_command(remote: Remote, args: Sequence[str]) -> str:
     """The one remote shell command: the runtime's python reads the runner's source from stdin, then runs it."""
-    return shlex.join([remote.session.python, "-c", sync_runner.BOOT, *args])
+    return shlex.join([remote.session.python, "-S", "-c", sync_runner.BOOT, *args])  # -S: stdlib only, no site
 
 
 def remote_relative(path: str, content: str, what: str = "PATH") -> str:

@@ -17,9 +17,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from .errors import FAILURE, MISSING_TOOL, ColabsshError
 
@@ -134,13 +135,14 @@ class Tour:
 
     def _start_runtime(self, cell: Path, code_holder: list[str]) -> str:
         assert self.sandbox is not None
-        if not (shutil.which("sshd") or os.access("/usr/sbin/sshd", os.X_OK)) and os.geteuid() != 0:
+        is_root = getattr(os, "geteuid", lambda: -1)() == 0  # no geteuid on Windows
+        if not (shutil.which("sshd") or os.access("/usr/sbin/sshd", os.X_OK)) and not is_root:
             raise ColabsshError("OpenSSH's sshd is not installed", "sudo apt-get install openssh-server",
                                 MISSING_TOOL)
         self.runtime = subprocess.Popen([sys.executable, str(cell)], env=self.sandbox.runtime_env(),
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        lines: queue.Queue[Optional[str]] = queue.Queue()
 
         def pump() -> None:
             assert self.runtime is not None and self.runtime.stdout is not None

@@ -25,7 +25,7 @@ class RunningCell:
     state: Path = Path()
     content: Path = Path()
     drive: Path = Path()
-    _queue: "queue.Queue[str | None]" = field(default_factory=queue.Queue)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     @property
     def info(self) -> conncode.ConnectionInfo:
@@ -102,7 +102,7 @@ def start_cell(cell_path: Path, tmp: Path, extra_env: dict[str, str] | None = No
 
     threading.Thread(target=pump, daemon=True).start()
     if expect_code:
-        line = cell.wait_for(lambda l: l.startswith(CONNECT_PREFIX), timeout=timeout)
+        line = cell.wait_for(lambda text: text.startswith(CONNECT_PREFIX), timeout=timeout)
         if line is None:
             raise AssertionError(f"the cell ended without a connect line:\n{cell.output}")
         cell.code = line[len(CONNECT_PREFIX):].strip()

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +36,20 @@ STANDIN_COLAB = Path(__file__).parent / "standins" / "colab"
 
 @dataclass
 class ColabRoad:
-    """The stand-in `colab` on PATH, bridging to a running local runtime's sshd."""
+    """The stand-in `colab` on PATH, bridging to a running local runtime's sshd.
+
+    Each test has its own colab session name: it is part of the block's HostName and so of OpenSSH's ControlPath
+    (%C), and a long temp HOME puts that socket in one folder for the whole user (/tmp/colabssh-UID), where a
+    shared name would let one test's ssh ride another test's (or another run's) connection.
+    """
 
     state: Path  # FAKE_COLAB_DIR
     exe: Path  # the `colab` that PATH finds
     runtime: RunningCell
+    session: str = "colab"
+
+    def connect_argv(self, *extra: str) -> list[str]:
+        return ["connect", "--via", "colab-cli", "--session", self.session, "--no-open", *extra]
 
     def calls(self) -> list[dict]:
         log = self.state / "calls.jsonl"
@@ -48,8 +58,9 @@ class ColabRoad:
     def events(self, event: str) -> list[dict]:
         return [call for call in self.calls() if call.get("event") == event]
 
-    def wait_until_free(self, session: str = "colab", timeout: float = 15.0) -> None:
+    def wait_until_free(self, session: str = "", timeout: float = 15.0) -> None:
         """Block until no connection holds SESSION's runtime (the stand-in's lock), or fail."""
+        session = session or self.session
         acquired = threading.Event()
 
         def take() -> None:
@@ -82,7 +93,7 @@ def colab_road(start_runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     exe, state = colab_on_path(tmp_path, monkeypatch)
     running = start_runtime("local")
     monkeypatch.setenv("FAKE_COLAB_PORT", str(running.info.port))
-    return ColabRoad(state, exe, running)
+    return ColabRoad(state, exe, running, session=f"t{uuid.uuid4().hex[:12]}")
 
 
 def use_python_with_torch(alias: str = "colab") -> None:
@@ -97,7 +108,7 @@ def use_python_with_torch(alias: str = "colab") -> None:
 
 @pytest.fixture
 def via_colab(colab_road: ColabRoad, capsys: pytest.CaptureFixture[str]) -> Iterator[ColabRoad]:
-    assert main(["connect", "--via", "colab-cli", "--no-open"]) == 0, capsys.readouterr().err
+    assert main(colab_road.connect_argv()) == 0, capsys.readouterr().err
     capsys.readouterr()
     yield colab_road
     close_shared_connection(Paths.from_env(), "colab")
@@ -111,15 +122,16 @@ def own_config(home: Path) -> str:
 
 
 def test_connect_writes_the_block_pins_the_key_and_openssh_logs_in(colab_road, isolated_home, capsys):
-    assert main(["connect", "--via", "colab-cli", "--session", "train", "--gpu", "t4", "--no-open"]) == 0
+    train = colab_road.session
+    assert main(colab_road.connect_argv("--gpu", "t4")) == 0
     out, err = capsys.readouterr()
     key = isolated_home / ".ssh" / "colabssh" / "id_ed25519"
     log = isolated_home / ".ssh" / "colabssh" / "colab-colab.log"
     block = own_config(isolated_home)
-    assert f'  ProxyCommand "{colab_road.exe}" ssh --proxy-mode -s train -i "{key}" --gpu T4 2>"{log}"\n' in block
-    for line in ("  HostName train.colab-cli.invalid", "  User root", f"  IdentityFile {key}", "  IdentitiesOnly yes",
-                 "  HostKeyAlias colabssh-colab", "  StrictHostKeyChecking accept-new", "  ControlMaster auto",
-                 "  ControlPersist 10m"):
+    assert f'  ProxyCommand "{colab_road.exe}" ssh --proxy-mode -s {train} -i "{key}" --gpu T4 2>"{log}"\n' in block
+    for line in (f"  HostName {train}.colab-cli.invalid", "  User root", f"  IdentityFile {key}",
+                 "  IdentitiesOnly yes", "  HostKeyAlias colabssh-colab", "  StrictHostKeyChecking accept-new",
+                 "  ControlMaster auto", "  ControlPersist 10m"):
         assert line + "\n" in block
     assert "StrictHostKeyChecking no" not in block and "/dev/null" not in block
     # the runtime's own key, pinned in colabssh's known_hosts (never ~/.ssh/known_hosts)
@@ -127,9 +139,9 @@ def test_connect_writes_the_block_pins_the_key_and_openssh_logs_in(colab_road, i
     assert pins == f"colabssh-colab {colab_road.runtime.info.hostkey}\n"
     assert not (isolated_home / ".ssh" / "known_hosts").exists()
     assert f"host key {colab_road.runtime.info.fingerprint} (pinned at first contact" in out
-    assert "colab: root@colab-cli:train (Google's `colab ssh --proxy-mode`; GPU T4" in out
+    assert f"colab: root@colab-cli:{train} (Google's `colab ssh --proxy-mode`; GPU T4" in out
     assert "ssh colab works (checked with OpenSSH)" in out
-    assert "colab: Creating runtime 'train'..." in err  # colab's own progress, passed on
+    assert f"colab: Creating runtime '{train}'..." in err  # colab's own progress, passed on
     # colab was given colabssh's key (-i): the runtime authorises the key colab sends
     sent = {call["pubkey"].split()[1] for call in colab_road.events("connected")}
     assert sent == {(isolated_home / ".ssh" / "colabssh" / "id_ed25519.pub").read_text().split()[1]}
@@ -138,7 +150,7 @@ def test_connect_writes_the_block_pins_the_key_and_openssh_logs_in(colab_road, i
     assert result.stdout == "through-colab\n", result.stderr
     assert len(colab_road.events("connected")) == 2  # through the master that connect left open
     session = json.loads((isolated_home / ".ssh" / "colabssh" / "sessions.json").read_text())["sessions"]["colab"]
-    assert (session["tunnel"], session["extra"]["session"], session["gpu"]) == ("colab-cli", "train", "T4")
+    assert (session["tunnel"], session["extra"]["session"], session["gpu"]) == ("colab-cli", train, "T4")
 
 
 def test_a_second_ssh_shares_the_first_ones_connection(via_colab, isolated_home):
@@ -170,7 +182,7 @@ def test_a_second_ssh_shares_the_first_ones_connection(via_colab, isolated_home)
 def test_running_connect_again_over_the_open_connection_changes_nothing(via_colab, isolated_home, capsys):
     before = stats(isolated_home)
     asked = len(via_colab.calls())
-    assert main(["connect", "--via", "colab-cli", "--no-open"]) == 0
+    assert main(via_colab.connect_argv()) == 0
     out, err = capsys.readouterr()
     assert stats(isolated_home) == before
     assert len(via_colab.calls()) == asked  # checked through the shared connection: colab was not asked again
@@ -179,15 +191,15 @@ def test_running_connect_again_over_the_open_connection_changes_nothing(via_cola
 
 def test_dry_run_shows_the_diff_and_neither_writes_nor_contacts(colab_road, isolated_home, capsys):
     before = tree(isolated_home)
-    assert main(["connect", "--via", "colab-cli", "--dry-run", "--session", "exp1"]) == 0
+    assert main(["connect", "--via", "colab-cli", "--dry-run"]) == 0
     out, err = capsys.readouterr()
-    assert "+  ProxyCommand" in out and "ssh --proxy-mode -s exp1 -i" in out
+    assert "+  ProxyCommand" in out and "ssh --proxy-mode -s colab -i" in out  # the session name: the alias
     assert "+Include " in out and "nothing was written" in err
     assert tree(isolated_home) == before and colab_road.calls() == []
 
 
 def test_no_check_leaves_the_pin_to_the_first_ssh(colab_road, isolated_home, capsys):
-    assert main(["connect", "--via", "colab-cli", "--no-check", "--no-open"]) == 0
+    assert main(colab_road.connect_argv("--no-check")) == 0
     out, _ = capsys.readouterr()
     assert "the first `ssh colab` pins it (StrictHostKeyChecking accept-new)" in out
     known = isolated_home / ".ssh" / "colabssh" / "known_hosts"
@@ -207,29 +219,30 @@ def test_a_new_runtime_behind_the_session_is_refused_until_connect_pins_it(via_c
     assert main(["status"]) == UNREACHABLE
     err = capsys.readouterr().err
     assert "shows another host key than the one pinned (a new runtime?)" in err
-    assert "colabssh connect --via colab-cli --session colab --name colab" in err
+    assert f"colabssh connect --via colab-cli --session {via_colab.session} --name colab" in err
     via_colab.wait_until_free()
-    assert main(["connect", "--via", "colab-cli", "--no-open"]) == 0
+    assert main(via_colab.connect_argv()) == 0
     out = capsys.readouterr().out
     new, old = conncode.fingerprint(renewed.info.hostkey), conncode.fingerprint(via_colab.runtime.info.hostkey)
-    assert f"host key {new} (a new runtime behind 'colab': it replaces the pin {old})" in out
+    assert f"host key {new} (a new runtime behind '{via_colab.session}': it replaces the pin {old})" in out
     known = (isolated_home / ".ssh" / "colabssh" / "known_hosts").read_text()
     assert known == f"colabssh-colab {renewed.info.hostkey}\n"
-    assert user_ssh(isolated_home, "colab", "echo renewed").stdout == "renewed\n"
+    renewed_run = user_ssh(isolated_home, "colab", "echo renewed")
+    assert renewed_run.stdout == "renewed\n", renewed_run
 
 
 def test_forget_gives_back_the_users_config_and_frees_the_runtime(colab_road, isolated_home, capsys):
     ssh_dir = isolated_home / ".ssh"  # made (0700) by the runtime's key for the cell
     mine = b"Host github.com\r\n  User git\r\n# no final newline"
     (ssh_dir / "config").write_bytes(mine)
-    assert main(["connect", "--via", "colab-cli", "--no-open"]) == 0
+    assert main(colab_road.connect_argv()) == 0
     assert (ssh_dir / "config").read_bytes() != mine
     assert main(["forget", "colab"]) == 0
     out = capsys.readouterr().out
     assert (ssh_dir / "config").read_bytes() == mine
     for gone in ("config", "known_hosts", "sessions.json", "colab-colab.log"):
         assert not (ssh_dir / "colabssh" / gone).exists()
-    assert "`colab stop -s colab` ends it" in out
+    assert f"`colab stop -s {colab_road.session}` ends it" in out
     colab_road.wait_until_free()  # forget closed the shared connection
 
 
@@ -240,7 +253,7 @@ def test_status_goes_through_the_shared_connection(via_colab, capsys):
     asked = len(via_colab.calls())
     assert main(["status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["reachable"] is True and report["address"] == "colab-cli:colab"
+    assert report["reachable"] is True and report["address"] == f"colab-cli:{via_colab.session}"
     assert report["uptime_seconds"] > 0
     assert len(via_colab.calls()) == asked
 
@@ -250,7 +263,7 @@ def test_status_starts_the_shared_connection_when_none_is_open(via_colab, capsys
     via_colab.wait_until_free()
     asked = len(via_colab.events("connected"))
     assert main(["status"]) == 0
-    assert "colab: reachable (colab-cli:colab)" in capsys.readouterr().out
+    assert f"colab: reachable (colab-cli:{via_colab.session})" in capsys.readouterr().out
     assert len(via_colab.events("connected")) == asked + 1
     assert main(["status"]) == 0  # the first command's connection stays open for the next
     assert len(via_colab.events("connected")) == asked + 1

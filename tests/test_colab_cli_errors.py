@@ -37,10 +37,10 @@ def one_error(err: str) -> tuple[str, str]:
     return lines[-2], lines[-1]
 
 
-def hold_runtime(road: ColabRoad, home: Path, session: str = "colab") -> subprocess.Popen[bytes]:
-    """Another client holding SESSION's runtime: the stand-in itself, connected (the sshd's banner has come)."""
+def hold_runtime(road: ColabRoad, home: Path) -> subprocess.Popen[bytes]:
+    """Another client holding the road's runtime: the stand-in itself, connected (the sshd's banner has come)."""
     key = home / ".ssh" / "colabssh" / "id_ed25519"
-    holder = subprocess.Popen([str(road.exe), "ssh", "--proxy-mode", "-s", session, "-i", str(key)],
+    holder = subprocess.Popen([str(road.exe), "ssh", "--proxy-mode", "-s", road.session, "-i", str(key)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert holder.stdout is not None and holder.stdout.readline().startswith(b"SSH-2.0-")
     return holder
@@ -116,11 +116,11 @@ def test_each_refusal_of_colab_is_explained_and_nothing_is_written(failure, code
     assert "refused" in (state / "calls.jsonl").read_text()  # colab really was asked, and said no
 
 
-def test_a_runtime_held_by_another_connection_is_429(colab_road, isolated_home, monkeypatch, capsys):
+def test_a_runtime_held_by_another_connection_is_429(colab_road, isolated_home, monkeypatch, capsys):  # noqa: F811
     monkeypatch.setattr(colab_cli, "BUSY_RETRY_DELAYS", (0.01,))
     holder = hold_runtime(colab_road, isolated_home)
     try:
-        assert main(["connect", "--via", "colab-cli", "--no-open"]) == UNREACHABLE
+        assert main(colab_road.connect_argv()) == UNREACHABLE
     finally:
         release(holder)
     line, hint = one_error(capsys.readouterr().err)
@@ -133,7 +133,7 @@ def test_a_runtime_held_by_another_connection_is_429(colab_road, isolated_home, 
 # ---- the remote seam: ssh's stderr --------------------------------------------------------------------------
 
 
-def test_status_explains_a_runtime_held_elsewhere(via_colab, isolated_home, capsys):
+def test_status_explains_a_runtime_held_elsewhere(via_colab, isolated_home, capsys):  # noqa: F811
     assert close_shared_connection(Paths.from_env(), "colab")
     via_colab.wait_until_free()
     holder = hold_runtime(via_colab, isolated_home)
@@ -142,13 +142,14 @@ def test_status_explains_a_runtime_held_elsewhere(via_colab, isolated_home, caps
     finally:
         release(holder)
     captured = capsys.readouterr()
-    assert "colab: unreachable (colab-cli:colab)" in captured.out
+    assert f"colab: unreachable (colab-cli:{via_colab.session})" in captured.out
     line, hint = one_error(captured.err)
-    assert "colab: the runtime of colab session 'colab' is taken by another SSH connection (HTTP 429" in line
+    assert f"colab: the runtime of colab session '{via_colab.session}' is taken by another SSH connection (HTTP 429" \
+        in line
     assert "close the other one" in hint
 
 
-def test_demo_explains_a_runtime_without_ssh(via_colab, monkeypatch, capsys):
+def test_demo_explains_a_runtime_without_ssh(via_colab, monkeypatch, capsys):  # noqa: F811
     assert close_shared_connection(Paths.from_env(), "colab")
     via_colab.wait_until_free()
     monkeypatch.setenv("FAKE_COLAB_FAIL", "404")
@@ -157,7 +158,7 @@ def test_demo_explains_a_runtime_without_ssh(via_colab, monkeypatch, capsys):
     assert "has no SSH (HTTP 404)" in line and "SSH is baked in at creation, so run `colab new`" in hint
 
 
-def test_a_user_chosen_rsa_key_is_refused_with_the_fix(via_colab, isolated_home, capsys):
+def test_a_user_chosen_rsa_key_is_refused_with_the_fix(via_colab, isolated_home, capsys):  # noqa: F811
     assert close_shared_connection(Paths.from_env(), "colab")
     via_colab.wait_until_free()
     key = isolated_home / ".ssh" / "colabssh" / "id_ed25519"
@@ -171,14 +172,29 @@ def test_a_user_chosen_rsa_key_is_refused_with_the_fix(via_colab, isolated_home,
     assert via_colab.events("refused-400-key")[-1]["pubkey"].startswith("ssh-rsa ")
 
 
-def test_a_colab_cli_gone_since_connect_is_exit_4(via_colab, capsys):
+def test_a_key_the_runtime_was_not_given_is_explained(via_colab, isolated_home, capsys):  # noqa: F811
+    # the stand-in, unlike Colab's server, does not install the key it sends: a new colabssh key is refused
+    assert close_shared_connection(Paths.from_env(), "colab")
+    via_colab.wait_until_free()
+    key = isolated_home / ".ssh" / "colabssh" / "id_ed25519"
+    for path in (key, key.with_suffix(".pub")):
+        path.unlink()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    assert main(["status"]) == UNREACHABLE
+    line, hint = one_error(capsys.readouterr().err)
+    assert f"colab: the runtime behind colab session '{via_colab.session}' refused colabssh's key" in line
+    assert f"colabssh connect --via colab-cli --session {via_colab.session} --name colab" in hint
+
+
+def test_a_colab_cli_gone_since_connect_is_exit_4(via_colab, capsys):  # noqa: F811
     assert close_shared_connection(Paths.from_env(), "colab")
     via_colab.wait_until_free()
     via_colab.exe.unlink()
     assert main(["status"]) == MISSING_TOOL
     line, hint = one_error(capsys.readouterr().err)
     assert "the `colab` CLI that this session's ProxyCommand runs is gone" in line
-    assert "pip install google-colab-cli" in hint and "colabssh connect --via colab-cli --session colab" in hint
+    assert "pip install google-colab-cli" in hint
+    assert f"colabssh connect --via colab-cli --session {via_colab.session} --name colab" in hint
 
 
 # ---- texts of other google-colab-cli versions ---------------------------------------------------------------

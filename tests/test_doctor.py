@@ -16,9 +16,10 @@ from colabssh_cli.paths import Paths
 from colabssh_cli.remote import close_shared_connection
 from colabssh_cli.sshconfig import BEGIN_MARKER, END_MARKER
 from tests.fakes import new_key
+from tests.test_colab_cli import colab_road, via_colab  # noqa: F401  (fixtures)
 from tests.test_connect_e2e import (  # noqa: F401  (fixtures)
-    cloudflared_env,
     close_masters_after,
+    cloudflared_env,
     code_cli,
     stop_runtime,
     user_ssh,
@@ -79,7 +80,7 @@ def test_no_ssh_client_is_a_failure_with_the_install_hint(capsys, monkeypatch, t
                    "  hint: each failed check says how to fix it (`fix` in the JSON)\n")
 
 
-def test_a_connected_session_passes_every_check(connected, code_cli, capsys):
+def test_a_connected_session_passes_every_check(connected, code_cli, capsys):  # noqa: F811
     code, checks, err = doctor(capsys)
     assert code == 0, checks
     assert {name: c["status"] for name, c in checks.items()} == {
@@ -184,7 +185,8 @@ def test_a_damaged_session_list(client_key, capsys):
     assert_fixable(checks["sessions"], FAIL, "is damaged", "colabssh forget")
 
 
-def test_cloudflared_is_checked_for_a_session_that_goes_through_it(start_runtime, capsys, tmp_path, cloudflared_env):
+def test_cloudflared_is_checked_for_a_session_that_goes_through_it(start_runtime, capsys, tmp_path,
+                                                                  cloudflared_env):  # noqa: F811
     running = start_runtime("cloudflared", extra_env=cloudflared_env)
     assert main(["connect", running.code, "--no-open"]) == 0
     code, checks, _ = doctor(capsys)
@@ -199,7 +201,7 @@ def test_cloudflared_is_checked_for_a_session_that_goes_through_it(start_runtime
     assert_fixable(checks["reach colab"], FAIL)
 
 
-def test_an_editor_that_cannot_list_its_extensions_is_not_blamed(code_cli, capsys, monkeypatch):
+def test_an_editor_that_cannot_list_its_extensions_is_not_blamed(code_cli, capsys, monkeypatch):  # noqa: F811
     monkeypatch.setenv("FAKE_CODE_LIST_FAILS", "1")
     code, checks, _ = doctor(capsys)
     assert code == 0
@@ -207,8 +209,21 @@ def test_an_editor_that_cannot_list_its_extensions_is_not_blamed(code_cli, capsy
 
 
 def test_no_editor_on_path_is_a_warning(capsys, monkeypatch):
+    editors = ("code", "cursor", "codium")
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                                               if not any((Path(p) / n).exists() for n in ("code", "cursor", "codium"))))
+                                               if not any((Path(p) / name).exists() for name in editors)))
     code, checks, _ = doctor(capsys)
     assert code == 0
     assert_fixable(checks["editor"], WARN, "no editor CLI on PATH", "Install code command in PATH")
+
+
+def test_the_colab_cli_of_a_via_colab_cli_session_is_checked(via_colab, capsys):  # noqa: F811
+    code, checks, _ = doctor(capsys)
+    assert code == 0, checks
+    assert checks["colab (colab)"]["status"] == OK and "0.7.5" in checks["colab (colab)"]["detail"]
+    assert checks["reach colab"]["status"] == OK and checks["ssh -G colab"]["status"] == OK
+    close_shared_connection(Paths.from_env(), "colab")
+    via_colab.exe.unlink()
+    code, checks, _ = doctor(capsys)
+    assert code == FAILURE
+    assert_fixable(checks["colab (colab)"], FAIL, "colab is not installed here", "pip install google-colab-cli")

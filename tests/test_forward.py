@@ -20,7 +20,9 @@ import pytest
 from colabssh_cli.app import main
 from colabssh_cli.errors import BAD_INPUT, UNREACHABLE, ColabsshError
 from colabssh_cli.forward import ForwardSpec, parse_spec
+from colabssh_cli.remote import close_shared_connection, shared_connection_alive
 from tests.fakes import ngrok_env, pids_with
+from tests.test_colab_cli import colab_road, via_colab  # noqa: F401  (fixtures)
 from tests.test_connect_e2e import close_masters_after  # noqa: F401  (fixture)
 
 COLABSSH = str(Path(sys.executable).with_name("colabssh"))
@@ -175,8 +177,6 @@ def test_a_local_port_in_use_is_refused_before_ssh_starts(connected, capsys):
 
 def test_a_runtime_that_is_gone_is_unreachable(connected, capsys):
     connected.runtime.stop()
-    from colabssh_cli.remote import close_shared_connection
-
     close_shared_connection(connected.paths, "colab")
     assert main(["forward", str(free_port())]) == UNREACHABLE
     err = capsys.readouterr().err
@@ -200,3 +200,44 @@ def test_the_forward_ends_with_an_error_when_the_runtime_goes_away(start_runtime
     err = forward.text("err")
     assert "colabssh: error: the forward stopped: colab: the runtime did not answer" in err, err
     assert "  hint: " in err and "Traceback" not in err
+
+
+def test_a_shared_forward_rides_the_sessions_master_and_leaves_it_running(connected, http_server, start_forward):
+    port, root = http_server
+    (root / "shared.txt").write_text("over the master\n")
+    paths = connected.paths
+    close_shared_connection(paths, "colab")  # forward opens the master itself, in a session of its own
+    local = free_port()
+    forward = start_forward(f"{port}:{local}", "--shared")
+    assert forward.wait_for("out", "http://") == f"http://127.0.0.1:{local}/"
+    assert "opening the shared connection" in forward.text("err")
+    with urllib.request.urlopen(f"http://127.0.0.1:{local}/shared.txt", timeout=30) as response:
+        assert response.read() == b"over the master\n"
+    assert pids_with(f"127.0.0.1:{local}:localhost:{port}") == []  # no ssh of its own: the master listens
+    os.killpg(forward.process.pid, signal.SIGINT)
+    assert forward.process.wait(timeout=30) == 0
+    assert refuses(local)  # the forward was cancelled...
+    assert shared_connection_alive(paths, "colab")  # ...and the master, shared with VS Code and the rest, lives on
+
+
+def test_a_shared_forward_ends_with_its_master(connected, http_server, start_forward):
+    port, _ = http_server
+    forward = start_forward(f"{port}:{free_port()}", "--shared")
+    forward.wait_for("out", "http://")
+    close_shared_connection(connected.paths, "colab")
+    assert forward.process.wait(timeout=60) == UNREACHABLE  # noticed within CHECK_EVERY seconds
+    assert "colabssh: error: the forward stopped: colab: the shared connection to the runtime ended" in \
+        forward.text("err")
+
+
+def test_a_colab_cli_session_forwards_over_its_one_connection(via_colab, http_server, start_forward):  # noqa: F811
+    """Colab allows one SSH connection per runtime (the stand-in answers a second with HTTP 429)."""
+    port, root = http_server
+    (root / "tb.txt").write_text("tensorboard via colab\n")
+    forward = start_forward(f"{port}:{free_port()}")
+    url = forward.wait_for("out", "http://")
+    with urllib.request.urlopen(url + "tb.txt", timeout=30) as response:
+        assert response.read() == b"tensorboard via colab\n"
+    assert "429" not in forward.text("err")
+    os.killpg(forward.process.pid, signal.SIGINT)
+    assert forward.process.wait(timeout=30) == 0

@@ -165,28 +165,29 @@ def test_a_killed_rsync_leaves_no_partial_file_and_a_rerun_completes(connected, 
     later = (content / "ckpt.pt").stat().st_mtime + 10  # same size: the quick check (--modify-window=1) needs it
     os.utime(content / "ckpt.pt", (later, later))
     slow = cli_process("sync", "--bwlimit", "2000")
-    partial = wait_until(lambda: temp_file_growing(connected.runtime.drive / "colabssh" / ".tmp"),
+    partial = wait_until(lambda: temp_file_growing(backup_of(connected) / ".colabssh-tmp"),
                          what="rsync's temp file")
     pids = rsync_pids(str(content))
     assert pids
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+    for sig in (signal.SIGSTOP, signal.SIGKILL):  # stopped first: no rsync process gets to clean up after itself
+        for pid in pids:
+            os.kill(pid, sig)
     out, err = slow.communicate(timeout=60)
     assert slow.returncode == 20, err
     assert "interrupted" in err and "Traceback" not in err
     assert (backup / "ckpt.pt").read_bytes() == old  # the old version, never a partial one
-    assert Path(str(partial)).exists()
+    assert Path(str(partial)).stat().st_size < BIG  # the partial copy stayed a temp file
     code, out, err = cli(capsys, "sync")
     assert code == 0, err
     assert (backup / "ckpt.pt").read_bytes() == new
-    assert list((connected.runtime.drive / "colabssh" / ".tmp").iterdir()) == []
+    assert list((backup_of(connected) / ".colabssh-tmp").iterdir()) == []
 
 
 def test_a_second_sync_is_refused_and_ctrl_c_stops_the_first_on_the_runtime(connected, capsys) -> None:  # noqa: ANN001
     content = connected.runtime.content
     (content / "big.bin").write_bytes(os.urandom(BIG))
     first = cli_process("sync", "--bwlimit", "2000")
-    wait_until(lambda: temp_file_growing(connected.runtime.drive / "colabssh" / ".tmp"), what="the first sync")
+    wait_until(lambda: temp_file_growing(backup_of(connected) / ".colabssh-tmp"), what="the first sync")
     code, out, err = cli(capsys, "sync")
     assert code == 1 and out == ""
     assert "a sync is already running on this runtime" in err and "--attach" in err
@@ -206,7 +207,7 @@ def test_a_dropped_ssh_link_does_not_stop_the_sync(connected, capsys) -> None:  
     data = os.urandom(3 * 1000 * 1000)
     (content / "run.bin").write_bytes(data)
     slow = cli_process("sync", "--bwlimit", "3000")
-    wait_until(lambda: temp_file_growing(connected.runtime.drive / "colabssh" / ".tmp"), what="the sync")
+    wait_until(lambda: temp_file_growing(backup_of(connected) / ".colabssh-tmp"), what="the sync")
     os.killpg(slow.pid, signal.SIGKILL)  # the laptop side and its ssh vanish at once
     slow.wait()
     code, out, err = cli(capsys, "sync", "--attach")
@@ -305,3 +306,21 @@ def test_the_cell_can_back_up_on_its_own(start_runtime, render, tmp_path: Path) 
     assert line is not None and "1 file(s) copied" in line, running.output
     assert (running.drive / "colabssh" / "content" / "nb" / "analysis.ipynb").read_text() == "{}"
     assert "backing" in running.output and "every 1 s" in running.output
+
+
+def test_the_summary_says_honestly_where_the_data_is() -> None:
+    from colabssh_cli.commands.sync import summary_lines
+    from colabssh_cli.sync_client import SyncOutcome
+
+    report = {"event": "result", "exit": 0, "mode": "backup", "dry_run": False, "source": "/content",
+              "dest": "/content/drive/MyDrive/colabssh/content", "trash": None, "drive_cache": True,
+              "new_files": 2, "changed_files": 1, "new_folders": 0, "deleted": 0, "files_copied": 3,
+              "bytes_copied": 3_500_000, "files_total": 10, "skipped": [], "kept_newer": [], "kept_newer_count": 0,
+              "seconds": 1.25}
+    lines = summary_lines(SyncOutcome(report))
+    assert lines[0] == ("synced /content -> /content/drive/MyDrive/colabssh/content: 2 new and 1 changed file(s) "
+                        "copied (3.5 MB), 7 unchanged, in 1.2 s")
+    assert "written to Drive's local cache on the runtime; Google Drive is still uploading" in lines[-1]
+    assert not any("On Google Drive" in line or "uploaded" in line for line in lines)
+    off_colab = summary_lines(SyncOutcome({**report, "drive_cache": False}))
+    assert off_colab[-1] == "copied into /content/drive/MyDrive/colabssh/content"

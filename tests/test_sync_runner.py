@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,10 +102,10 @@ def test_missing_source_path_and_escaping_paths_are_refused(tree: dict[str, Path
 
 
 def test_a_backup_folder_overlapping_the_trash_is_refused(tree: dict[str, Path]) -> None:
-    for folder in ("colabssh", "colabssh/trash/x", "colabssh/.tmp"):
+    for folder in ("colabssh", "colabssh/trash/x"):
         with pytest.raises(SyncRefused) as refused:
             sync_runner.prepare(Request("backup", tree["content"], tree["drive"], folder=folder))
-        assert "overlaps colabssh's own folder" in refused.value.message
+        assert "overlaps colabssh's trash folder" in refused.value.message
 
 
 def test_too_little_free_space_is_refused_before_any_copy(tree: dict[str, Path]) -> None:
@@ -141,7 +143,7 @@ def test_many_small_files_warn_but_do_not_refuse(tree: dict[str, Path], monkeypa
         (many / f"{i:03d}.png").write_bytes(b"p")
     plan = sync_runner.prepare(Request("backup", tree["content"], tree["drive"]))
     assert plan.scan.files == 60
-    assert any("Google Drive is slow with many small files" in message and "frames" in message
+    assert any("Google Drive is slow with many small files" in message and "frames alone holds 60" in message
                for message, _hint in plan.warnings)
 
 
@@ -207,7 +209,7 @@ def test_restore_keeps_newer_files_unless_forced(tree: dict[str, Path]) -> None:
     code, events = run_runner(tree, "--mode", "restore")
     assert code == 0 and events[-1]["kept_newer"] == ["train.py"] and events[-1]["kept_newer_count"] == 1
     assert (content / "data.csv").read_text() == "1,2,3" and (content / "train.py").read_text() == "edited since"
-    assert not (content / sync_runner.CONTENT_TMP_FOLDER).exists()
+    assert not (content / sync_runner.TMP_FOLDER).exists()
     code, events = run_runner(tree, "--mode", "restore", "--force")
     assert code == 0 and (content / "train.py").read_text() == "backed up"
 
@@ -260,3 +262,51 @@ def test_the_lock_is_held_by_a_worker_and_released_when_it_dies(tree: dict[str, 
     holder.wait()
     assert not jobs.is_locked()
     assert stat.S_IMODE(jobs.lock.stat().st_mode) == 0o600
+
+
+def test_a_drive_folder_inside_the_content_root_is_never_copied_into_itself(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    drive = content / "backups" / "drive"  # e.g. COLABSSH_DRIVE=/content/backups/drive off Colab
+    drive.mkdir(parents=True)
+    (content / "backups" / "keep.txt").write_text("mine")
+    (content / "notes.txt").write_text("n")
+    tree = {"content": content, "drive": drive, "state": tmp_path / "state"}
+    for _ in range(2):  # the second run must not find the first run's backup as new files
+        code, events = run_runner(tree)
+        assert code == 0 and events[-1]["files_total"] == 2
+    assert tree_bytes(drive / "colabssh" / "content") == {"backups/keep.txt": b"mine", "notes.txt": b"n"}
+    inner = drive / "colabssh" / "content" / "x"
+    inner.mkdir()
+    with pytest.raises(SyncRefused) as refused:  # a content root inside the backup: it would copy into itself
+        sync_runner.prepare(Request("backup", inner, drive))
+    assert "is inside the backup folder" in refused.value.message
+
+
+def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[str, Path]) -> None:
+    (tree["content"] / "big.bin").write_bytes(os.urandom(5_000_000))
+    argv = [sys.executable, "-c", sync_runner.BOOT, "start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "500"]
+    follower = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert follower.stdin is not None and follower.stdout is not None
+    follower.stdin.write(RUNNER.read_bytes())
+    follower.stdin.close()
+    start = json.loads(follower.stdout.readline())
+    assert start["event"] == "start"
+    job = tree["state"] / "sync" / "jobs" / start["job"]
+    jobs = sync_runner.Jobs(tree["state"])
+    deadline = time.monotonic() + 30
+    while sync_runner.worker_pid(job) is None or not (job / "rsync.pid").exists():
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.01)
+    worker = sync_runner.worker_pid(job)
+    rsync_group = int((job / "rsync.pid").read_text())
+    assert worker is not None and jobs.is_locked()
+    os.kill(worker, signal.SIGKILL)
+    os.killpg(rsync_group, signal.SIGKILL)
+    follower.stdin = None  # already sent and closed
+    out, err = follower.communicate(timeout=30)
+    report = json.loads(out.decode().splitlines()[-1])
+    assert follower.returncode == sync_runner.EXIT_LOST, err
+    assert report["lost"] is True and "killed" in report["advice"]
+    assert not jobs.is_locked()
+    assert not (tree["drive"] / "colabssh" / "content" / "big.bin").exists()

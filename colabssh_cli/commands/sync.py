@@ -45,11 +45,11 @@ class ProgressView:
         self.task: Any = None
 
     def __enter__(self) -> ProgressView:
-        from ..console import err_console
-
-        if not err_console().is_terminal:  # no bar in a pipe or a log: status lines only
+        if not sys.stderr.isatty():  # no bar in a pipe or a log: status lines only (and no rich to import)
             return self
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        from ..console import err_console
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                                  TextColumn("{task.fields[files]} files"), TextColumn("{task.fields[size]}"),
@@ -77,12 +77,11 @@ class ProgressView:
             self.say(f"{what} {event.get('source')} -> {event.get('dest')}: {event.get('files', 0):,} files, "
                      f"{_size(event.get('bytes', 0))}{dry}")
         elif kind == "progress" and self.progress is not None:
+            path = str(event.get("current") or self.title)
             self.progress.update(self.task, completed=min(int(event.get("percent", 0)), 100),
+                                 description=path if len(path) <= 40 else "..." + path[-37:],
                                  files=f"{event.get('files', 0):,}", size=_size(event.get("bytes", 0)),
                                  rate=str(event.get("rate", "")))
-        elif kind == "item" and self.progress is not None:
-            path = str(event.get("path", ""))
-            self.progress.update(self.task, description=path if len(path) <= 40 else "..." + path[-37:])
         elif kind == "warning":
             self.say(f"colabssh: warning: {event.get('message')}")
             if event.get("hint"):

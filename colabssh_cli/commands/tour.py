@@ -14,6 +14,11 @@ def try_(
 ) -> None:
     """Try colabssh on this machine: a local runtime, connect, ssh, sync, demo, forget."""
     from ..console import status
+    from ..editor import EDITORS
+    from ..errors import BAD_INPUT, ColabsshError
     from ..tour import Tour
+
+    if editor not in EDITORS:
+        raise ColabsshError(f"unknown editor {editor!r}", f"use --editor {' or '.join(sorted(EDITORS))}", BAD_INPUT)
 
     Tour(status, open_editor, editor).run()

@@ -1,0 +1,54 @@
+"""`colabssh try`, run as a user runs it: every step prints, it exits 0, and it leaves nothing behind (not in
+HOME, not in its sandbox, no process)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakes import pids_with
+
+COLABSSH = str(Path(sys.executable).with_name("colabssh"))
+STEPS = [
+    "==> render the cell (local tunnel)",
+    "==> run the cell: a local runtime with its own sshd",
+    "==> colabssh connect CODE",
+    "==> a command over SSH: colabssh ssh -- uname -sr; ls",
+    "==> colabssh sync: back the content root up to the Drive folder",
+    "==> colabssh demo: tensors and autograd on the runtime",
+    "==> colabssh forget colab",
+    "==> stop the runtime",
+]
+
+
+def everything_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_try_walks_the_whole_journey_in_a_sandbox_and_leaves_nothing(tmp_path):
+    home = tmp_path / "try-home"  # what HOME points at: try must create nothing here
+    home.mkdir()
+    scratch = tmp_path / "tmp"  # where its sandbox goes (TMPDIR), so we can see it removed
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COLABSSH_", "NGROK_", "PYNGROK_"))}
+    env.update({"HOME": str(home), "TMPDIR": str(scratch), "NO_COLOR": "1"})
+    done = subprocess.run([COLABSSH, "try"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                          timeout=300)
+    err = done.stderr
+    assert done.returncode == 0, err
+    assert "Traceback" not in err
+    positions = [err.find(step) for step in STEPS]
+    assert -1 not in positions and positions == sorted(positions), err  # every step, in order
+    assert len(re.findall(r"^    done in [0-9]+\.[0-9] s$", err, re.MULTILINE)) == len(STEPS)
+    assert "colabssh try: all steps passed" in err
+    assert "now in the Drive folder:" in err and "colabssh/content/train.py" in err
+    sandbox = re.search(r"a throwaway runtime in (\S+) \(your ~/.ssh is not touched\)", err).group(1)
+    assert Path(sandbox).parent == scratch
+    written = re.findall(r"^    wrote (/\S+)", err, re.MULTILINE)
+    assert written and all(path.startswith(sandbox + "/") for path in written), written
+    assert everything_under(home) == []  # HOME untouched
+    assert everything_under(scratch) == []  # the sandbox is gone
+    assert pids_with(sandbox) == []  # no sshd, no ssh master, no cell left running
