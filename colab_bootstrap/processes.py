@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 STOP_TIMEOUT = 5.0
@@ -26,6 +27,44 @@ def runs_with(pid: int, marker: str) -> bool:
     ("sshd: /usr/sbin/sshd -D -f CONFIG [listener] 0 of 10-100 startups").
     """
     return bool(marker) and not is_gone(pid) and marker in " ".join(cmdline(pid))
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from /proc; [] where there is no /proc)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def terminate_with_sessions(pid: int, stop: Callable[[], None] | None = None) -> None:
+    """Stop an sshd listener and the per-connection sshd processes it forked.
+
+    Each connection's sshd calls setsid(), so it outlives its listener unless it is
+    stopped too: a stopped runtime must not keep serving the connections it had.
+    """
+    sessions = children(pid)
+    if stop is not None:
+        stop()
+    else:
+        terminate(pid)
+    for child in sessions:
+        try:
+            os.kill(child, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def is_gone(pid: int) -> bool:

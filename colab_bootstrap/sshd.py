@@ -44,7 +44,7 @@ class SshdProcess:
     state: Path
 
     def stop(self) -> None:
-        stop_process(self.process)
+        processes.terminate_with_sessions(self.process.pid, lambda: stop_process(self.process))
         pidfile = self.state / PID_NAME
         try:
             if pidfile.read_text().strip() == str(self.process.pid):  # not a later run's
@@ -179,7 +179,7 @@ def stop_leftover(state: Path, say: Callable[[str], None], whose: str = "of an e
         return
     if processes.runs_with(pid, str(state / CONFIG_NAME)):
         say(f"stopping the sshd {whose} (pid {pid})")
-        processes.terminate(pid)
+        processes.terminate_with_sessions(pid)
     pidfile.unlink(missing_ok=True)
 
 

@@ -20,6 +20,7 @@ from tests.fakes import (
     ngrok_env,
     pids_with,
     ssh,
+    ssh_argv,
     sshd_listeners,
     wait_until,
 )
@@ -217,3 +218,16 @@ def test_in_a_notebook_the_cell_returns_and_the_tunnel_lives_on(render, isolated
             kernel.process.wait()
         for pid in sshd_listeners(state) + _agent_pids(state):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_stopping_the_runtime_also_ends_the_connections_it_was_serving(start_runtime, isolated_home):
+    """Each connection's sshd calls setsid(); a stopped runtime must not keep serving it."""
+    running = start_runtime("local")
+    running.wait_for(lambda line: line.startswith("serving"))
+    client = subprocess.Popen([*ssh_argv(running.info, client_key_path(isolated_home)), "echo up; exec cat"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert client.stdout is not None
+    assert client.stdout.readline() == b"up\n"  # the session is established
+    assert running.stop(signal.SIGTERM) == 0
+    assert client.wait(timeout=20) != 0 or client.stdout.read() == b""  # the connection was closed
+    assert not [pid for pid in pids_with(str(running.state / "sshd_config")) if alive(pid)]
