@@ -9,8 +9,10 @@ and the sandbox is removed at the end, whatever happened.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import shlex
 import shutil
 import subprocess
 import sys
@@ -115,12 +117,12 @@ class Tour:
         self.step("run the cell: a local runtime with its own sshd", "install OpenSSH's server: "
                   "sudo apt-get install openssh-server", lambda: self._start_runtime(cell, code_holder))
         code = code_holder[0]
-        connect_args = ["connect", code] + ([] if self.open_editor else ["--no-open"])
-        if self.open_editor:
-            connect_args += ["--editor", self.editor]
-        self.step("colabssh connect CODE", "", lambda: self._output(self.colabssh(*connect_args)))
+        self.step("colabssh connect CODE", "",
+                  lambda: self._output(self.colabssh("connect", code, "--no-open")))
         self.step("a command over SSH: colabssh ssh -- uname -sr; ls", "",
-                  lambda: self._output(self.colabssh("ssh", "--", f"uname -sr; ls {box.content}")))
+                  lambda: self._output(self.colabssh("ssh", "--", f"uname -sr; ls {shlex.quote(str(box.content))}")))
+        if self.open_editor:
+            self.step(f"open {self.editor} on the throwaway runtime", "", self._open_editor)
         self.step("colabssh sync: back the content root up to the Drive folder", "",
                   self._sync)
         self.step("colabssh demo: tensors and autograd on the runtime", "", self._demo)
@@ -128,6 +130,36 @@ class Tour:
         self.step("stop the runtime", "", self._stop_runtime_step)
         self.say("colabssh try: all steps passed. On Colab: `colabssh bootstrap`, paste the cell, run it, "
                  "then `colabssh connect CODE`.")
+
+    def _open_editor(self) -> str:
+        """Open the editor in a profile of its own whose Remote-SSH reads the sandbox's ssh config.
+
+        The user's own VS Code reads ~/.ssh/config, where the throwaway session is not (and must
+        not be); a separate --user-data-dir with `remote.SSH.configFile` pointing into the sandbox
+        lets the editor reach it without touching the user's settings or ssh config.
+        """
+        from .editor import EDITORS, editor_argv
+
+        assert self.sandbox is not None
+        spec = EDITORS[self.editor]
+        profile = self.sandbox.root / "editor-profile"
+        (profile / "User").mkdir(parents=True, exist_ok=True)
+        settings = {"remote.SSH.configFile": str(self.sandbox.home / ".ssh" / "config"),
+                    "remote.SSH.remotePlatform": {"colab": "linux"}}
+        (profile / "User" / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        cli = shutil.which(spec.cli)
+        argv = editor_argv(spec, "colab", str(self.sandbox.content), cli)
+        argv[1:1] = ["--user-data-dir", str(profile)]
+        if cli is None:
+            return (f"{spec.cli} is not on PATH; with it, this would run:\n  {shlex.join(argv)}\n"
+                    "(the tour goes on without an editor)")
+        opened = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        if opened.returncode != 0:
+            last = (opened.stderr.strip().splitlines() or [f"exit code {opened.returncode}"])[-1]
+            return f"{spec.cli} could not open a window ({last}); the tour goes on without it"
+        if sys.stdin is not None and sys.stdin.isatty():
+            input("    the editor is connected to the throwaway runtime; press Enter to finish the tour ")
+        return f"opened: {shlex.join(argv)}"
 
     def _render(self, cell: Path) -> str:
         self.colabssh("bootstrap", "--tunnel", "local", "--out", str(cell))

@@ -3,6 +3,7 @@ HOME, not in its sandbox, no process)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -52,3 +53,26 @@ def test_try_walks_the_whole_journey_in_a_sandbox_and_leaves_nothing(tmp_path):
     assert everything_under(home) == []  # HOME untouched
     assert everything_under(scratch) == []  # the sandbox is gone
     assert pids_with(sandbox) == []  # no sshd, no ssh master, no cell left running
+
+
+def test_try_open_reaches_the_sandbox_through_an_editor_profile_of_its_own(tmp_path):
+    """--open: the editor gets its own profile whose Remote-SSH reads the sandbox's ssh config, so the
+    throwaway alias resolves and logs in, and the user's settings and ~/.ssh are never touched."""
+    home = tmp_path / "try-home"
+    home.mkdir()
+    log = tmp_path / "code.log"
+    standins = Path(__file__).resolve().parents[1] / "standins"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COLABSSH_", "NGROK_", "PYNGROK_"))}
+    env.update({"HOME": str(home), "TMPDIR": str(tmp_path), "NO_COLOR": "1", "FAKE_CODE_LOG": str(log),
+                "PATH": f"{standins}{os.pathsep}{env.get('PATH', '')}"})
+    done = subprocess.run([COLABSSH, "try", "--open"], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [record] = [json.loads(line) for line in log.read_text().splitlines()
+                if "--folder-uri" in json.loads(line)["argv"]]
+    argv = record["argv"]
+    profile = argv[argv.index("--user-data-dir") + 1]
+    assert argv[argv.index("--folder-uri") + 1].startswith("vscode-remote://ssh-remote+colab/")
+    assert record["settings"]["remote.SSH.configFile"].startswith(str(Path(profile).parent))
+    assert record["ssh_exit"] == 0  # the editor's Remote-SSH could log in to the throwaway runtime
+    assert everything_under(home) == []
