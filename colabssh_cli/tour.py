@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from . import console
 from .errors import FAILURE, MISSING_TOOL, ColabsshError
 
 CONNECT_PREFIX = "colabssh connect "
@@ -128,8 +129,8 @@ class Tour:
         self.step("colabssh demo: tensors and autograd on the runtime", "", self._demo)
         self.step("colabssh forget colab", "", lambda: self._output(self.colabssh("forget", "colab")))
         self.step("stop the runtime", "", self._stop_runtime_step)
-        self.say("colabssh try: all steps passed. On Colab: `colabssh bootstrap`, paste the cell, run it, "
-                 "then `colabssh connect CODE`.")
+        console.result("colabssh try: all steps passed. On Colab: `colabssh bootstrap > cell.py`, paste the cell, "
+                       "run it, then run the `colabssh connect CODE` line it prints (docs/getting-started.md).")
 
     def _open_editor(self) -> str:
         """Open the editor in a profile of its own whose Remote-SSH reads the sandbox's ssh config.
@@ -163,7 +164,8 @@ class Tour:
 
     def _render(self, cell: Path) -> str:
         self.colabssh("bootstrap", "--tunnel", "local", "--out", str(cell))
-        return f"wrote {cell.name} ({cell.stat().st_size // 1024} KiB): this is what you paste into Colab"
+        size = cell.stat().st_size // 1024
+        return f"wrote {cell.name} ({size} KiB): the cell you would paste into Colab (here it runs locally)"
 
     def _start_runtime(self, cell: Path, code_holder: list[str]) -> str:
         assert self.sandbox is not None
@@ -195,7 +197,7 @@ class Tour:
             seen.append(line.rstrip())
             if line.startswith(CONNECT_PREFIX):
                 code_holder.append(line[len(CONNECT_PREFIX):].strip())
-                shown = [s for s in seen if s.startswith(("sshd:", "host key", "Drive:", "GPU:", "tunnel:"))]
+                shown = [s for s in seen if s.startswith(("sshd: listening", "host key", "Drive:", "GPU:", "tunnel:"))]
                 return "\n".join(shown + [f"{CONNECT_PREFIX}{code_holder[0][:40]}..."])
         errors = [s for s in seen if "error" in s.lower()] or seen[-2:] or ["no output"]
         raise ColabsshError(f"the runtime did not start: {errors[-1]}", "see the message above")
@@ -209,8 +211,9 @@ class Tour:
 
     def _demo(self) -> str:
         result = self.colabssh("demo", check=False)
-        if result.returncode == 0:
-            return self._output(result)
+        if result.returncode == 0:  # the table says it all; the per-check progress lines are left out
+            return "\n".join(line.rstrip() for line in self._output(result).splitlines()
+                             if not line.startswith("demo: ["))
         text = result.stdout
         if "torch" in text and ("not installed" in text or "no torch" in text.lower()):
             return "torch is not installed for the runtime's python: skipping the demo (pip install torch)"

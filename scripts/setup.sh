@@ -29,7 +29,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""
 [ "${1:-}" = "--with-tests" ] && extras="[test,dev]"
-echo "setup: installing colabssh${extras} into .venv" >&2
+echo "setup: making sure colabssh${extras} is installed in .venv" >&2
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" </dev/null
 if ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
     echo "setup: installing torch (CPU) for the demo" >&2
