@@ -20,10 +20,14 @@ import re
 import struct
 from dataclasses import asdict, dataclass
 
+from .settings import RUNTIME_TUNNELS
+
 PREFIX = "colabssh"
 VERSION = 1
 MAX_CODE_LENGTH = 4096
-TUNNELS = ("ngrok", "cloudflared", "local", "colab-cli")
+# Only what a runtime emits. The laptop's `--via colab-cli` road makes no code and records its sessions
+# without one; a pasted code that claimed it would change how the laptop treats the session.
+TUNNELS = RUNTIME_TUNNELS
 
 _DNS_NAME = re.compile(r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                        r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -175,6 +179,13 @@ def validate_port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise CodeError(f"the port {port} is outside 1-65535")
     return port
+
+
+def validate_user(user: str) -> str:
+    """A plain login name (what a code may hold; the laptop checks colab-ssh's --user with it too)."""
+    if not isinstance(user, str) or not _USER.fullmatch(user):
+        raise CodeError(f"the user {user!r} is not a valid user name")
+    return user
 
 
 def validate_remote_path(path: str, what: str = "path") -> str:

@@ -1,14 +1,31 @@
-"""Stop a process that an earlier run of the cell left behind, and only that one."""
+"""Stopping processes: a child of ours (``stop_child``), or one an earlier run of the cell left behind, and only that.
+
+``stop_child`` is the one way to end a ``Popen`` child on both sides (colabssh_cli imports it too).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 STOP_TIMEOUT = 5.0
+
+
+def stop_child(process: subprocess.Popen[Any], grace: float = STOP_TIMEOUT) -> None:
+    """SIGTERM a child process of ours, SIGKILL it after ``grace`` seconds; reaped either way."""
+    if process.poll() is not None:
+        return
+    try:
+        process.terminate()
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def cmdline(pid: int) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ runtimes; this cell is the road for a notebook you already have open."""
 
 PUBKEY_SECRET = "COLABSSH_PUBKEY"
 RUN_ID_NAME = "run.id"  # which run of the cell owns the state folder now
+PERIODIC_ID = Path("sync", "periodic.id")  # sync_runner.start_periodic's timer runs while this names it
 
 
 def say(line: str) -> None:
@@ -49,6 +51,9 @@ class Runtime:
     run_id: str = ""
 
     def stop(self) -> None:
+        """Stop this run's tunnel and sshd; its periodic sync too, unless a later run owns the folder now."""
+        if self.is_current():
+            forget_periodic_sync(self.settings.state)
         self.tunnel.close()
         self.server.stop()
 
@@ -110,7 +115,7 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
                 "keep /etc/profile's PATH")
         tunnel = open_tunnel(settings.tunnel, server.port, settings.state, out)
         info = conncode.ConnectionInfo(
-            host=tunnel.host, port=tunnel.port, user=_user_name(), hostkey=server.host_key,
+            host=tunnel.host, port=tunnel.port, user=sshd.login_name(), hostkey=server.host_key,
             tunnel=tunnel.kind, content=str(settings.content), drive=str(drive or ""),
             python=sys.executable, gpu=card)
         return Runtime(settings=settings, server=server, tunnel=tunnel, code=conncode.encode(info), info=info,
@@ -125,13 +130,16 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
 
 
 def announce(runtime: Runtime, out: Callable[[str], None] = say) -> None:
-    """The lines the user copies: the host key's fingerprint and `colabssh connect CODE`."""
-    out(f"host key fingerprint: {runtime.info.fingerprint}")
-    out("On your laptop, run:")
-    out(f"colabssh connect {runtime.code}")
+    """Start the periodic sync (when asked), then the lines the user copies: the fingerprint and the code.
+
+    The sync comes first so that a failure there never follows a code for a runtime that then stops.
+    """
     from . import sync_runner  # the cell's own periodic backup to Drive when sync_every > 0 (issue 4)
     sync_runner.start_periodic(runtime.settings.content, runtime.drive, runtime.settings.state,
                                runtime.settings.sync_every, out)
+    out(f"host key fingerprint: {runtime.info.fingerprint}")
+    out("On your laptop, run:")
+    out(f"colabssh connect {runtime.code}")
 
 
 def _stop_quietly(tunnel: Tunnel | None, server: sshd.SshdProcess) -> None:
@@ -140,10 +148,32 @@ def _stop_quietly(tunnel: Tunnel | None, server: sshd.SshdProcess) -> None:
     server.stop()
 
 
-def _user_name() -> str:
-    import getpass
+def forget_periodic_sync(state: Path) -> None:
+    """Remove the periodic sync's token: its timer thread ends before its next backup."""
+    try:
+        (state / PERIODIC_ID).unlink(missing_ok=True)
+    except OSError:
+        pass  # e.g. "sync" is not a folder: then there is no timer either
 
-    return getpass.getuser()
+
+def as_bootstrap_error(exc: BaseException) -> BootstrapError | None:
+    """The one-line form of a failure the cell can explain; None for a bug (whose traceback is the report)."""
+    if isinstance(exc, BootstrapError):
+        return exc
+    again = "run the cell again; if it fails the same way, the state folder's logs (COLABSSH_STATE) say more"
+    if isinstance(exc, subprocess.CalledProcessError):
+        program = os.path.basename(str(exc.cmd[0] if isinstance(exc.cmd, (list, tuple)) else exc.cmd))
+        return BootstrapError(f"{program} failed with exit status {exc.returncode}", again)
+    if isinstance(exc, subprocess.TimeoutExpired):
+        program = os.path.basename(str(exc.cmd[0] if isinstance(exc.cmd, (list, tuple)) else exc.cmd))
+        return BootstrapError(f"{program} did not finish within {exc.timeout:.0f} s", again)
+    if isinstance(exc, subprocess.SubprocessError):
+        return BootstrapError(f"a command failed: {exc}", again)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return BootstrapError(f"{exc.strerror or type(exc).__name__}{where}",
+                              "check that path's permissions and the free space (df -h), then run the cell again")
+    return None
 
 
 def serve_foreground(runtime: Runtime, stop: threading.Event, out: Callable[[str], None] = say) -> int:
@@ -206,12 +236,14 @@ def serve_in_background(runtime: Runtime, out: Callable[[str], None] = say) -> t
 
 
 def stop_serving(out: Callable[[str], None] = say, environ: Mapping[str, str] | None = None) -> None:
-    """Stop the sshd and tunnel of the cell's latest run; in a notebook the cell names this ``colabssh_stop()``.
+    """Stop the sshd, tunnel and periodic sync of the cell's latest run; in a notebook: ``colabssh_stop()``.
 
-    Works from a fresh kernel too (after "Restart session"): it goes by the pid files in the state folder.
+    It goes by the pid and token files in the state folder, not by what this kernel remembers, so it also
+    stops what a kernel lost to "Restart session" left behind.
     """
     state = state_folder(os.environ if environ is None else environ)
     (state / RUN_ID_NAME).unlink(missing_ok=True)  # background heartbeats stand down
+    forget_periodic_sync(state)  # and so does the periodic sync's timer
     sshd.stop_leftover(state, out, whose="this cell started")
     stop_leftover_tunnel(state, out, whose="this cell started")
     out("colabssh: stopped; run the cell again for a new connection code")
@@ -242,37 +274,53 @@ def main(options: Mapping[str, object]) -> int:
     signals = _Signals()
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, signals) for sig in handled}
-    runtime: Runtime | None = None
     try:
-        try:
-            runtime = start(options)
-            signals.serving = True
-            announce(runtime)
-        except BootstrapError as exc:
-            say(f"colabssh: error: {exc}")
-            return 1
-        except KeyboardInterrupt:
-            if runtime is not None:
-                runtime.stop()
-            say("colabssh: interrupted while starting; stopped what had started")
-            return 130
+        runtime = _start_and_announce(options, signals)
+        if isinstance(runtime, int):
+            return runtime
         return serve_foreground(runtime, signals.stop)
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
 
 
-def _main_in_notebook(options: Mapping[str, object]) -> int:
+def _start_and_announce(options: Mapping[str, object], signals: _Signals | None = None) -> Runtime | int:
+    """The running runtime, or the exit status of a start that failed (after stopping what had started).
+
+    ``start`` cleans up after itself; a failure after it (in ``announce``) stops the runtime here, so a
+    cell that ends never leaves sshd or the tunnel agent behind. A failure the cell can explain
+    (BootstrapError, OSError, a failed command) is one line and a hint; only a bug shows a traceback.
+    """
+    runtime: Runtime | None = None
     try:
         runtime = start(options)
-    except BootstrapError as exc:
-        say(f"colabssh: error: {exc}")
-        return 1
+        if signals is not None:
+            signals.serving = True
+        announce(runtime)
+        return runtime
     except KeyboardInterrupt:
+        _stop_started(runtime)
         say("colabssh: interrupted while starting; stopped what had started")
         return 130
+    except Exception as exc:
+        _stop_started(runtime)
+        error = as_bootstrap_error(exc)
+        if error is None:
+            raise
+        say(f"colabssh: error: {error}")
+        return 1
+
+
+def _stop_started(runtime: Runtime | None) -> None:
+    if runtime is not None:
+        runtime.stop()
+
+
+def _main_in_notebook(options: Mapping[str, object]) -> int:
+    runtime = _start_and_announce(options)
+    if isinstance(runtime, int):
+        return runtime
     serve_in_background(runtime)
-    announce(runtime)
     say("colabssh: serving in the background while this notebook's kernel runs; run this cell again "
         "for a fresh start, or colabssh_stop() to end SSH access")
     return 0

@@ -18,6 +18,8 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from .files import write_atomically, write_private
+
 _CARRIED = re.compile(
     r"PATH|LD_LIBRARY_PATH|LIBRARY_PATH|PYTHONPATH|LANG|LC_ALL|LC_CTYPE|MPLBACKEND|HF_HOME"
     r"|(?:CUDA|NVIDIA|COLAB|NCCL|CUDNN|TF|XLA|TPU|JAX|TORCH|PYTORCH|COLABSSH)_[A-Z0-9_]+"
@@ -61,7 +63,7 @@ def setenv_lines(env: Mapping[str, str], env_file: Path) -> list[str]:
 def write_env_file(env: Mapping[str, str], path: Path) -> None:
     body = "# written by colabssh: the notebook kernel's environment for SSH sessions\n"
     body += "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
-    _write_private(path, body)
+    write_private(path, body)
 
 
 PROFILE_SNIPPET = """\
@@ -83,16 +85,5 @@ def install_profile_snippet(profile_d: Path | None) -> Path | None:
             return target
     except OSError:
         pass
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(PROFILE_SNIPPET)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    write_atomically(target, PROFILE_SNIPPET, 0o644)  # login shells of every user read it
     return target
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

@@ -14,6 +14,11 @@ work on any Linux machine with OpenSSH's sshd:
 - ``COLABSSH_SSHD``: the sshd program to use (a path, or a name looked up on PATH);
   when set, colabssh never falls back to /usr/sbin or installs openssh-server
 - ``COLABSSH_HEARTBEAT``: seconds between health checks while serving (default 60)
+- ``COLABSSH_SYNC_EVERY``: overrides the cell's ``sync_every`` option (seconds between
+  automatic backups to Drive; 0 = off)
+
+Where a variable and a cell option name the same thing (the tunnel, sync_every), the
+variable wins, so one saved cell can be steered from the environment.
 """
 
 from __future__ import annotations
@@ -68,9 +73,12 @@ class Settings:
             profile_d = Path("/etc/profile.d") if os.geteuid() == 0 else None
         else:
             profile_d = Path(profile_d_text) if profile_d_text else None
-        every_text = str(options.get("sync_every") or env.get("COLABSSH_SYNC_EVERY") or "0")
-        if not every_text.isdigit():
-            raise BootstrapError(f"sync_every={every_text!r} is not a number of seconds")
+        every_env = env.get("COLABSSH_SYNC_EVERY")
+        every_text = every_env or str(options.get("sync_every") or 0)
+        if not re.fullmatch(r"[0-9]{1,7}", every_text):
+            source = f"COLABSSH_SYNC_EVERY={every_text!r}" if every_env else f"the cell's sync_every={every_text!r}"
+            raise BootstrapError(f"{source} is not a whole number of seconds",
+                                 "use e.g. 600 for every ten minutes, or 0 for no automatic backup")
         heartbeat_text = env.get("COLABSSH_HEARTBEAT") or str(DEFAULT_HEARTBEAT)
         if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,3})?", heartbeat_text) or float(heartbeat_text) <= 0:
             raise BootstrapError(f"COLABSSH_HEARTBEAT={heartbeat_text!r} is not a number of seconds",

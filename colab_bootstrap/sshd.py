@@ -9,12 +9,15 @@ PidFile in the state folder so that a re-run stops a leftover first.
 ``authorized_keys``, which this module writes (0600) in a state folder it creates
 and checks to be owned by us with mode 0700; StrictModes would otherwise refuse
 any state folder below a world-writable one such as /tmp.
+
+``AllowUsers`` and the connection code name the user this process runs as, from the
+password database (``pwd``), never from ``$USER``/``$LOGNAME``, which anyone can set.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from . import processes
 from .errors import BootstrapError
+from .files import write_private
 from .session_env import setenv_lines
 
 CONFIG_NAME = "sshd_config"
@@ -44,7 +48,7 @@ class SshdProcess:
     state: Path
 
     def stop(self) -> None:
-        processes.terminate_with_sessions(self.process.pid, lambda: stop_process(self.process))
+        processes.terminate_with_sessions(self.process.pid, lambda: processes.stop_child(self.process))
         pidfile = self.state / PID_NAME
         try:
             if pidfile.read_text().strip() == str(self.process.pid):  # not a later run's
@@ -91,12 +95,38 @@ def find_sshd(say: Callable[[str], None], override: str = "", install: bool = Tr
 
 
 def prepare_state(state: Path) -> None:
-    state.mkdir(parents=True, exist_ok=True)
-    os.chmod(state, 0o700)
-    info = state.stat()
-    if info.st_uid != os.geteuid():
-        raise BootstrapError(f"the state folder {state} belongs to another user",
-                             "set COLABSSH_STATE to a folder of your own")
+    """Make the state folder (0700) or take an existing one, only if it is a real folder of our own.
+
+    Checked before its mode is touched, through one descriptor opened without following a symlink:
+    as root, a chmod first would rewrite another user's folder (or a symlink's target) and only then refuse.
+    """
+    hint = "set COLABSSH_STATE to a folder of your own"
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BootstrapError(f"cannot make the state folder {state}: {exc.strerror or exc}", hint) from None
+    try:
+        fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        what = "a symlink" if os.path.islink(state) else (exc.strerror or str(exc)).lower()
+        raise BootstrapError(f"the state folder {state} is not a folder colabssh can use ({what})", hint) from None
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            raise BootstrapError(f"the state folder {state} belongs to another user", hint)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def login_name() -> str:
+    """The user this process runs as, from the password database (not $USER, which the environment sets)."""
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        raise BootstrapError(f"this process's user (uid {uid}) has no entry in the password database",
+                             "sshd cannot log anyone in as a user it cannot look up; run the cell as a "
+                             "user listed in /etc/passwd") from None
 
 
 def ensure_host_key(state: Path) -> str:
@@ -108,19 +138,19 @@ def ensure_host_key(state: Path) -> str:
         keygen = shutil.which("ssh-keygen")
         if not keygen:
             raise BootstrapError("ssh-keygen is missing", "install it: apt-get install openssh-client")
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "colabssh-runtime", "-f", str(key)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        made = subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "colabssh-runtime", "-f", str(key)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+        if made.returncode != 0:
+            detail = (made.stderr.strip().splitlines() or [f"exit status {made.returncode}"])[-1]
+            raise BootstrapError(f"ssh-keygen could not make the runtime's host key: {detail}",
+                                 f"check that {state} is writable and has room, then run the cell again")
     parts = key.with_suffix(".pub").read_text().split()
     return f"{parts[0]} {parts[1]}"
 
 
 def write_authorized_key(state: Path, key_line: str) -> Path:
     path = state / AUTHORIZED_KEYS_NAME
-    tmp = state / f".{AUTHORIZED_KEYS_NAME}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key_line + "\n")
-    os.replace(tmp, path)
+    write_private(path, key_line + "\n")
     return path
 
 
@@ -183,16 +213,6 @@ def stop_leftover(state: Path, say: Callable[[str], None], whose: str = "of an e
     pidfile.unlink(missing_ok=True)
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def pick_port(requested: int) -> int:
     """The requested port if free on 127.0.0.1 (0: any free port); else a clear error."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -214,10 +234,8 @@ def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
     write_authorized_key(state, public_key_line)
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation
-    user = getpass.getuser()
     config = state / CONFIG_NAME
-    config.write_text(render_config(state, port, user, env, supports_per_source_penalties(sshd)))
-    os.chmod(config, 0o600)
+    write_private(config, render_config(state, port, login_name(), env, supports_per_source_penalties(sshd)))
     check = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
     if check.returncode != 0:
         detail = (check.stderr.strip().splitlines() or ["no detail"])[-1]
@@ -231,7 +249,7 @@ def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
     try:
         _wait_listening(process, port, state / LOG_NAME, offset)
     except BaseException:
-        stop_process(process)
+        processes.stop_child(process)
         raise
     return SshdProcess(process=process, port=port, host_key=host_key, state=state)
 
@@ -250,6 +268,6 @@ def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path, offs
             tail = (text.strip().splitlines() or ["no output"])[-1]
             raise BootstrapError(f"sshd stopped at once: {tail}", f"see {log}")
         time.sleep(0.01)
-    stop_process(process)
+    processes.stop_child(process)
     raise BootstrapError(f"sshd did not start listening on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s",
                          f"see {log}")

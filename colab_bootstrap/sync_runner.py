@@ -1,8 +1,9 @@
 """Back the content root up to Drive (and restore it) ON the runtime: rsync under a lock, detached, its log followed.
 
-Standard library only, and self-contained: ``colabssh sync`` ships this file's source over SSH and runs it with
-the runtime's python (``BOOT`` below), and the cell imports it to run the same sync on a timer
-(``start_periodic``). Run as a script it takes the same sub-commands (tests do that).
+Standard library only, POSIX only (fork, setsid, flock, /proc): ``colabssh sync`` ships this file's source over SSH,
+after that of ``sync_protocol`` (what the laptop shares with it, portable), and runs it with the runtime's python
+(``sync_protocol.BOOT``); the cell imports it to run the same sync on a timer (``start_periodic``). Run as a script
+(beside sync_protocol.py) it takes the same sub-commands.
 
 One run, from the laptop, in ONE remote command (each extra command costs a shell start):
 
@@ -23,7 +24,6 @@ temp files a killed run leaves behind are removed by the next run. Deletions onl
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -40,18 +40,42 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Optional
 
+# What the laptop shares with this runner lives in sync_protocol (portable: the laptop never imports this POSIX-only
+# file). In the cell it is this package's module; run as a script, the file beside this one; shipped over SSH, the
+# module that sync_protocol.BOOT makes from the source sent before this one.
 try:
-    from .errors import BootstrapError
-except ImportError:  # shipped alone over SSH: no package around this file
+    from .sync_protocol import (
+        DEFAULT_FOLDER,
+        EXIT_BAD_INPUT,
+        EXIT_LOCKED,
+        EXIT_LOST,
+        EXIT_NO_DRIVE,
+        EXIT_NO_RSYNC,
+        EXIT_NO_SPACE,
+        EXIT_SIGNAL,
+        RSYNC_ADVICE,  # noqa: F401  (re-exported: the reference's test reads it here)
+        LogParser,
+        SyncRefused,
+        advice_for,
+        clean_relative,
+    )
+except ImportError:
+    from sync_protocol import (  # type: ignore[no-redef]
+        DEFAULT_FOLDER,
+        EXIT_BAD_INPUT,
+        EXIT_LOCKED,
+        EXIT_LOST,
+        EXIT_NO_DRIVE,
+        EXIT_NO_RSYNC,
+        EXIT_NO_SPACE,
+        EXIT_SIGNAL,
+        RSYNC_ADVICE,  # noqa: F401  (re-exported: the reference's test reads it here)
+        LogParser,
+        SyncRefused,
+        advice_for,
+        clean_relative,
+    )
 
-    class BootstrapError(Exception):  # type: ignore[no-redef]
-        def __init__(self, message: str, hint: str = "") -> None:
-            super().__init__(message)
-            self.message = message
-            self.hint = hint
-
-
-DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
 TRASH_FOLDER = "colabssh/trash"  # dated folders of deleted and replaced files, relative to the Drive folder
 TMP_FOLDER = ".colabssh-tmp"  # rsync's temp files, at the top of the destination (same filesystem: a rename)
 IGNORE_FILE = ".colabsshignore"
@@ -76,58 +100,6 @@ SMALL_FILE = 1 << 20
 SPACE_MARGIN = 256 << 20
 KEEP_JOBS = 10
 POLL_SECONDS = 0.02
-PROGRESS_EVERY = 0.1
-
-# The runner's own exit codes, for runs that never reached rsync (rsync's codes are all below 64).
-EXIT_BAD_INPUT = 64
-EXIT_NO_DRIVE = 65
-EXIT_NO_SPACE = 66
-EXIT_LOCKED = 67
-EXIT_NO_RSYNC = 68
-EXIT_LOST = 69  # the run ended without a result: its worker was killed
-EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
-
-# What the laptop runs: this file's source arrives on stdin, the arguments follow.
-BOOT = 'import sys;exec(compile(sys.stdin.read(),"<colabssh sync_runner>","exec"),{"__name__":"__main__"})'
-
-RSYNC_ADVICE = {
-    1: "rsync refused colabssh's options (is rsync on the runtime very old?); see the messages above",
-    2: "rsync's two sides speak different protocol versions; update rsync on the runtime",
-    3: "a source or destination folder is missing or cannot be read; check the paths",
-    5: "rsync could not start its other half",
-    10: "the connection between rsync's two sides broke",
-    11: "reading or writing a file failed: the disk or Drive may be full (Drive stages files on the "
-        "runtime's disk; see `df -h /content`), or a file is not accessible",
-    12: "rsync's data stream broke off (the other side stopped or ran out of space); run it again",
-    13: "rsync reported an internal error; see the messages above",
-    14: "rsync's helper processes failed; run it again",
-    20: "the sync was interrupted (killed or stopped); run it again: every file under its final name is "
-        "complete, and the next run copies what is missing",
-    21: "rsync lost track of a helper process; run it again",
-    22: "rsync ran out of memory; sync fewer files at a time (PATH arguments)",
-    23: "some files could not be copied (see the messages above: permissions, names Drive cannot hold, "
-        "files that changed); the rest was copied",
-    24: "some files vanished while they were being copied (is a job still writing them?); the rest was "
-        "copied: run it again once they settle",
-    25: "rsync stopped deleting at its --max-delete limit",
-    30: "rsync timed out waiting for data; run it again",
-    35: "rsync timed out waiting for its other half; run it again",
-}
-
-
-def advice_for(code: int) -> str:
-    if code == 0:
-        return ""
-    return RSYNC_ADVICE.get(code, f"rsync ended with exit code {code}; see the messages above")
-
-
-class SyncRefused(BootstrapError):
-    """A sync that must not start; ``kind`` and ``exit_code`` tell the laptop which one."""
-
-    def __init__(self, message: str, hint: str = "", kind: str = "bad_input", exit_code: int = EXIT_BAD_INPUT):
-        super().__init__(message, hint)
-        self.kind = kind
-        self.exit_code = exit_code
 
 
 # --------------------------------------------------------------------------------------------- requests
@@ -153,17 +125,6 @@ class Request:
     @property
     def dest_root(self) -> Path:
         return self.drive / self.folder if self.mode == "backup" else self.content
-
-
-def clean_relative(text: str, what: str) -> str:
-    """A path inside a root: no absolute paths, no '..', no control characters; '' and '.' mean the root."""
-    if any(ord(ch) < 32 for ch in text):
-        raise SyncRefused(f"{what} {text!r} has a control character in it", "rename it")
-    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
-    if text.startswith("/") or ".." in parts:
-        raise SyncRefused(f"{what} {text!r} must be a path inside its root (no leading '/', no '..')",
-                          "give it relative to the content root, e.g. `project/data`")
-    return "/".join(parts) or "."
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -235,47 +196,75 @@ class Scan:
 
 
 class Excluder:
-    """rsync-like exclude patterns, close enough for counting: '/x' anchors, 'x/' means folders only."""
+    """rsync-like exclude patterns, close enough for counting: '/x' anchors, 'x/' means folders only, '+ x' includes,
+    and the first rule that matches decides (as in rsync)."""
 
     def __init__(self, patterns: Sequence[str]) -> None:
-        self.rules: list[tuple[str, bool, bool, bool]] = []  # pattern, anchored, dirs only, whole path
+        self.rules: list[tuple[str, bool, bool, bool, bool]] = []  # pattern, anchored, dirs only, whole path, include
         for raw in patterns:
             pattern = raw.strip()
-            if pattern.startswith("- "):
+            include = pattern.startswith("+ ")
+            if pattern.startswith(("- ", "+ ")):
                 pattern = pattern[2:]
-            if not pattern or pattern.startswith(("+ ", "!", "#", ";")):
+            if not pattern or pattern.startswith(("!", "#", ";")):
                 continue
             dir_only = pattern.endswith("/")
             pattern = pattern.rstrip("/")
             anchored = pattern.startswith("/")
             pattern = pattern.lstrip("/")
             if pattern:
-                self.rules.append((pattern, anchored, dir_only, anchored or "/" in pattern or "**" in pattern))
+                whole = anchored or "/" in pattern or "**" in pattern
+                self.rules.append((pattern, anchored, dir_only, whole, include))
 
     def excluded(self, rel: str, is_dir: bool) -> bool:
         name = rel.rsplit("/", 1)[-1]
-        for pattern, anchored, dir_only, whole in self.rules:
+        parts = rel.split("/")
+        for pattern, anchored, dir_only, whole, include in self.rules:
             if dir_only and not is_dir:
                 continue
             if not whole:
-                if fnmatchcase(name, pattern):
-                    return True
+                matched = fnmatchcase(name, pattern)
             elif anchored:
-                if fnmatchcase(rel, pattern):
-                    return True
+                matched = fnmatchcase(rel, pattern)
             else:
-                parts = rel.split("/")
-                if any(fnmatchcase("/".join(parts[i:]), pattern) for i in range(len(parts))):
-                    return True
+                matched = any(fnmatchcase("/".join(parts[i:]), pattern) for i in range(len(parts)))
+            if matched:
+                return not include
         return False
 
 
+_INLINE_COMMENT = re.compile(r"\s#.*$")
+
+
+def ignore_patterns(text: str, where: str = IGNORE_FILE) -> list[str]:
+    """The exclude patterns of a .colabsshignore text, one per line as rsync takes them (``+ ``/``- `` prefixes
+    included). Blank lines and lines starting with ``#`` or ``;`` are comments (as in rsync's --exclude-from), and
+    so is everything from a ``#`` that follows a space or tab (rsync would keep that in the pattern, which then
+    matches nothing); the spaces around a pattern go. A ``!`` line is refused: it would clear colabssh's own
+    exclusions (``/drive/`` among them). The patterns go to rsync as --exclude options."""
+    patterns = []
+    for number, line in enumerate(text.splitlines(), 1):
+        pattern = _INLINE_COMMENT.sub("", line).strip()
+        if not pattern or pattern.startswith(("#", ";")):
+            continue
+        if pattern == "!" or pattern.startswith("! "):
+            raise SyncRefused(f"{where} line {number}: '!' would clear colabssh's own exclusions (drive/, "
+                              ".config/, caches)", "remove that line")
+        patterns.append(pattern)
+    return patterns
+
+
 def read_ignore_file(root: Path) -> list[str]:
+    """The patterns of ROOT/.colabsshignore ([] without one); an unreadable one is refused, not skipped."""
+    path = root / IGNORE_FILE
     try:
-        text = (root / IGNORE_FILE).read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
         return []
-    return [line.rstrip("\r") for line in text.splitlines()]
+    except OSError as exc:
+        raise SyncRefused(f"cannot read {path}: {exc.strerror or exc}",
+                          "fix its permissions, or remove it (it lists what the backup leaves out)") from None
+    return ignore_patterns(text, str(path))
 
 
 def iter_files(root: Path, paths: Sequence[str], excluder: Excluder) -> Iterator[tuple[str, os.stat_result]]:
@@ -434,6 +423,9 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
     for pattern in request.excludes:
         if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
             raise SyncRefused(f"the exclude pattern {pattern!r} is empty or has a control character")
+        if pattern.strip() == "!" or pattern.startswith("! "):
+            raise SyncRefused(f"the exclude pattern {pattern!r} would clear colabssh's own exclusions (drive/, "
+                              ".config/, caches)", "leave it out")
     if not request.content.is_dir():
         raise SyncRefused(f"the content root {request.content} does not exist", "re-run the colabssh cell",
                           "no_content")
@@ -465,11 +457,8 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
     for rel in request.paths:
         if rel != "." and not os.path.lexists(source / rel):
             raise SyncRefused(f"{rel} does not exist in {source}", "give paths relative to that folder")
-    user_patterns = list(request.excludes)
-    ignore_file = content / IGNORE_FILE
-    if request.mode == "backup" and ignore_file.is_file():
-        user_patterns += read_ignore_file(content)
-    excluder = Excluder(excludes + user_patterns)
+    ignored = read_ignore_file(content) if request.mode == "backup" else []
+    excluder = Excluder(excludes + ignored + request.excludes)
     found = scan(source, request.paths, excluder,
                  newer_than=dest if request.mode == "restore" and not request.force else None)
     if request.delete and found.files == 0:
@@ -508,9 +497,7 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
         # component of its path for each file, three times slower with many small files.)
         argv.append(f"--temp-dir={TMP_FOLDER}")
     argv += [f"--exclude={pattern}" for pattern in excludes]
-    if request.mode == "backup" and ignore_file.is_file():
-        argv.append(f"--exclude-from={ignore_file}")
-    argv += [f"--exclude={pattern}" for pattern in request.excludes]
+    argv += [f"--exclude={pattern}" for pattern in ignored + request.excludes]
     if request.delete:
         trash = str(trash_root / utc_stamp() / request.folder)
         argv += ["--delete", "--backup", f"--backup-dir={trash}"]
@@ -523,115 +510,6 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
 
 
 # --------------------------------------------------------------------------------------------- rsync's output
-_PROGRESS = re.compile(r"^\s*([\d,]+)\s+(\d+)%\s+(\S+)\s+(\S+)(?:\s+\(xfr#(\d+), (?:to|ir)-chk=(\d+)/(\d+)\))?")
-_ITEM = re.compile(r"^([<>ch.][fdLDS][.+?a-zA-Z ]{9}) (.*)$")
-_DELETING = re.compile(r"^\*deleting +(.*)$")
-_SKIPPED = re.compile(r'^skipping non-regular file "(.*)"$')
-_STAT = re.compile(r"^(Number of files|Number of created files|Number of deleted files|"
-                   r"Number of regular files transferred|Total file size|Total transferred file size|"
-                   r"Literal data): ([\d,]+)")
-_IGNORED = re.compile(r"^(sent [\d,]+ bytes|total size is|Matched data|File list|Total bytes|"
-                      r"created directory |building file list|done$)")
-STAT_KEYS = {"Number of files": "entries", "Number of created files": "created",
-             "Number of deleted files": "deleted", "Number of regular files transferred": "files_copied",
-             "Total file size": "total_bytes", "Total transferred file size": "bytes_copied",
-             "Literal data": "literal_bytes"}
-
-
-def _number(text: str) -> int:
-    return int(text.replace(",", ""))
-
-
-class LogParser:
-    """rsync's combined output (itemized changes, progress2 updates split by CR, stats) -> events and totals."""
-
-    def __init__(self, emit: Optional[Callable[[dict], None]] = None, items: bool = True) -> None:
-        """ITEMS False: itemized changes are counted, and only the latest goes out, in progress events."""
-        self.emit = emit or (lambda event: None)
-        self.items = items
-        self.current = ""
-        self._pending = b""
-        self._last_progress = 0.0
-        self._progress: Optional[dict] = None
-        self.stats: dict[str, int] = {}
-        self.new_files = 0
-        self.changed_files = 0
-        self.new_folders = 0
-        self.deleted: list[str] = []
-        self.skipped: list[str] = []
-        self.messages: list[str] = []
-
-    def feed(self, data: bytes) -> None:
-        data = self._pending + data
-        pieces = re.split(rb"[\r\n]", data)
-        self._pending = pieces.pop()
-        for piece in pieces:
-            self.line(piece.decode("utf-8", errors="replace"))
-
-    def close(self) -> None:
-        if self._pending:
-            self.line(self._pending.decode("utf-8", errors="replace"))
-            self._pending = b""
-        if self._progress is not None:
-            self.emit(self._progress)
-            self._progress = None
-
-    def item(self, change: str, path: str) -> None:
-        self.current = path
-        if self.items:
-            self.emit({"event": "item", "change": change, "path": path})
-
-    def line(self, text: str) -> None:
-        if not text.strip():
-            return
-        match = _PROGRESS.match(text)
-        if match:
-            self._progress = {"event": "progress", "current": self.current,
-                              "bytes": _number(match.group(1)), "percent": int(match.group(2)),
-                              "rate": match.group(3), "files": int(match.group(5) or 0),
-                              "to_check": int(match.group(6) or 0), "total": int(match.group(7) or 0)}
-            now = time.monotonic()
-            if now - self._last_progress >= PROGRESS_EVERY:
-                self._last_progress = now
-                self.emit(self._progress)
-                self._progress = None
-            return
-        match = _ITEM.match(text)
-        if match:
-            change, path = match.group(1), match.group(2)
-            if change[1] == "f" and change[0] in "<>c":
-                if "+++++++++" in change:
-                    self.new_files += 1
-                else:
-                    self.changed_files += 1
-            elif change[1] == "d" and "+++++++++" in change:
-                self.new_folders += 1
-            self.item(change, path)
-            return
-        match = _DELETING.match(text)
-        if match:
-            self.deleted.append(match.group(1))
-            self.item("*deleting", match.group(1))
-            return
-        match = _SKIPPED.match(text)
-        if match:
-            self.skipped.append(match.group(1))
-            self.emit({"event": "skipped", "path": match.group(1)})
-            return
-        match = _STAT.match(text)
-        if match:
-            self.stats[STAT_KEYS[match.group(1)]] = _number(match.group(2))
-            regular = re.search(r"\breg: ([\d,]+)", text)
-            if match.group(1) == "Number of files":
-                self.stats["files_total"] = _number(regular.group(1)) if regular else 0
-            return
-        if _IGNORED.match(text) or text.startswith("Number of "):
-            return
-        self.messages.append(text.strip())
-        del self.messages[:-40]
-        self.emit({"event": "message", "text": text.strip()})
-
-
 # --------------------------------------------------------------------------------------------- jobs and the lock
 class Jobs:
     """``STATE/sync``: the lock, one folder per run (job.json, log, result.json), a pointer to the latest."""
@@ -644,6 +522,8 @@ class Jobs:
 
     def try_lock(self) -> Optional[int]:
         """The lock's file descriptor, or None while another sync holds it. flock: a killed holder releases it."""
+        import fcntl  # POSIX only, and only here and in the worker: importing this module works anywhere
+
         self.jobs.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -813,6 +693,8 @@ def worker_main(job: Path, lock_fd: int) -> int:
         code = 1
     if code < 0:
         code = EXIT_SIGNAL
+    import fcntl
+
     fcntl.flock(lock_fd, fcntl.LOCK_UN)
     os.close(lock_fd)
     finish(job, code, cancelled.is_set())
@@ -998,25 +880,44 @@ def cancel(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
 
 
 def run_once(request: Request, state: Path, origin: str = "periodic") -> dict:
-    """One sync in this process (no worker, no follower): the cell's periodic sync. Returns the summary."""
+    """One sync in this process (no worker, no follower): the cell's periodic sync. Returns the summary.
+
+    The lock is released whatever happens (this process is the notebook's kernel: a leaked descriptor would hold
+    it for the kernel's lifetime, and every later sync would be refused); a run that fails after its job was made
+    records exit 1 and the reason in the job, so `colabssh sync --attach` replays it."""
     jobs = Jobs(state)
     lock_fd = jobs.try_lock()
     if lock_fd is None:
         return {"event": "error", "kind": "locked", "message": _locked_error(jobs).message, "exit": EXIT_LOCKED}
+    job: Optional[Path] = None
     try:
         plan = prepare(Request(**asdict(request)), ensure_rsync(lambda text: None))
         job = jobs.new_job(plan, origin)
         code = run_rsync(job, lock_fd)
+        finish(job, EXIT_SIGNAL if code < 0 else code)
     except SyncRefused as exc:
-        os.close(lock_fd)
         return {"event": "error", "kind": exc.kind, "message": exc.message, "hint": exc.hint,
                 "exit": exc.exit_code}
-    os.close(lock_fd)
-    finish(job, EXIT_SIGNAL if code < 0 else code)
+    except Exception as exc:  # noqa: BLE001  (a Drive mount gone bad: ENOTCONN, EIO... reported, not raised)
+        message = f"the sync failed: {type(exc).__name__}: {exc}"
+        if job is not None:
+            _record_failure(job, message)
+        return {"event": "error", "kind": "failed", "message": message, "hint": "", "exit": 1}
+    finally:
+        os.close(lock_fd)  # the result is written first: whoever finds the lock free finds the result
     parser = LogParser()
     parser.feed((job / "log").read_bytes())
     parser.close()
     return summary(job, parser, read_json(job / "result.json"))
+
+
+def _record_failure(job: Path, message: str) -> None:
+    try:
+        with open(job / "log", "a") as log:
+            log.write(f"colabssh: {message}\n")
+        finish(job, 1)
+    except OSError:
+        pass  # the state folder itself fails: nothing more to record
 
 
 def describe(report: dict) -> str:
@@ -1036,25 +937,37 @@ def start_periodic(content: Path | str, drive: Optional[Path | str], state: Path
                    say: Callable[[str], None] = print) -> Optional[threading.Thread]:
     """The cell's option: back the content root up every EVERY seconds from the runtime itself (0: off).
 
-    A daemon thread; a later call (a re-run of the cell) takes over and the earlier thread ends.
-    Each run is logged to ``STATE/sync/periodic.log``; the notebook hears of the first backup and of failures.
+    A daemon thread, which runs while ``STATE/sync/periodic.id`` holds its token: a later call (a re-run of the cell)
+    takes over and the earlier thread ends at its next wake; a call with EVERY <= 0 or no Drive removes the file, so
+    the earlier thread ends and none starts (the cell's ``colabssh_stop()`` removes it too). Each run is logged to
+    ``STATE/sync/periodic.log``; the notebook hears of the first backup and of failures.
     """
-    if every <= 0:
-        return None
-    if not drive:
-        say("colabssh: periodic sync is off: this runtime has no Drive folder")
-        return None
     state = Path(state)
-    (state / "sync").mkdir(parents=True, exist_ok=True)
+    marker = state / "sync" / "periodic.id"
+    if every <= 0 or not drive:  # this run of the cell has no timer: the one an earlier run started must end
+        try:
+            marker.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            say(f"colabssh: could not stop the earlier periodic sync: cannot remove {marker}: {exc.strerror}")
+        if every > 0:
+            say("colabssh: periodic sync is off: this runtime has no Drive folder")
+        return None
     token = f"{os.getpid()}-{time.time_ns()}"
-    write_text(state / "sync" / "periodic.id", token + "\n")
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_text(marker, token + "\n")
+    except OSError as exc:
+        say(f"colabssh: periodic sync is off: cannot write {marker}: {exc.strerror or exc}")
+        return None
     request = Request(mode="backup", content=Path(content), drive=Path(drive))
     say(f"colabssh: backing {content} up to {request.dest_root} every {every} s "
         f"(log: {state / 'sync' / 'periodic.log'})")
 
     def current() -> bool:
         try:
-            return (state / "sync" / "periodic.id").read_text().strip() == token
+            return marker.read_text().strip() == token
         except OSError:
             return False
 

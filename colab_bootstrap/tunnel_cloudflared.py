@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .conncode import CodeError, validate_host
 from .errors import BootstrapError
+from .processes import stop_child
 from .tunnels import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
 START_TIMEOUT = 60.0
@@ -88,13 +89,7 @@ def open_cloudflared(port: int, state: Path, say: Callable[[str], None]) -> Tunn
     record_tunnel_pid(state, process.pid, f"--url ssh://localhost:{port}")
 
     def close() -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_child(process)
         forget_tunnel_pid(state, process.pid)
 
     lines: deque[str] = deque(maxlen=200)

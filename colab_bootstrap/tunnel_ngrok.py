@@ -23,6 +23,8 @@ from typing import Any
 from .colab import get_secret
 from .conncode import CodeError, validate_host, validate_port
 from .errors import BootstrapError
+from .files import write_private
+from .processes import stop_child
 from .tunnels import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
 CONFIG_NAME = "ngrok.yml"
@@ -88,12 +90,7 @@ def write_agent_config(state: Path, token: str) -> Path:
         raise BootstrapError("the ngrok authtoken has characters an ngrok token never has",
                              "copy it again from https://dashboard.ngrok.com/get-started/your-authtoken")
     path = state / CONFIG_NAME
-    tmp = state / f".{CONFIG_NAME}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    body = 'version: "3"\n' + (f"agent:\n  authtoken: {token}\n" if token else "")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(body)
-    os.replace(tmp, path)
+    write_private(path, 'version: "3"\n' + (f"agent:\n  authtoken: {token}\n" if token else ""))
     return path
 
 
@@ -205,13 +202,7 @@ def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
 
     def close() -> None:
         """Stop this run's agent only (pyngrok's own kill() would stop whatever agent it knows for the binary)."""
-        if agent.poll() is None:
-            agent.terminate()
-            try:
-                agent.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
+        stop_child(agent)
         forget_tunnel_pid(state, agent.pid)
 
     return Tunnel(kind="ngrok", host=host, port=public_port, close=close, process=agent)

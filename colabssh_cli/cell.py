@@ -9,7 +9,6 @@ runs as ``python3 cell.py`` on any Linux machine with sshd.
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import colab_bootstrap
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
+from .sshconfig_files import atomic_write
 
 TUNNEL_KINDS = ("ngrok", "cloudflared", "local")
 
@@ -120,18 +120,8 @@ def build_cell(tunnel: str, public_key: Path | None, key_from_secret: bool, sync
 
 
 def write_atomically(out: Path, text: str) -> None:
-    """Write ``out`` whole or not at all (temp file in the same folder, fsync, rename)."""
-    tmp = out.with_name(f".{out.name}.colabssh-tmp")
+    """Write ``out`` whole or not at all (temp file in the same folder, fsync, rename); 0644: it holds no secret."""
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise ColabsshError(f"cannot write {out}: {exc.strerror or exc}", "choose another --out path",
-                            FAILURE) from None
+        atomic_write(out, text.encode("utf-8"), 0o644)
+    except ColabsshError as exc:
+        raise ColabsshError(exc.message, "choose another --out path", FAILURE) from None

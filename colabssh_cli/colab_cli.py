@@ -15,14 +15,13 @@ created with SSH. colabssh writes the same managed Host block as for a connectio
   again re-pins (a runtime made anew behind a session name has a new host key).
 
 Errors of the road (no `colab`, HTTP 404/429/400/401/403/502, an old CLI, a missing key) are recognised in
-colab's stderr, both in the pre-flight here and in ssh's stderr (remote.explain_ssh_failure), and each becomes
-one line with its fix. paramiko is imported inside functions so that `colabssh --help` stays fast.
+colab's stderr (colab_cli_errors.py), both in the pre-flight here and in ssh's stderr (remote.explain_ssh_failure),
+and each becomes one line with its fix. paramiko is imported inside functions so that `colabssh --help` stays fast.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -34,28 +33,23 @@ from pathlib import Path
 from typing import Optional, TypeVar
 
 from colab_bootstrap.conncode import fingerprint
+from colab_bootstrap.processes import stop_child
 
-from .connect import confirm_with_openssh, host_key_alias, planned, undo, verify_effective
+from .colab_cli_errors import INSTALL_HINT, LOGIN_PROMPT, ROAD, explain_colab_stderr, log_path
+from .connect import apply_and_verify, confirm_with_openssh, planned
 from .editor import EDITORS, EditorOutcome, open_editor
 from .errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE, ColabsshError
 from .keys import ensure_client_key
 from .paths import Paths
 from .remote import close_shared_connection, shared_connection_alive
-from .sessions import DEFAULT_ALIAS, Session, load_sessions, record_session, utc_now, validate_alias
-from .sshconfig import HostEntry, Plan, apply_with_retry, control_dir_for, plan_connect
-from .sshconfig_text import content, pins_name, split_lines
+from .sessions import DEFAULT_ALIAS, NAME_PATTERN, Session, record_session, utc_now, validate_alias
+from .sshconfig import HostEntry, control_dir_for, host_key_alias, pinned_key, plan_connect, proxy_path_is_safe
 
-ROAD = "colab-cli"
 GPUS = ("T4", "L4", "G4", "A100", "H100")
 HOSTNAME_SUFFIX = ".colab-cli.invalid"
 FIRST_CONTACT_TIMEOUT = 300.0  # colab creates a missing session's runtime first: that can take minutes
 BUSY_RETRY_DELAYS = (0.5, 1.0, 2.0)  # Colab may count a just-closed connection for a moment
-INSTALL_HINT = ("install Google's Colab CLI: `pip install google-colab-cli` (Python 3.12 or newer; Linux or macOS, "
-                "not Windows), run `colab sessions` once to log in, then connect again")
 
-_SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_SAFE_PATH = re.compile(r"[A-Za-z0-9 /._+\-:()~@,=]+")  # no quotes, $, `, %, \ or control characters
-_LOGIN_PROMPT = re.compile(r"accounts\.google\.com|authorization code|Enter the code", re.IGNORECASE)
 T = TypeVar("T")
 Report = Callable[[str], None]
 
@@ -64,7 +58,7 @@ Report = Callable[[str], None]
 
 
 def validate_session_name(name: str) -> str:
-    if not _SESSION.fullmatch(name or ""):
+    if not NAME_PATTERN.fullmatch(name or ""):
         raise ColabsshError(f"the colab session name {name!r} is not allowed",
                             "use letters, digits, '.', '_' and '-', starting with a letter or digit", BAD_INPUT)
     return name
@@ -107,7 +101,7 @@ def colab_path() -> str:
     if not found:
         raise ColabsshError("Google's `colab` CLI is not installed on this machine", INSTALL_HINT, MISSING_TOOL)
     path = str(Path(found).absolute())
-    if not _SAFE_PATH.fullmatch(path):
+    if not proxy_path_is_safe(path):
         raise ColabsshError(f"colab's path {path!r} has characters a ProxyCommand cannot carry safely",
                             "install it in a folder with a plain name (no quotes, $, `, % or \\)", MISSING_TOOL)
     return path
@@ -125,20 +119,11 @@ def proxy_argv(colab: str, session: str, key: Path, gpu: str = "") -> list[str]:
     return argv + (["--gpu", gpu] if gpu else [])
 
 
-def log_path(paths: Paths, alias: str) -> Path:
-    """Where the alias's ProxyCommand writes colab's stderr (each connection attempt starts it afresh).
-
-    OpenSSH sends a ProxyCommand's stderr to /dev/null when ControlPersist is on, so without this file colab's
-    own explanation of a failure (404, 429, ...) would be lost to colabssh and to the user alike.
-    """
-    return paths.root / f"colab-{alias}.log"
-
-
 def proxy_command(colab: str, session: str, key: Path, gpu: str = "", log: Optional[Path] = None) -> str:
     """The ProxyCommand as ssh_config text: ssh runs ``exec <it>`` with /bin/sh, so paths are in double quotes
     (checked to hold nothing the shell or ssh's %-tokens would read) and ``2>LOG`` keeps colab's stderr."""
     for what, path in (("colabssh's key path", key), ("colabssh's log path", log)):
-        if path is not None and not _SAFE_PATH.fullmatch(str(path)):
+        if path is not None and not proxy_path_is_safe(str(path)):
             raise ColabsshError(f"{what} {str(path)!r} has characters a ProxyCommand cannot carry safely",
                                 "use a home folder with a plain name (no quotes, $, `, % or \\)", BAD_INPUT)
     command = f'"{colab}" ssh --proxy-mode -s {session} -i "{key}"' + (f" --gpu {gpu}" if gpu else "")
@@ -153,143 +138,7 @@ def host_entry(paths: Paths, alias: str, session: str, gpu: str, colab: str) -> 
                      control_dir=control_dir_for(paths))
 
 
-def pinned_key(paths: Paths, alias: str) -> Optional[str]:
-    """The key pinned for ALIAS in colabssh's known_hosts ("TYPE BASE64"), if any."""
-    try:
-        lines = split_lines(paths.known_hosts.read_bytes())
-    except OSError:
-        return None
-    for line in lines:
-        if pins_name(line, host_key_alias(alias)):
-            fields = content(line).decode("latin-1").split()
-            if len(fields) >= 3:
-                return f"{fields[1]} {fields[2]}"
-    return None
-
-
-# ---- colab's errors ---------------------------------------------------------------------------------------
-
-
-def _has(text: str, *needles: str) -> bool:
-    lowered = text.lower()
-    return any(needle.lower() in lowered for needle in needles)
-
-
-def explain_colab_stderr(text: str, session: str) -> Optional[ColabsshError]:
-    """colab's own failure (its stderr), as one line and its fix; None when TEXT holds none colabssh knows."""
-    s = session
-    retry = f"colabssh connect --via colab-cli --session {s}"
-    if _has(text, "No such command 'ssh'", "No such option: --proxy-mode", "No such option: -i"):
-        return ColabsshError("this `colab` has no `colab ssh --proxy-mode` (google-colab-cli before 0.7)",
-                             "upgrade it: `pip install -U google-colab-cli`, then connect again", MISSING_TOOL)
-    if _has(text, "HTTP 429", "another `colab ssh` is connected"):
-        return ColabsshError(f"the runtime of colab session '{s}' is taken by another SSH connection (HTTP 429: "
-                             "Colab allows one per runtime)",
-                             "close the other one (a VS Code window, a `colab ssh`, or another machine), then try "
-                             "again; ssh, VS Code and colabssh share one connection through the alias", UNREACHABLE)
-    if _has(text, "HTTP 404", "/colab/ssh endpoint", "SSH not exposed"):
-        return ColabsshError(f"the runtime of colab session '{s}' has no SSH (HTTP 404)",
-                             f"SSH is baked in at creation, so run `colab new`: `colab stop -s {s}`, then `{retry}` "
-                             "creates a new runtime with SSH", UNREACHABLE)
-    if _has(text, "unsupported key type", "RSA keys"):
-        return ColabsshError("Colab refused the SSH key: RSA keys are not accepted (HTTP 400; only ssh-ed25519 "
-                             "and ecdsa)",
-                             "use an ed25519 key: colabssh's own, which connect passes to colab with -i, or one "
-                             "from `ssh-keygen -t ed25519`; remove any -i or IdentityFile naming an RSA key",
-                             BAD_INPUT)
-    if _has(text, "HTTP 400", "missing pubkey"):
-        return ColabsshError("Colab refused the SSH key that colab sent (HTTP 400)",
-                             f"check it with `ssh-keygen -y -f KEY`; `{retry}` passes colabssh's own ed25519 key",
-                             BAD_INPUT)
-    if _has(text, "HTTP 401"):
-        return ColabsshError(f"Colab no longer accepts the token of colab session '{s}' (HTTP 401)",
-                             f"the session may have expired: see `colab sessions`; `colab stop -s {s}` and `{retry}` "
-                             "start a new runtime", UNREACHABLE)
-    if _has(text, "HTTP 403"):
-        return ColabsshError(f"Colab refused SSH to colab session '{s}' (HTTP 403)",
-                             "check the account (`colab usage`): SSH on Colab needs a paid plan or compute units",
-                             UNREACHABLE)
-    if _has(text, "HTTP 502"):
-        return ColabsshError(f"the runtime of colab session '{s}' is up, but its sshd does not answer (HTTP 502)",
-                             f"see `colab status -s {s}`; if it stays so, `colab stop -s {s}` and `{retry}` start a "
-                             "new runtime", UNREACHABLE)
-    if _has(text, "no SSH public key found", "file not found.", "failed to derive public key"):
-        return ColabsshError("colab could not read the SSH key colabssh gave it",
-                             f"`{retry}` makes colabssh's key again and passes it with -i", BAD_INPUT)
-    if _has(text, "WebSocket connection failed", "WebSocket upgrade failed"):
-        return ColabsshError("colab could not reach Colab (its WebSocket connection failed)",
-                             "check this machine's network, then try again", UNREACHABLE)
-    if re.search(r"session '[^']*' not found", text):
-        return ColabsshError(f"colab knows no session '{s}'", "see `colab sessions`", UNREACHABLE)
-    if _LOGIN_PROMPT.search(text):
-        return ColabsshError("colab wants you to log in to Google first",
-                             "run `colab sessions` once in a terminal (it asks for the login), then connect again",
-                             UNREACHABLE)
-    return None
-
-
-def _colab_gone(text: str) -> bool:
-    """The shell that runs the ProxyCommand could not run colab (dash: "exec: /x/colab: not found")."""
-    return bool(re.search(r"/colab: (not found|No such file or directory|Permission denied)", text))
-
-
-def last_colab_output(paths: Paths, alias: str, limit: int = 8192) -> str:
-    """What colab wrote to stderr in the alias's latest connection attempt (its log's tail; '' if none)."""
-    try:
-        with open(log_path(paths, alias), "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(handle.tell() - limit, 0))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def drop_log(paths: Paths, alias: str) -> bool:
-    """Remove the alias's colab log (forget); True when there was one."""
-    try:
-        log_path(paths, alias).unlink()
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def explain_ssh_stderr(alias: str, stderr: str, paths: Optional[Paths] = None) -> Optional[ColabsshError]:
-    """ssh's failure (exit 255) for a colab-cli session, or one whose stderr has colab's lines; else None.
-
-    Read with colab's own stderr from the alias's log (OpenSSH discards it under ControlPersist)."""
-    paths = paths or Paths.from_env()
-    try:
-        session = load_sessions(paths).get(alias)
-    except ColabsshError:
-        session = None
-    road = session is not None and session.tunnel == ROAD
-    text = stderr + ("\n" + last_colab_output(paths, alias) if road or log_path(paths, alias).exists() else "")
-    road = road or "[colab] " in text
-    if not road:
-        return None
-    name = str(session.extra.get("session", alias)) if session is not None and session.tunnel == ROAD else alias
-    retry = f"colabssh connect --via colab-cli --session {name} --name {alias}"
-    known = explain_colab_stderr(text, name)
-    if known is not None:
-        known.message = f"{alias}: {known.message}"
-        return known
-    if _colab_gone(text):
-        return ColabsshError(f"{alias}: the `colab` CLI that this session's ProxyCommand runs is gone",
-                             "install it again (`pip install google-colab-cli`: Python 3.12 or newer, Linux or "
-                             f"macOS), then `{retry}` writes its new path", MISSING_TOOL)
-    if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
-        return ColabsshError(f"{alias}: the runtime behind colab session '{name}' shows another host key than the "
-                             "one pinned (a new runtime?)",
-                             f"if you made a new runtime (colab new/stop, or it expired), pin its key with `{retry}`; "
-                             "if not, do not connect", UNREACHABLE)
-    if "Permission denied" in text:
-        return ColabsshError(f"{alias}: the runtime behind colab session '{name}' refused colabssh's key",
-                             f"colab hands the runtime the key given with -i: `{retry}` writes the ProxyCommand with "
-                             "colabssh's key again", UNREACHABLE)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    last = lines[-1] if lines else "ssh failed"
-    return ColabsshError(f"{alias}: the runtime did not answer through `colab ssh` ({last})",
-                         f"`colab status -s {name}` says whether it still runs; then `{retry}`", UNREACHABLE)
+# ---- a busy runtime ---------------------------------------------------------------------------------------
 
 
 def is_busy(error: ColabsshError) -> bool:
@@ -315,14 +164,8 @@ def _end(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
     """Wait for colab to end (the runtime allows one connection: nothing else may connect before), then stop it."""
     try:
         process.wait(timeout=grace)
-        return
     except subprocess.TimeoutExpired:
-        process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        stop_child(process, 5.0)
 
 
 def first_contact(argv: list[str], hostname: str, key_path: Path, session: str, report: Report,
@@ -355,7 +198,7 @@ def first_contact(argv: list[str], hostname: str, key_path: Path, session: str, 
         for raw in process.stderr:
             line = raw.decode("utf-8", errors="replace").rstrip()
             lines.append(line)
-            if _LOGIN_PROMPT.search(line):
+            if LOGIN_PROMPT.search(line):
                 process.terminate()  # its stdin is the ssh stream: it cannot ask anything here
             elif line and explain_colab_stderr(line, session) is None:
                 report(f"  colab: {line.removeprefix('[colab] ')}")
@@ -482,31 +325,15 @@ def connect_via_colab_cli(options: ColabCliOptions, paths: Optional[Paths] = Non
         result.fingerprint = fingerprint(pin)
         if old_pin is not None and old_pin != pin:
             result.replaced_fingerprint = fingerprint(old_pin)
-    applied: list[Plan] = []
 
-    def make_plan() -> Plan:
-        fresh = planned(lambda: plan_connect(paths, entry, pin))
-        applied.append(fresh)
-        return fresh
+    def check_with_openssh() -> None:
+        report(f"logging in with OpenSSH: ssh {alias} true (it keeps the shared connection open)")
+        retry_when_busy(lambda: confirm_with_openssh(paths, alias))
 
-    result.written = list(apply_with_retry(paths, make_plan) or [])
+    result.written = apply_and_verify(paths, entry, pin, check_with_openssh if options.check else None,
+                                      before_undo=lambda: close_shared_connection(paths, alias))
     result.changed = bool(result.written)
-    try:
-        verify_effective(paths, entry)
-        if options.check:
-            report(f"logging in with OpenSSH: ssh {alias} true (it keeps the shared connection open)")
-            retry_when_busy(lambda: confirm_with_openssh(paths, alias))
-            result.login_checked = True
-    except ColabsshError as exc:
-        if applied and result.written:
-            close_shared_connection(paths, alias)
-            try:
-                undo(paths, applied[-1])
-                note = "colabssh put its files back as they were"
-            except ColabsshError as undo_error:
-                note = f"colabssh could not put its files back: {undo_error.message}"
-            exc.hint = f"{exc.hint}; {note}" if exc.hint else note
-        raise
+    result.login_checked = options.check
     if record_session(paths, session_record(alias, session, gpu, colab)):
         result.written.append(paths.sessions)
     if options.open_editor:

@@ -18,7 +18,6 @@ alias first closes the shared connection to the old runtime (``ssh -O exit``).
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -28,19 +27,30 @@ from typing import Optional
 
 from colab_bootstrap import conncode
 
+from .colab_cli_errors import drop_log, log_path
 from .editor import EDITORS, EditorOutcome, open_editor
 from .errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE, ColabsshError
 from .keys import ensure_client_key
 from .paths import Paths
 from .preflight import Endpoint, check_login, presented_host_key
-from .remote import close_shared_connection, explain_ssh_failure, shares_connections, ssh_binary, ssh_config_file
+from .remote import close_shared_connection, explain_ssh_failure, shares_connections, ssh_base, ssh_config_file
 from .sessions import DEFAULT_ALIAS, Session, drop_session, load_sessions, record_session, utc_now, validate_alias
-from .sshconfig import HostEntry, Plan, apply, apply_with_retry, control_dir_for, plan_connect, plan_forget
-from .sshconfig_text import content, host_block, pins_name, split_lines
+from .sshconfig import (
+    HostEntry,
+    Plan,
+    apply,
+    apply_with_retry,
+    control_dir_for,
+    host_key_alias,
+    pinned_key,
+    plan_connect,
+    plan_forget,
+    proxy_path_is_safe,
+)
+from .sshconfig_text import host_block, split_lines
 
 Report = Callable[[str], None]
 CHECK_TIMEOUT = 60.0
-_SAFE_PROXY_PATH = re.compile(r"[A-Za-z0-9 /._+\-:\\()~@,=]+")
 _STRICT = {"yes": "true", "no": "false", "ask": "ask", "accept-new": "accept-new"}
 
 
@@ -126,8 +136,11 @@ def target_from_colab_ssh(options: ConnectOptions) -> Target:
     if not options.password:
         raise _bad("--host and --cloudflared-host are for runtimes started by colab-ssh, which log in with a "
                    "password", "add --password (ssh or VS Code asks for it; colabssh never stores it)")
-    if options.user != "root" and not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", options.user or ""):
-        raise _bad(f"the user {options.user!r} is not a valid user name", "colab-ssh logs in as root")
+    if options.user != "root":
+        try:
+            conncode.validate_user(options.user or "")
+        except conncode.CodeError:
+            raise _bad(f"the user {options.user!r} is not a valid user name", "colab-ssh logs in as root") from None
     try:
         if options.cloudflared_host is not None:
             if options.host is not None or options.port is not None:
@@ -169,7 +182,7 @@ def cloudflared_path() -> str:
                             "install it (https://developers.cloudflare.com/cloudflare-one/connections/"
                             "connect-networks/downloads/), then run the same connect again", MISSING_TOOL)
     path = str(Path(found).absolute())
-    if not _SAFE_PROXY_PATH.fullmatch(path):
+    if not proxy_path_is_safe(path):
         raise ColabsshError(f"cloudflared's path {path!r} has characters a ProxyCommand cannot carry safely",
                             "install cloudflared in a folder with a plain name (no $ ` \" % or control "
                             "characters)", MISSING_TOOL)
@@ -187,10 +200,6 @@ def proxy_argv(cloudflared: str, host: str) -> list[str]:
 
 
 # ---- step 3-5: the Host entry and the files -----------------------------------------------------------------
-
-
-def host_key_alias(alias: str) -> str:
-    return f"colabssh-{alias}"
 
 
 def host_entry(paths: Paths, alias: str, target: Target, cloudflared: Optional[str]) -> HostEntry:
@@ -214,16 +223,7 @@ def kept_first_contact_pin(paths: Paths, alias: str, target: Target) -> Optional
     if old is None or old.hostkey or (old.host, old.port, old.tunnel, old.user) != (
             target.host, target.port, target.tunnel, target.user):
         return None
-    try:
-        lines = split_lines(paths.known_hosts.read_bytes())
-    except OSError:
-        return None
-    for line in lines:
-        if pins_name(line, host_key_alias(alias)):
-            fields = content(line).decode("latin-1").split()
-            if len(fields) >= 3:
-                return f"{fields[1]} {fields[2]}"
-    return None
+    return pinned_key(paths, alias)
 
 
 def planned(make: Callable[[], Plan]) -> Plan:
@@ -248,7 +248,7 @@ def undo(paths: Paths, plan: Plan) -> None:
 def effective_options(paths: Paths, alias: str) -> dict[str, list[str]]:
     """``ssh -G -F <user config> ALIAS``: every option ssh would use, as lists of values."""
     try:
-        result = subprocess.run([ssh_binary(), "-G", "-F", str(ssh_config_file(paths)), alias],
+        result = subprocess.run([*ssh_base(paths), "-G", alias],
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                                 timeout=CHECK_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -308,7 +308,7 @@ def verify_effective(paths: Paths, entry: HostEntry) -> None:
 
 def confirm_with_openssh(paths: Paths, alias: str) -> None:
     """``ssh -F <user config> -o BatchMode=yes ALIAS true``: what works here works for VS Code."""
-    argv = [ssh_binary(), "-F", str(ssh_config_file(paths)), "-o", "BatchMode=yes", "-T", alias, "true"]
+    argv = [*ssh_base(paths), "-o", "BatchMode=yes", "-T", alias, "true"]
     try:
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                                 timeout=CHECK_TIMEOUT)
@@ -322,6 +322,39 @@ def confirm_with_openssh(paths: Paths, alias: str) -> None:
                             + (f" [{detail}]" if detail and detail not in error.message else ""),
                             error.hint or "look for a setting in ~/.ssh/config that applies to every host",
                             UNREACHABLE)
+
+
+# ---- steps 3-6 together -----------------------------------------------------------------------------------------
+
+
+def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_check: Optional[Callable[[], None]],
+                     before_undo: Callable[[], object] = lambda: None) -> list[Path]:
+    """Write ENTRY (and PIN) under the lock, then check what OpenSSH makes of it (``ssh -G``) and run LOGIN_CHECK
+    (None: no login). If a check fails, BEFORE_UNDO runs, the files go back to the bytes they had, and the
+    error says so. Returns the paths written (none when the files were already so)."""
+    applied: list[Plan] = []
+
+    def make_plan() -> Plan:
+        fresh = planned(lambda: plan_connect(paths, entry, pin))
+        applied.append(fresh)
+        return fresh
+
+    written = list(apply_with_retry(paths, make_plan) or [])
+    try:
+        verify_effective(paths, entry)
+        if login_check is not None:
+            login_check()
+    except ColabsshError as exc:
+        if applied and written:
+            before_undo()
+            try:
+                undo(paths, applied[-1])
+                note = "colabssh put its files back as they were"
+            except ColabsshError as undo_error:
+                note = f"colabssh could not put its files back: {undo_error.message}"
+            exc.hint = f"{exc.hint}; {note}" if exc.hint else note
+        raise
+    return written
 
 
 # ---- the whole flow -----------------------------------------------------------------------------------------
@@ -358,30 +391,15 @@ def connect(options: ConnectOptions, paths: Optional[Paths] = None, report: Repo
         result.closed_old_connection = close_shared_connection(paths, alias)
         if result.closed_old_connection:
             report(f"closed the shared connection of '{alias}' to its earlier runtime")
-    applied: list[Plan] = []
 
-    def make_plan() -> Plan:
-        fresh = planned(lambda: plan_connect(paths, entry, pin))
-        applied.append(fresh)
-        return fresh
+    def login_with_openssh() -> None:
+        report(f"logging in with OpenSSH: ssh {alias} true")
+        confirm_with_openssh(paths, alias)
 
-    result.written = list(apply_with_retry(paths, make_plan) or [])
+    logs_in = options.check and target.auth == "key"  # a password session's ssh would ask for the password
+    result.written = apply_and_verify(paths, entry, pin, login_with_openssh if logs_in else None)
     result.changed = bool(result.written)
-    try:
-        verify_effective(paths, entry)
-        if options.check and target.auth == "key":
-            report(f"logging in with OpenSSH: ssh {alias} true")
-            confirm_with_openssh(paths, alias)
-            result.login_checked = True
-    except ColabsshError as exc:
-        if applied and result.written:
-            try:
-                undo(paths, applied[-1])
-                note = "colabssh put its files back as they were"
-            except ColabsshError as undo_error:
-                note = f"colabssh could not put its files back: {undo_error.message}"
-            exc.hint = f"{exc.hint}; {note}" if exc.hint else note
-        raise
+    result.login_checked = logs_in
 
     session = Session(alias=alias, host=target.host, port=target.port, user=target.user, tunnel=target.tunnel,
                       hostkey=target.hostkey, content=target.content, drive=target.drive, python=target.python,
@@ -420,8 +438,6 @@ def forget(alias: str, paths: Optional[Paths] = None, report: Report = lambda li
         written += list(apply_with_retry(paths, lambda: plan_forget(paths, alias)) or [])
     if drop_session(paths, alias) is not None:
         written.append(paths.sessions)
-    from .colab_cli import drop_log, log_path  # `--via colab-cli` sessions keep colab's stderr in a log
-
     if drop_log(paths, alias):
         written.append(log_path(paths, alias))
     return written

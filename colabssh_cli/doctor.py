@@ -296,7 +296,7 @@ def install_hint(tool: str) -> str:
     if tool == "cloudflared":
         return f"install cloudflared ({CLOUDFLARED_URL}), then run `colabssh connect CODE` again"
     if tool == "colab":
-        from .colab_cli import INSTALL_HINT
+        from .colab_cli_errors import INSTALL_HINT
 
         return INSTALL_HINT
     return f"install {tool}, then connect again"

@@ -29,18 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from colab_bootstrap.processes import stop_child
+
 from .errors import BAD_INPUT, UNREACHABLE, ColabsshError
-from .remote import (
-    Remote,
-    explain_ssh_failure,
-    shared_connection_alive,
-    shares_connections,
-    ssh_binary,
-    ssh_config_file,
-)
+from .remote import Remote, control_command, explain_ssh_failure, shared_connection_alive, shares_connections
 
 Report = Callable[[str], None]
 READY_TIMEOUT = 90.0  # the session's ConnectTimeout is 20 s; cloudflared may take longer to start
+OPEN_TIMEOUT = READY_TIMEOUT * 4  # a --shared forward's first connection (colab may create the runtime first)
+CONTROL_TIMEOUT = 30.0  # an `ssh -O forward|cancel` answer from the shared connection
 READY_LINE = "Entering interactive session"
 CHECK_EVERY = 5.0  # seconds between looks at the shared connection while a shared forward runs
 _SPEC = re.compile(r"([0-9]{1,5})(?::([0-9]{1,5}))?")
@@ -192,15 +189,8 @@ class Forward:
         return self.process.wait()
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if self.process is not None:
+            stop_child(self.process, 10.0)
 
     def ended_error(self) -> ColabsshError:
         """ssh ended while forwarding: the runtime went away (or ssh was killed)."""
@@ -257,9 +247,12 @@ class SharedForward:
         if not shared_connection_alive(paths, alias):
             self.report(f"{alias}: opening the shared connection")
             argv = self.remote.ssh_argv("true")
-            # its own session: the master it leaves behind must not get the terminal's Ctrl-C
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                                  start_new_session=True, timeout=READY_TIMEOUT * 4)
+            try:  # its own session: the master it leaves behind must not get the terminal's Ctrl-C
+                done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      errors="replace", start_new_session=True, timeout=OPEN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise ColabsshError(f"{alias}: no shared connection to the runtime after {OPEN_TIMEOUT:.0f} s",
+                                    "the tunnel may be down: `colabssh doctor` checks it", UNREACHABLE) from None
             if done.returncode != 0:
                 raise explain_ssh_failure(alias, done.returncode, done.stderr)
         done = self._control("forward")
@@ -285,7 +278,7 @@ class SharedForward:
             self.added = False
             try:
                 self._control("cancel")
-            except (OSError, subprocess.TimeoutExpired):
+            except OSError:
                 pass
 
     def ended_error(self) -> ColabsshError:
@@ -294,11 +287,9 @@ class SharedForward:
                              "forward again", UNREACHABLE)
 
     def _control(self, command: str) -> subprocess.CompletedProcess[str]:
-        """``ssh -O forward|cancel -L SPEC ALIAS`` against the shared connection."""
-        argv = [ssh_binary(), "-F", str(ssh_config_file(self.remote.paths)), "-O", command,
-                "-L", forward_spec(self.local_port, self.remote_port), self.remote.alias]
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                              timeout=30)
+        """``ssh -O forward|cancel -L SPEC ALIAS`` against the shared connection (no answer: exit 255)."""
+        return control_command(self.remote.paths, self.remote.alias, command,
+                               ["-L", forward_spec(self.local_port, self.remote_port)], timeout=CONTROL_TIMEOUT)
 
 
 def run_forward(remote: Remote, spec: ForwardSpec, on_ready: Callable[[str], None], report: Report,

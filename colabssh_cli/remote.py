@@ -13,6 +13,7 @@ sshuttle does. Files go up through stdin (`write_file`) or scp (`upload`).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -22,11 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Optional
 
-from .errors import FAILURE, MISSING_TOOL, UNREACHABLE, ColabsshError
+from colab_bootstrap.processes import stop_child
+
+from .colab_cli_errors import explain_ssh_stderr
+from .errors import BAD_INPUT, FAILURE, MISSING_TOOL, UNREACHABLE, ColabsshError
 from .paths import Paths
 from .sessions import Session, resolve
 
 LineSink = Callable[[str], None]
+CONTROL_TIMEOUT = 15.0  # seconds for an `ssh -O` answer from a shared connection
+_CONFIG_MISSING = re.compile(r"Can't open user config file (.+?): (.+)")
 
 
 @dataclass(frozen=True)
@@ -62,11 +68,26 @@ def ssh_config_file(paths: Paths) -> Path:
     return paths.user_config
 
 
-def control_command(paths: Paths, alias: str, command: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
-    """``ssh -O COMMAND ALIAS`` (check, exit) against the alias's shared connection."""
-    return subprocess.run([ssh_binary(), "-F", str(ssh_config_file(paths)), "-O", command, alias],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                          timeout=timeout)
+def ssh_base(paths: Paths, program: Optional[str] = None) -> list[str]:
+    """Every OpenSSH call starts so: the program (ssh unless given, e.g. scp) and ``-F`` with the user's config."""
+    return [program or ssh_binary(), "-F", str(ssh_config_file(paths))]
+
+
+def control_command(paths: Paths, alias: str, command: str, extra: Sequence[str] = (),
+                    timeout: Optional[float] = None) -> subprocess.CompletedProcess[str]:
+    """``ssh -O COMMAND [EXTRA] ALIAS`` (check, exit, forward, cancel) against the alias's shared connection.
+
+    A master that does not answer within TIMEOUT (default CONTROL_TIMEOUT) comes back as ssh's own failure
+    (exit 255), never as an exception.
+    """
+    timeout = CONTROL_TIMEOUT if timeout is None else timeout
+    argv = [*ssh_base(paths), "-O", command, *extra, alias]
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 255, "", f"ssh -O {command}: the shared connection did not answer "
+                                                          f"within {timeout:.0f} s\n")
 
 
 def shared_connection_alive(paths: Paths, alias: str) -> bool:
@@ -74,7 +95,7 @@ def shared_connection_alive(paths: Paths, alias: str) -> bool:
         return False
     try:
         return control_command(paths, alias, "check").returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return False
 
 
@@ -84,7 +105,7 @@ def close_shared_connection(paths: Paths, alias: str) -> bool:
         return False
     try:
         return control_command(paths, alias, "exit").returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return False
 
 
@@ -93,9 +114,14 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
     text = stderr.strip()
     last = text.splitlines()[-1] if text else ""
     if returncode == 255:
-        from .colab_cli import explain_ssh_stderr  # sessions through Google's `colab ssh --proxy-mode`
-
-        colab_road = explain_ssh_stderr(alias, text)
+        missing_config = _CONFIG_MISSING.search(text)
+        if missing_config:
+            return ColabsshError(f"{alias}: ssh cannot open its config file {missing_config.group(1)} "
+                                 f"({missing_config.group(2)})",
+                                 f"it holds the Include that makes '{alias}' work: run `colabssh connect` again "
+                                 "with the code the cell printed (`colabssh doctor` shows what else is missing)",
+                                 BAD_INPUT)
+        colab_road = explain_ssh_stderr(alias, text)  # sessions through Google's `colab ssh --proxy-mode`
         if colab_road is not None:
             return colab_road
         if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
@@ -135,11 +161,13 @@ class Remote:
     def alias(self) -> str:
         return self.session.alias
 
+    def _batch_mode(self) -> list[str]:
+        """Key sessions never prompt (a password session's ssh asks for the password)."""
+        return ["-o", "BatchMode=yes"] if self.session.auth == "key" else []
+
     def ssh_argv(self, remote_command: Optional[str] = None, *, tty: bool = False,
                  options: Sequence[str] = ()) -> list[str]:
-        argv = [ssh_binary(), "-F", str(ssh_config_file(self.paths))]
-        if self.session.auth == "key":
-            argv += ["-o", "BatchMode=yes"]
+        argv = ssh_base(self.paths) + self._batch_mode()
         argv += ["-t" if tty else "-T", *options, self.alias]
         if remote_command is not None:
             argv += ["--", remote_command]
@@ -168,15 +196,22 @@ class Remote:
         process = subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE if input is not None
                                    else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         stderr_tail: list[str] = []
+        sink_errors: list[BaseException] = []
 
         def pump(pipe: IO[bytes], sink: Optional[LineSink], keep: Optional[list[str]]) -> None:
+            """Hand each line to SINK; a sink that fails is dropped, but the pipe is read to its end, or
+            ssh would block on a full pipe and never end. The failure is raised once ssh has ended."""
             for raw in pipe:
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 if keep is not None:
                     keep.append(line)
                     del keep[:-50]
                 if sink is not None:
-                    sink(line)
+                    try:
+                        sink(line)
+                    except BaseException as exc:  # noqa: BLE001 - kept for the caller's thread
+                        sink_errors.append(exc)
+                        sink = None
 
         assert process.stdout is not None and process.stderr is not None
         threads = [threading.Thread(target=pump, args=(process.stdout, on_stdout, None), daemon=True),
@@ -193,11 +228,12 @@ class Remote:
         try:
             returncode = process.wait()
         except KeyboardInterrupt:
-            process.terminate()
-            process.wait()
+            stop_child(process)
             raise
         for thread in threads:
             thread.join()
+        if sink_errors:
+            raise sink_errors[0]
         if check and returncode in (255, 127):
             raise explain_ssh_failure(self.alias, returncode, "\n".join(stderr_tail))
         return returncode
@@ -222,10 +258,8 @@ class Remote:
 
     def upload(self, local: Path, remote_path: str) -> None:
         """Copy a local file to the runtime with scp (OpenSSH, same config, same shared connection)."""
-        argv = [scp_binary(), "-F", str(ssh_config_file(self.paths)), "-q", "-p"]
-        if self.session.auth == "key":
-            argv += ["-o", "BatchMode=yes"]
-        argv += ["--", str(local), f"{self.alias}:{remote_path}"]
+        argv = ssh_base(self.paths, scp_binary()) + ["-q", "-p", *self._batch_mode(),
+                                                      "--", str(local), f"{self.alias}:{remote_path}"]
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
         if result.returncode != 0:
             stderr = result.stderr.decode(errors="replace")
@@ -236,7 +270,7 @@ class Remote:
 
     def interactive(self, command: Sequence[str] = ()) -> int:
         """Run OpenSSH with the alias on this terminal (a shell, or COMMAND); return ssh's exit code."""
-        argv = [ssh_binary(), "-F", str(ssh_config_file(self.paths)), self.alias]
+        argv = [*ssh_base(self.paths), self.alias]
         if command:
             argv += ["--", *command]
         return subprocess.run(argv).returncode

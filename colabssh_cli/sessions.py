@@ -8,25 +8,23 @@ the content root, the Drive folder and the runtime's python are.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Optional
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
+from .sshconfig_files import atomic_write, make_private_dir, remove_file
 
 DEFAULT_ALIAS = "colab"
-_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # an alias, and a colab session name
 
 
 def validate_alias(alias: str) -> str:
     """An alias is a plain ssh Host name: letters, digits, '.', '_', '-' (no patterns, no spaces)."""
-    if not _ALIAS.fullmatch(alias or ""):
+    if not NAME_PATTERN.fullmatch(alias or ""):
         raise ColabsshError(f"the alias {alias!r} is not allowed",
                             "use letters, digits, '.', '_' and '-', starting with a letter or digit", BAD_INPUT)
     return alias
@@ -88,20 +86,11 @@ def load_sessions(paths: Paths) -> dict[str, Session]:
 
 
 def save_sessions(paths: Paths, sessions: dict[str, Session]) -> None:
-    """Atomic write (temp file in the same folder, fsync, rename), mode 0600."""
-    paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Atomic write (temp file in the same folder, fsync, rename), mode 0600; a failure is a ColabsshError."""
+    make_private_dir(paths.root, parents=True)
     body = json.dumps({"version": 1, "sessions": {a: asdict(s) for a, s in sorted(sessions.items())}},
                       indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=paths.root, prefix=".sessions.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, paths.sessions)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(paths.sessions, body.encode("utf-8"), 0o600)
 
 
 def update_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) -> bool:
@@ -117,7 +106,7 @@ def update_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) 
         if sessions:
             save_sessions(paths, sessions)
         else:
-            paths.sessions.unlink(missing_ok=True)
+            remove_file(paths.sessions)
         return True
 
 

@@ -68,7 +68,7 @@ from .sshconfig_files import (
 __all__ = [
     "BEGIN_MARKER", "END_MARKER", "CREATED_NOTE", "HostEntry", "render_host_entry", "control_dir_for",
     "ensure_control_dir", "Plan", "find_alias_collision", "plan_connect", "plan_forget", "apply",
-    "apply_with_retry", "locked", "PlanOutdated",
+    "apply_with_retry", "locked", "PlanOutdated", "host_key_alias", "pinned_key", "proxy_path_is_safe",
 ]
 
 BEGIN_MARKER = "# >>> colabssh managed block (do not edit; `colabssh forget` removes it) >>>"
@@ -86,6 +86,7 @@ _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\$?")
 _HOST_KEY = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
 _PLAIN = re.compile(r"[A-Za-z0-9_./:@+,~%-]+")
 _STRICT = ("yes", "ask", "accept-new")
+_PROXY_PATH = re.compile(r"[A-Za-z0-9 /._+\-:()~@,=]+")  # no quotes, $, `, %, \ or control characters
 
 
 # ------------------------------------------------------------------------------------- entries
@@ -137,6 +138,12 @@ def _path_text(what: str, path: Path) -> str:
 def _token_path(what: str, path: Path, suffix: str = "") -> str:
     """A path for an option that expands %-tokens: a literal '%' is written '%%'."""
     return _quoted(_path_text(what, path).replace("%", "%%") + suffix)
+
+
+def proxy_path_is_safe(path: str) -> bool:
+    """Whether PATH may stand in double quotes in a ProxyCommand (ssh runs it with /bin/sh): nothing that the
+    shell or ssh's %-tokens would read. A backslash only on Windows, where it separates folders."""
+    return bool(_PROXY_PATH.fullmatch(path.replace("\\", "/") if os.name == "nt" else path))
 
 
 def control_path_fits(control_dir: Path) -> bool:
@@ -221,8 +228,7 @@ def ensure_control_dir(folder: Path) -> None:
     """Create the connection sharing folder (0700) if missing: ssh fails when it is not there."""
     if hasattr(os, "geteuid"):
         _check_private_dir(folder)
-    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    make_private_dir(folder)
+    make_private_dir(folder, parents=True)
     if hasattr(os, "geteuid"):
         _check_private_dir(folder)
         if os.stat(folder).st_mode & 0o077:
@@ -480,6 +486,26 @@ def plan_forget(paths: Paths, alias: str) -> Plan:
                  paths.user_config: (user_old, user_new)}, (), paths.home)
 
 
+def host_key_alias(alias: str) -> str:
+    """The stable HostKeyAlias of a session: its pin survives a new host name or port."""
+    return f"colabssh-{alias}"
+
+
+def pinned_key(paths: Paths, alias: str) -> str | None:
+    """The host key pinned for ALIAS in colabssh's known_hosts ("TYPE BASE64"); None when none is (or the
+    file cannot be read)."""
+    try:
+        lines = text.split_lines(paths.known_hosts.read_bytes())
+    except OSError:
+        return None
+    for line in lines:
+        if text.pins_name(line, host_key_alias(alias)):
+            fields = text.content(line).decode("latin-1").split()
+            if len(fields) >= 3:
+                return f"{fields[1]} {fields[2]}"
+    return None
+
+
 def _pinned_alias(own: bytes, alias: str) -> str:
     """The HostKeyAlias the alias's block names (``colabssh-ALIAS`` when there is no block)."""
     lines = text.split_lines(own)
@@ -491,7 +517,7 @@ def _pinned_alias(own: bytes, alias: str) -> str:
                 args = text.split_args(parsed[1])
                 if args:
                     return args[0]
-    return f"colabssh-{alias}"
+    return host_key_alias(alias)
 
 
 # ---------------------------------------------------------------------------------------- apply

@@ -168,8 +168,11 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def make_private_dir(path: Path) -> None:
-    """Create PATH (0700, whatever the umask); an existing folder keeps its mode."""
+def make_private_dir(path: Path, *, parents: bool = False) -> None:
+    """Create PATH (0700, whatever the umask); an existing folder keeps its mode (the user's ~/.ssh is
+    theirs to set). With PARENTS, missing folders above it are made the same way."""
+    if parents and path.parent != path and not os.path.isdir(path.parent):
+        make_private_dir(path.parent, parents=True)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -182,8 +185,40 @@ def make_private_dir(path: Path) -> None:
     fsync_dir(path.parent)
 
 
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write DATA to PATH whole or not at all: a temp file beside it (MODE from the start), fsync, rename,
+    fsync the folder. A failure leaves PATH as it was and no temp file behind; an OSError becomes a
+    ColabsshError. PATH itself is replaced (a symlink there is replaced by the file)."""
+    folder = path.parent
+    try:
+        tmp = _write_temp(folder, path.name, data, mode, None)
+    except OSError as exc:
+        raise _io_error("write", path, exc) from None
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise _io_error("write", path, exc) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(folder)
+
+
+def remove_file(path: Path) -> bool:
+    """Remove PATH if it is there (True when it was); any other failure is a ColabsshError."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _io_error("remove", path, exc) from None
+    fsync_dir(path.parent)
+    return True
+
+
 def _write_temp(folder: Path, name: str, data: bytes, mode: int, gid: int | None) -> str:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}{TEMP_MARK}")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}{TEMP_MARK}")  # 0600 from the start
     try:
         view = memoryview(data)
         while view:

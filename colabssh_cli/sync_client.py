@@ -1,13 +1,16 @@
 """The laptop side of `colabssh sync`, `restore`, `pull` and `push` (no typer, no rich: commands/sync.py renders).
 
 ``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command
-ships ``colab_bootstrap/sync_runner.py`` as source (stdin) and runs it with the runtime's python. That one
+ships ``colab_bootstrap/sync_protocol.py`` and ``sync_runner.py`` as source (stdin) and runs the runner with the
+runtime's python. This side imports only the portable ``sync_protocol`` (the runner needs POSIX: fcntl, fork). That one
 command takes the lock, checks, starts rsync detached and follows its log; each line it prints is a JSON event
 (progress, items, warnings, then the result), handed here to ``on_event`` as it arrives. A Ctrl-C stops the run
 on the runtime too (a dropped link does not: ``attach`` follows a run again).
 
 ``pull`` and ``push`` copy between the laptop and the runtime with the laptop's rsync over the same pinned
 OpenSSH connection (``rsync -e "ssh -F <config>"``), or with scp where there is no rsync (Windows).
+
+``run_every`` is ``sync --every``: a run now and then on a period, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import colab_bootstrap
-from colab_bootstrap import sync_runner
+from colab_bootstrap import sync_protocol
 
 from .errors import BAD_INPUT, FAILURE, MISSING_TOOL, ColabsshError
 from .remote import Remote, explain_ssh_failure
@@ -34,7 +38,7 @@ from .remote import Remote, explain_ssh_failure
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
 
-DEFAULT_FOLDER = sync_runner.DEFAULT_FOLDER
+DEFAULT_FOLDER = sync_protocol.DEFAULT_FOLDER
 
 # The runner's refusals (kind) as laptop exit codes; rsync's own non-zero codes pass through unchanged.
 _KIND_EXIT_CODES = {"bad_input": BAD_INPUT, "no_backup": BAD_INPUT, "no_job": BAD_INPUT, "no_content": FAILURE,
@@ -63,7 +67,7 @@ class SyncOutcome:
     @property
     def exit_code(self) -> int:
         code = int(self.report.get("exit", FAILURE))
-        return FAILURE if code == sync_runner.EXIT_LOST else code
+        return FAILURE if code == sync_protocol.EXIT_LOST else code
 
     def as_json(self) -> dict[str, Any]:
         document = {k: v for k, v in self.report.items() if k != "event"}
@@ -73,13 +77,16 @@ class SyncOutcome:
         return document
 
 
-def runner_source() -> str:
-    return resources.files(colab_bootstrap).joinpath("sync_runner.py").read_text(encoding="utf-8")
+def runner_payload() -> bytes:
+    """What the remote command reads on stdin (sync_protocol.BOOT): the protocol's source, then the runner's."""
+    package = resources.files(colab_bootstrap)
+    return sync_protocol.pack(package.joinpath("sync_protocol.py").read_text(encoding="utf-8"),
+                              package.joinpath("sync_runner.py").read_text(encoding="utf-8"))
 
 
 def runner_command(remote: Remote, args: Sequence[str]) -> str:
     """The one remote shell command: the runtime's python reads the runner's source from stdin, then runs it."""
-    return shlex.join([remote.session.python, "-S", "-c", sync_runner.BOOT, *args])  # -S: stdlib only, no site
+    return shlex.join([remote.session.python, "-S", "-c", sync_protocol.BOOT, *args])  # -S: stdlib only, no site
 
 
 def remote_relative(path: str, content: str, what: str = "PATH") -> str:
@@ -92,16 +99,16 @@ def remote_relative(path: str, content: str, what: str = "PATH") -> str:
                                 "give paths relative to the content root", BAD_INPUT)
         text = posixpath.relpath(text, root)
     try:
-        return sync_runner.clean_relative(text, what)
-    except sync_runner.SyncRefused as exc:
+        return sync_protocol.clean_relative(text, what)
+    except sync_protocol.SyncRefused as exc:
         raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
 
 
 def start_args(remote: Remote, options: SyncOptions) -> list[str]:
     session = remote.session
     try:
-        folder = sync_runner.clean_relative(options.folder, "the Drive folder")
-    except sync_runner.SyncRefused as exc:
+        folder = sync_protocol.clean_relative(options.folder, "the Drive folder")
+    except sync_protocol.SyncRefused as exc:
         raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
     if folder == ".":
         raise ColabsshError("the backup folder cannot be the Drive folder itself",
@@ -176,7 +183,7 @@ def _noop(event: Event) -> None:
 def cancel(remote: Remote) -> bool:
     """Stop the runtime's running sync cleanly; True when one was running."""
     try:
-        result = remote.run(runner_command(remote, ["cancel"]), input=runner_source().encode("utf-8"), timeout=30,
+        result = remote.run(runner_command(remote, ["cancel"]), input=runner_payload(), timeout=30,
                             check=False)
     except ColabsshError:
         return False
@@ -187,7 +194,7 @@ def run_sync(remote: Remote, options: SyncOptions, on_event: EventSink = _noop) 
     """One sync or restore on the runtime, followed to its end. A Ctrl-C stops it there too, then re-raises."""
     reader = _EventReader(on_event)
     try:
-        code = remote.stream(runner_command(remote, start_args(remote, options)), input=runner_source().encode(),
+        code = remote.stream(runner_command(remote, start_args(remote, options)), input=runner_payload(),
                              on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
     except KeyboardInterrupt:
         if reader.result is None and reader.error is None:
@@ -199,7 +206,7 @@ def run_sync(remote: Remote, options: SyncOptions, on_event: EventSink = _noop) 
 def attach(remote: Remote, on_event: EventSink = _noop) -> SyncOutcome:
     """Follow the runtime's running sync (or replay its latest) to the end; Ctrl-C only stops following."""
     reader = _EventReader(on_event)
-    code = remote.stream(runner_command(remote, ["attach"]), input=runner_source().encode(),
+    code = remote.stream(runner_command(remote, ["attach"]), input=runner_payload(),
                          on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
     return reader.outcome(remote.alias, code)
 
@@ -214,6 +221,37 @@ def check(outcome: SyncOutcome) -> None:
     if code:
         what = "restore" if report.get("mode") == "restore" else "sync"
         raise ColabsshError(f"the {what} ended with rsync exit code {code}", str(report.get("advice", "")), code)
+
+
+def run_every(every: float, run: Callable[[], SyncOutcome], show: Callable[[SyncOutcome], None],
+              on_failure: Callable[[ColabsshError], None], on_wait: Callable[[float], None],
+              wait: Callable[[float], None] = time.sleep) -> None:
+    """`sync --every`: RUN now and then every EVERY seconds until Ctrl-C; SHOW each outcome, then check it.
+
+    A failed run goes to ON_FAILURE and the loop goes on, except for bad input and a missing tool, which no later
+    run can fix: those are raised. Ctrl-C during a run is raised as it is (the run stopped it on the runtime too);
+    Ctrl-C while waiting ends the loop: it returns when the last run succeeded, and raises that run's failure
+    (and so its exit code) when it did not."""
+    last: Optional[ColabsshError] = None
+    while True:
+        try:
+            outcome = run()
+            show(outcome)
+            check(outcome)
+            last = None
+        except ColabsshError as exc:
+            if exc.exit_code in (BAD_INPUT, MISSING_TOOL):
+                raise
+            last = exc
+            on_failure(exc)
+        try:
+            on_wait(every)
+            wait(every)
+        except KeyboardInterrupt:
+            if last is None:
+                return
+            raise ColabsshError(f"stopped syncing; the last sync failed: {last.message}", last.hint,
+                                last.exit_code) from None
 
 
 # --------------------------------------------------------------------------------------------- pull / push
@@ -249,7 +287,7 @@ def _needs_rsync_installed(stderr: str) -> bool:
 
 
 def install_remote_rsync(remote: Remote) -> None:
-    result = remote.run(runner_command(remote, ["ensure-rsync"]), input=runner_source().encode(), timeout=600,
+    result = remote.run(runner_command(remote, ["ensure-rsync"]), input=runner_payload(), timeout=600,
                         check=True)
     if result.returncode != 0:
         raise ColabsshError("rsync is not installed on the runtime and could not be installed",
@@ -259,8 +297,6 @@ def install_remote_rsync(remote: Remote) -> None:
 def transfer(remote: Remote, direction: str, local: Path, runtime_path: str,
              on_event: EventSink = _noop) -> TransferOutcome:
     """Copy LOCAL to RUNTIME_PATH (push: into that folder) or RUNTIME_PATH into LOCAL (pull: a folder)."""
-    import time
-
     target = remote_path(runtime_path, remote.session.content)
     if direction == "push":
         if not local.exists():
@@ -269,7 +305,7 @@ def transfer(remote: Remote, direction: str, local: Path, runtime_path: str,
         if local.exists() and not local.is_dir():
             raise ColabsshError(f"{local} is not a folder", "pull into a folder (default: the current one)",
                                 BAD_INPUT)
-        local.mkdir(parents=True, exist_ok=True)
+        make_local_folder(local)
     started = time.monotonic()
     rsync = shutil.which("rsync")
     if rsync is None:
@@ -286,6 +322,19 @@ def transfer(remote: Remote, direction: str, local: Path, runtime_path: str,
     return outcome
 
 
+def make_local_folder(local: Path) -> None:
+    """LOCAL as a folder (made with its parents if missing); a file in the way is bad input, not a traceback."""
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (local, *local.parents) if p.exists() or p.is_symlink()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise ColabsshError(f"cannot pull into {local}: {blocker} is a file, not a folder",
+                                "pull into a folder (default: the current one)", BAD_INPUT) from None
+        raise ColabsshError(f"cannot create the folder {local}: {exc.strerror or exc}",
+                            "pull into a folder you can write to (default: the current one)", FAILURE) from None
+
+
 def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
            on_event: EventSink) -> Optional[TransferOutcome]:
     argv = [rsync, "-rlt", "--protect-args", "--itemize-changes", "--8-bit-output", "--info=progress2,stats2",
@@ -297,7 +346,7 @@ def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
     else:
         argv += ["--", f"{remote.alias}:{target}", f"{local}/"]
         source, destination = f"{remote.alias}:{target}", f"{local}/"
-    parser = sync_runner.LogParser(on_event)
+    parser = sync_protocol.LogParser(on_event)
     stderr: list[bytes] = []
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "LC_ALL": "C"})
@@ -327,7 +376,7 @@ def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
         if "No such file or directory" in text and direction == "pull":
             raise ColabsshError(f"{target} does not exist on the runtime", "check the path (relative paths start "
                                 f"at the content root, {remote.session.content})", BAD_INPUT)
-        raise ColabsshError(f"{direction} failed: {last}", sync_runner.advice_for(code),
+        raise ColabsshError(f"{direction} failed: {last}", sync_protocol.advice_for(code),
                             code if 0 < code < 64 else FAILURE)
     return TransferOutcome("rsync", source, destination, parser.stats.get("files_copied", 0),
                            parser.stats.get("bytes_copied", 0))

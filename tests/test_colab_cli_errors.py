@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from colabssh_cli import colab_cli
+from colabssh_cli import colab_cli, colab_cli_errors
 from colabssh_cli.app import main
 from colabssh_cli.errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE
 from colabssh_cli.paths import Paths
@@ -207,6 +207,6 @@ def test_a_colab_cli_gone_since_connect_is_exit_4(via_colab, capsys):  # noqa: F
     ("[colab] --identity /k: file not found.", "could not read the SSH key"),
 ])
 def test_other_versions_texts_are_recognised(text, has):
-    error = colab_cli.explain_colab_stderr(text, "x")
+    error = colab_cli_errors.explain_colab_stderr(text, "x")
     assert error is not None and has in error.message
-    assert colab_cli.explain_colab_stderr("kex_exchange_identification: Connection closed by remote host", "x") is None
+    assert colab_cli_errors.explain_colab_stderr("kex_exchange_identification: Connection closed by remote host", "x") is None

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from colab_bootstrap import conncode
+from colabssh_cli import forward as forward_core
 from colabssh_cli.app import main
 from colabssh_cli.errors import BAD_INPUT, UNREACHABLE, ColabsshError
 from colabssh_cli.forward import ForwardSpec, parse_spec
@@ -241,3 +243,22 @@ def test_a_colab_cli_session_forwards_over_its_one_connection(via_colab, http_se
     assert "429" not in forward.text("err")
     os.killpg(forward.process.pid, signal.SIGINT)
     assert forward.process.wait(timeout=30) == 0
+
+
+def test_a_shared_forward_to_a_runtime_that_never_answers_is_one_error(client_key, monkeypatch, capsys):
+    """The first connection of a --shared forward hangs (a tunnel that accepts and then says nothing): after its
+    time it is one line and UNREACHABLE, never subprocess.TimeoutExpired."""
+    with socket.socket() as silent:  # a TCP port that accepts and never sends an SSH banner
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        info = conncode.ConnectionInfo(host="127.0.0.1", port=silent.getsockname()[1], user="root",
+                                       hostkey=" ".join(client_key.split()[:2]), tunnel="local", content="/content",
+                                       drive="", python="/usr/bin/python3")
+        assert main(["connect", conncode.encode(info), "--no-check", "--no-open"]) == 0
+        capsys.readouterr()
+        monkeypatch.setattr(forward_core, "OPEN_TIMEOUT", 1.0)
+        assert main(["forward", f"6006:{free_port()}", "--shared"]) == UNREACHABLE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-2:] == ["colabssh: error: colab: no shared connection to the runtime after 1 s",
+                                     "  hint: the tunnel may be down: `colabssh doctor` checks it"]

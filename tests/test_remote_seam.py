@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
-from colabssh_cli.errors import FAILURE, UNREACHABLE, ColabsshError
-from colabssh_cli.remote import Remote, close_shared_connection, explain_ssh_failure, shared_connection_alive
+from colabssh_cli.app import main
+from colabssh_cli.errors import BAD_INPUT, FAILURE, UNREACHABLE, ColabsshError
+from colabssh_cli.paths import Paths
+from colabssh_cli.remote import (
+    Remote,
+    close_shared_connection,
+    control_command,
+    explain_ssh_failure,
+    shared_connection_alive,
+)
+from colabssh_cli.sessions import Session, record_session
 from tests.test_connect_e2e import close_masters_after, stop_runtime  # noqa: F401  (a fixture)
 
 
@@ -116,3 +127,57 @@ def test_a_changed_host_key_is_explained(connected):
 ])
 def test_exit_codes_become_advice(code: int, stderr: str, says: str):
     assert says in explain_ssh_failure("colab", code, stderr).message
+
+
+def test_a_sink_that_fails_neither_hangs_the_stream_nor_is_lost(connected):
+    """A sink's exception used to end its pump thread: ssh then blocked on a full pipe and stream() never returned."""
+    seen: list[str] = []
+
+    def sink(line: str) -> None:
+        seen.append(line)
+        raise RuntimeError("the progress display broke")
+
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:  # far more than a pipe holds (64 KiB), so ssh must be drained to end
+            outcome.append(Remote.for_alias("colab").stream("seq 1 200000; echo end >&2", on_stdout=sink))
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "stream() hung after its sink failed"
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)
+    assert str(outcome[0]) == "the progress display broke" and seen == ["1"]  # raised once ssh ended
+
+
+def test_a_missing_ssh_config_says_to_connect_again(isolated_home, capsys):
+    paths = Paths.from_env()
+    record_session(paths, Session(alias="colab", host="127.0.0.1", port=2222, user="root", tunnel="local"))
+    assert not paths.user_config.exists()  # removed by hand, or never written (a copied sessions.json)
+    assert main(["status"]) == BAD_INPUT
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines == [f"colabssh: error: colab: ssh cannot open its config file {paths.user_config} "
+                     "(No such file or directory)", lines[1]] and lines[1].startswith("  hint: ")
+    assert "`colabssh connect`" in lines[1] and "colabssh doctor" in lines[1]
+    assert "did not answer" not in captured.err and "re-run the cell" not in captured.err
+
+
+def test_a_shared_connection_that_does_not_answer_is_a_failure_not_an_exception(isolated_home, tmp_path):
+    """`ssh -O` against a master that hangs: exit 255 after the timeout, so no caller meets TimeoutExpired."""
+    paths = Paths.from_env()
+    folder = tmp_path / "cm"
+    folder.mkdir()
+    paths.ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    paths.user_config.write_text(f"Host hung\n  HostName 127.0.0.1\n  ControlPath {folder}/%C\n")
+    control_path = subprocess.run(["ssh", "-G", "-F", str(paths.user_config), "hung"], capture_output=True,
+                                  text=True, check=True).stdout
+    socket_path = next(line.split(" ", 1)[1] for line in control_path.splitlines() if line.startswith("controlpath "))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as master:  # listens, never answers
+        master.bind(socket_path)
+        master.listen()
+        done = control_command(paths, "hung", "check", timeout=1)
+    assert done.returncode == 255 and "did not answer within 1 s" in done.stderr

@@ -12,7 +12,7 @@ import pytest
 from colab_bootstrap import sshd
 from colab_bootstrap.errors import BootstrapError
 from tests.cellrunner import RunningCell
-from tests.fakes import assert_clean_failure, client_key_path, colab_env, pids_with, ssh
+from tests.fakes import alive, assert_clean_failure, client_key_path, colab_env, pids_with, ssh, sshd_listeners
 
 
 def _finish(running: RunningCell, timeout: float = 60) -> tuple[int, str]:
@@ -136,3 +136,115 @@ def test_a_plain_user_is_told_to_install_it(tmp_path, monkeypatch):
         sshd.find_sshd(lambda line: None, is_root=False)
     assert "sudo apt-get install openssh-server" in caught.value.hint
     assert not os.path.exists(folder / "apt-get.calls")
+
+
+# failures that are not BootstrapErrors (review item 8) and a state folder that is not ours (item 3)
+
+def test_an_oserror_while_starting_sshd_is_one_line_and_leaves_no_process(start_runtime, tmp_path):
+    """A host key path that is a folder: ensure_host_key's unlink raises IsADirectoryError inside sshd.start."""
+    state = tmp_path / "runtime" / "state"
+    (state / "ssh_host_ed25519_key").mkdir(parents=True)
+    running = _fails(start_runtime, {}, "colabssh: error: Is a directory", str(state / "ssh_host_ed25519_key"),
+                     "then run the cell again")
+    error_lines = [line for line in running.output.splitlines() if "colabssh: error:" in line]
+    assert len(error_lines) == 1, running.output
+    assert pids_with(str(state / "sshd_config")) == []
+
+
+def _in_process_options(tmp_path: Path, client_key: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path]:
+    """Run the cell's main() in this process, against the real sshd (COLABSSH_* as the cell runner sets them)."""
+    from tests.cellrunner import cell_env
+
+    where = tmp_path / "in-process"
+    (where / "drive").mkdir(parents=True)
+    for name, value in cell_env(where, {"COLABSSH_SYNC_EVERY": "600"}).items():
+        if name.startswith("COLABSSH_"):
+            monkeypatch.setenv(name, value)
+    return {"tunnel": "local", "public_key": client_key, "sync_every": 0}, where / "state"
+
+
+def test_a_failure_after_sshd_started_stops_it_and_is_one_line(tmp_path, client_key, monkeypatch, capsys):
+    """announce() fails after start(): before, the script ended with a traceback and sshd (its own session) ran on."""
+    from colab_bootstrap import runtime, sync_runner
+
+    options, state = _in_process_options(tmp_path, client_key, monkeypatch)
+    started: list[int] = []
+
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        started.extend(sshd_listeners(state))
+        raise OSError(28, "No space left on device", str(state / "sync"))
+
+    monkeypatch.setattr(sync_runner, "start_periodic", full_disk)
+    assert runtime.main(options) == 1
+    out = capsys.readouterr().out
+    assert f"colabssh: error: No space left on device ({state / 'sync'})\n  hint: " in out
+    assert "Traceback" not in out and "colabssh connect" not in out
+    assert len(started) == 1 and not alive(started[0])
+    assert pids_with(str(state / "sshd_config")) == []
+
+
+def test_a_bug_after_sshd_started_keeps_its_traceback_but_stops_sshd(tmp_path, client_key, monkeypatch):
+    from colab_bootstrap import runtime, sync_runner
+
+    options, state = _in_process_options(tmp_path, client_key, monkeypatch)
+
+    def bug(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug in colabssh")
+
+    monkeypatch.setattr(sync_runner, "start_periodic", bug)
+    with pytest.raises(RuntimeError, match="a bug in colabssh"):
+        runtime.main(options)
+    assert pids_with(str(state / "sshd_config")) == []
+
+
+def _someone_elses_folder(tmp_path: Path) -> Path:
+    """As root: a folder of ours given to 'nobody'; otherwise / (root's), which is not ours either."""
+    if os.geteuid() != 0:
+        return Path("/")
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    os.chown(folder, 65534, 65534)
+    return folder
+
+
+def test_a_state_folder_of_another_user_is_refused_and_keeps_its_mode(start_runtime, tmp_path):
+    foreign = _someone_elses_folder(tmp_path)
+    before = foreign.stat()
+    _fails(start_runtime, {"COLABSSH_STATE": str(foreign)}, f"the state folder {foreign} belongs to another user",
+           "COLABSSH_STATE")
+    after = foreign.stat()
+    assert (stat.S_IMODE(after.st_mode), after.st_uid) == (stat.S_IMODE(before.st_mode), before.st_uid)
+
+
+def test_a_symlinked_state_folder_is_refused_and_its_target_keeps_its_mode(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    target.chmod(0o755)
+    link = tmp_path / "state"
+    link.symlink_to(target)
+    with pytest.raises(BootstrapError) as caught:
+        sshd.prepare_state(link)
+    assert "is not a folder colabssh can use (a symlink)" in caught.value.message
+    assert "COLABSSH_STATE" in caught.value.hint
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+def test_a_state_path_that_is_a_file_is_refused(start_runtime, tmp_path):
+    state = tmp_path / "a-file"
+    state.write_text("not a folder\n")
+    _fails(start_runtime, {"COLABSSH_STATE": str(state)}, f"cannot make the state folder {state}")
+    assert state.read_text() == "not a folder\n"
+
+
+def test_prepare_state_makes_our_folder_private(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    sshd.prepare_state(state)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+
+
+def test_a_sync_every_that_is_not_a_number_is_refused(start_runtime):
+    _fails(start_runtime, {"COLABSSH_SYNC_EVERY": "10m"}, "COLABSSH_SYNC_EVERY='10m' is not a whole number of seconds",
+           "600")

@@ -231,3 +231,18 @@ def test_stopping_the_runtime_also_ends_the_connections_it_was_serving(start_run
     assert running.stop(signal.SIGTERM) == 0
     assert client.wait(timeout=20) != 0 or client.stdout.read() == b""  # the connection was closed
     assert not [pid for pid in pids_with(str(running.state / "sshd_config")) if alive(pid)]
+
+
+def test_colabssh_stop_also_ends_the_periodic_sync(start_runtime, tmp_path):
+    """Review item 9: the timer runs while STATE/sync/periodic.id names it; colabssh_stop() must remove it."""
+    from colab_bootstrap import runtime as cell_runtime
+
+    running = start_runtime("local", {"COLABSSH_SYNC_EVERY": "3600"})  # the variable turns on what the cell has off
+    marker = running.state / "sync" / "periodic.id"
+    wait_until(marker.exists, what="the periodic sync's token")
+    assert "every 3600 s" in running.output
+    [pid] = sshd_listeners(running.state)
+    said: list[str] = []
+    cell_runtime.stop_serving(said.append, environ={"COLABSSH_STATE": str(running.state)})
+    assert not marker.exists()
+    assert not alive(pid) and said[-1].startswith("colabssh: stopped")

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import shutil
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -113,3 +114,66 @@ def _sshd_pid(state: Path) -> int:
     pids = sshd_listeners(state)
     assert len(pids) == 1, pids
     return pids[0]
+
+
+def test_allowusers_and_the_code_name_the_real_user_not_the_environment_s(start_runtime, isolated_home):
+    """$USER/$LOGNAME are whatever the environment says; the user comes from the password database."""
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    running = start_runtime("local", {"USER": "someone-else", "LOGNAME": "someone-else"})
+    assert running.info.user == me
+    allow = [line for line in (running.state / "sshd_config").read_text().splitlines() if line.startswith("AllowUsers")]
+    assert allow == [f"AllowUsers {me}"]
+    result = ssh(running.info, client_key_path(isolated_home), "id -un")
+    assert result.returncode == 0 and result.stdout.strip() == me, result.stderr
+
+
+# private files (review item 4): a leftover temp of an earlier run must not lend its mode to the new file
+
+def _private_writers(state: Path) -> list[tuple[str, object]]:
+    from colab_bootstrap import session_env, sshd, tunnel_ngrok
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnaOCFdCwAxPerC7oYBQAlHTu05NJc9IsxS2Bt6N4Q1"
+    return [
+        ("ngrok.yml", lambda: tunnel_ngrok.write_agent_config(state, "2fAkEtOkEn0123456789_abcdef")),
+        ("authorized_keys", lambda: sshd.write_authorized_key(state, key)),
+        ("session-env.sh", lambda: session_env.write_env_file({"CUDA_HOME": "/usr/local/cuda"},
+                                                              state / "session-env.sh")),
+    ]
+
+
+def test_a_leftover_temp_at_0644_does_not_leak_its_mode(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    old_umask = os.umask(0)  # the mode must not depend on the umask either
+    try:
+        for name, write in _private_writers(state):
+            leftover = state / f".{name}.tmp"  # the fixed temp name the writers used to open with O_CREAT
+            leftover.write_text("stale\n")
+            leftover.chmod(0o644)
+            (state / name).write_text("old\n")
+            (state / name).chmod(0o644)
+            write()
+            assert stat.S_IMODE((state / name).stat().st_mode) == 0o600, name
+            assert (state / name).read_text() not in ("old\n", "stale\n"), name
+    finally:
+        os.umask(old_umask)
+    names = sorted(path.name for path in state.iterdir())
+    assert names == sorted([".ngrok.yml.tmp", ".authorized_keys.tmp", ".session-env.sh.tmp",
+                            "ngrok.yml", "authorized_keys", "session-env.sh"])  # no new temp left behind
+
+
+def test_a_failed_private_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    import pytest
+
+    from colab_bootstrap.files import write_private
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    target = folder / "ngrok.yml"
+    target.write_text("old\n")
+    with pytest.raises(UnicodeEncodeError):
+        write_private(target, "token: \udcff\n")  # a lone surrogate cannot be written as UTF-8
+    assert target.read_text() == "old\n"
+    assert [path.name for path in folder.iterdir()] == ["ngrok.yml"]

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from colabssh_cli.app import main
-from colabssh_cli.errors import BAD_INPUT, UNREACHABLE
+from colabssh_cli.errors import BAD_INPUT, UNREACHABLE, ColabsshError
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote import close_shared_connection
+from colabssh_cli.sessions import Session, save_sessions
 from tests.fakes import path_with_standins
 from tests.test_connect_e2e import close_masters_after, stop_runtime  # noqa: F401  (a fixture)
 
@@ -106,3 +107,15 @@ def test_forget_drops_a_session_whose_block_was_removed_by_hand(connected, capsy
     paths.config.write_text(own[:own.index("Host other")].rstrip("\n") + "\n")
     assert main(["forget", "other"]) == 0
     assert "other" not in json.loads(paths.sessions.read_text())["sessions"]
+
+
+def test_a_session_list_that_cannot_be_written_is_one_error_and_no_temp_file(isolated_home):
+    paths = Paths.from_env()
+    paths.sessions.mkdir(parents=True)  # something that is not a file where the list goes
+    (paths.sessions / "keep").write_text("x")
+    session = Session(alias="colab", host="127.0.0.1", port=2222, user="root", tunnel="local")
+    with pytest.raises(ColabsshError) as caught:
+        save_sessions(paths, {"colab": session})
+    assert caught.value.message.startswith(f"cannot write {paths.sessions}: ")
+    assert sorted(p.name for p in paths.root.iterdir()) == ["sessions.json"]  # no temp file left behind
+    assert (paths.sessions / "keep").read_text() == "x"

@@ -267,34 +267,128 @@ def test_pull_and_push_over_the_pinned_connection(connected, capsys, tmp_path: P
     assert (content / "projects" / "new one" / "code" / "main.py").read_text() == "print('hi')"
     code, _, err = cli(capsys, "pull", "does/not/exist", str(local))
     assert code == 2 and "does not exist on the runtime" in err
+    (tmp_path / "afile").write_text("a file, not a folder")
+    code, out, err = cli(capsys, "pull", "outputs", str(tmp_path / "afile" / "sub"))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.splitlines()[0] == f"colabssh: error: cannot pull into {tmp_path}/afile/sub: {tmp_path}/afile is a " \
+                                  "file, not a folder"
 
 
-def test_push_falls_back_to_scp_without_a_local_rsync(connected, capsys, tmp_path: Path,  # noqa: ANN001
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+WITHOUT_FCNTL = ("import sys\n"
+                 "sys.modules['fcntl'] = None  # as on Windows: `import fcntl` fails\n"
+                 "from colabssh_cli.app import main\n"
+                 "code = main(sys.argv[1:])\n"
+                 "assert 'colab_bootstrap.sync_runner' not in sys.modules, 'the laptop imported the POSIX runner'\n"
+                 "sys.exit(code)\n")
+
+
+def cli_without_fcntl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", WITHOUT_FCNTL, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_the_sync_commands_load_where_there_is_no_fcntl() -> None:
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.modules['fcntl'] = None\n"
+                           "import colabssh_cli.sync_client, colabssh_cli.commands.sync, colab_bootstrap.sync_runner"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for command in ("pull", "push", "sync", "restore"):
+        done = cli_without_fcntl(command, "--help")
+        assert done.returncode == 0 and "Usage: colabssh " + command in done.stdout, done.stderr
+
+
+def test_pull_and_push_fall_back_to_scp_without_rsync_or_fcntl(connected, tmp_path: Path) -> None:  # noqa: ANN001
+    """Windows: no local rsync, no fcntl. scp over the same pinned connection, both ways."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("ssh", "scp"):
         (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
-    monkeypatch.setenv("PATH", str(bin_dir))
     (tmp_path / "model.py").write_text("net = 1")
-    code, out, err = cli(capsys, "push", str(tmp_path / "model.py"), "code")
-    assert code == 0, err
+    done = cli_without_fcntl("push", str(tmp_path / "model.py"), "code", env={"PATH": str(bin_dir)})
+    assert done.returncode == 0, done.stderr
     assert (connected.runtime.content / "code" / "model.py").read_text() == "net = 1"
-    assert "copied with scp" in err
+    assert "copied with scp" in done.stderr
+    (connected.runtime.content / "code" / "data.csv").write_text("1,2")
+    done = cli_without_fcntl("pull", "code", str(tmp_path / "back"), env={"PATH": str(bin_dir)})
+    assert done.returncode == 0, done.stderr
+    assert tree_bytes(tmp_path / "back") == {"code/model.py": b"net = 1", "code/data.csv": b"1,2"}
 
 
-def test_every_keeps_syncing_until_interrupted(connected) -> None:  # noqa: ANN001
-    (connected.runtime.content / "a.txt").write_text("a")
-    looping = cli_process("sync", "--every", "1", "--json")
-    assert looping.stdout is not None
+def read_until(stream, predicate: Callable[[str], bool]) -> str:  # noqa: ANN001
+    """Lines of STREAM up to and including the first that PREDICATE accepts."""
+    seen = ""
+    for line in stream:
+        seen += line
+        if predicate(line):
+            return seen
+    raise AssertionError(f"the stream ended first:\n{seen}")
+
+
+def test_every_keeps_syncing_through_a_failure_until_interrupted(connected) -> None:  # noqa: ANN001
+    content, backup = connected.runtime.content, backup_of(connected)
+    (content / "a.txt").write_text("a")
+    looping = cli_process("sync", "--every", "2", "--json")
+    assert looping.stdout is not None and looping.stderr is not None
     first = json.loads(looping.stdout.readline())
-    (connected.runtime.content / "b.txt").write_text("b")
+    (content / "b.txt").write_text("b")
+    (content / "clash").write_text("a file here")  # a folder in the backup: rsync exit 23
+    (backup / "clash").mkdir()
+    (backup / "clash" / "inner.txt").write_text("x")
     second = json.loads(looping.stdout.readline())
-    looping.send_signal(signal.SIGINT)
+    seen = read_until(looping.stderr, lambda line: "this sync failed" in line)
+    seen += read_until(looping.stderr, lambda line: line.startswith("next sync in"))
+    looping.send_signal(signal.SIGINT)  # while it waits: the loop ends with the last run's failure
     rest, err = looping.communicate(timeout=60)
-    assert looping.returncode == 0, err
-    assert first["new_files"] == 1 and second["new_files"] == 1 and "stopped syncing" in err
-    assert (backup_of(connected) / "b.txt").read_text() == "b"
+    err = seen + err
+    assert first["exit"] == 0 and first["new_files"] == 1 and second["exit"] == 23 and second["new_files"] == 1
+    assert rest == "" and looping.returncode == 23, err
+    assert "colabssh: this sync failed: the sync ended with rsync exit code 23 (some files could not be" in err
+    assert err.count("colabssh: error:") == 1 and "Traceback" not in err
+    assert "colabssh: error: stopped syncing; the last sync failed: the sync ended with rsync exit code 23" in err
+    assert (backup / "b.txt").read_text() == "b"
+
+
+def test_run_every_goes_on_after_a_failure_and_ends_on_ctrl_c() -> None:
+    """The loop's rules on their own: after a success Ctrl-C ends it quietly; after a failure, with that failure;
+    bad input and a missing tool end it at once; Ctrl-C during a run is not swallowed."""
+    from colabssh_cli.errors import BAD_INPUT, MISSING_TOOL, ColabsshError
+    from colabssh_cli.sync_client import SyncOutcome, run_every
+
+    def loop(exits: list[object]) -> tuple[list[str], object]:
+        """Run the loop over runs ending with EXITS (an int: rsync's code; an exception: raised); Ctrl-C comes
+        in the wait after the last one."""
+        log: list[str] = []
+        runs = iter(exits)
+
+        def run() -> SyncOutcome:
+            code = next(runs)
+            if isinstance(code, BaseException):
+                raise code
+            return SyncOutcome({"event": "result", "exit": code, "mode": "backup", "advice": f"advice {code}"})
+
+        def wait(seconds: float) -> None:
+            log.append(f"wait {seconds}")
+            if log.count(f"wait {seconds}") == len(exits):
+                raise KeyboardInterrupt
+
+        try:
+            run_every(5, run, lambda o: log.append(f"show {o.report['exit']}"),
+                      lambda exc: log.append(f"failed {exc.exit_code}"), lambda s: log.append("waiting"), wait)
+        except (ColabsshError, KeyboardInterrupt) as exc:
+            return log, exc
+        return log, None
+
+    log, ended = loop([0, 23, 0])
+    assert ended is None and log == ["show 0", "waiting", "wait 5", "show 23", "failed 23", "waiting", "wait 5",
+                                     "show 0", "waiting", "wait 5"]
+    log, ended = loop([0, 24])
+    assert isinstance(ended, ColabsshError) and ended.exit_code == 24 and ended.hint == "advice 24"
+    assert ended.message == "stopped syncing; the last sync failed: the sync ended with rsync exit code 24"
+    for code in (BAD_INPUT, MISSING_TOOL):
+        log, ended = loop([0, ColabsshError("no", "", code), 0])
+        assert isinstance(ended, ColabsshError) and ended.exit_code == code and log[-1] == "wait 5"
+    log, ended = loop([0, KeyboardInterrupt()])
+    assert isinstance(ended, KeyboardInterrupt) and log[-1] == "wait 5"
 
 
 def test_the_cell_can_back_up_on_its_own(start_runtime, render, tmp_path: Path) -> None:  # noqa: ANN001

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import queue
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from colab_bootstrap import sync_runner
+from colab_bootstrap import sync_protocol, sync_runner
 from colab_bootstrap.sync_runner import Request, SyncRefused
 
 RUNNER = Path(sync_runner.__file__)
+PAYLOAD = sync_protocol.pack(Path(sync_protocol.__file__).read_text(), RUNNER.read_text())  # what the laptop sends
 
 
 @pytest.fixture
@@ -29,9 +33,9 @@ def tree(tmp_path: Path) -> dict[str, Path]:
 
 def run_runner(tree: dict[str, Path], *args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
     """The runner as the laptop runs it: source on stdin through BOOT, JSON events on stdout."""
-    argv = [sys.executable, "-c", sync_runner.BOOT, "start", "--state", str(tree["state"]), "--content",
+    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
             str(tree["content"]), "--drive", str(tree["drive"]), *args]
-    done = subprocess.run(argv, input=RUNNER.read_bytes(), capture_output=True, timeout=60,
+    done = subprocess.run(argv, input=PAYLOAD, capture_output=True, timeout=60,
                           env={**os.environ, **(env or {})})
     events = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert done.stderr == b"", done.stderr.decode()
@@ -235,11 +239,13 @@ def test_the_log_parser_reads_real_rsync_output(tmp_path: Path) -> None:
 
 
 def test_excluder_follows_rsyncs_pattern_rules() -> None:
-    rules = sync_runner.Excluder(["/drive/", "__pycache__/", "*.tmp", "logs/*.txt", "- secret", "+ keep", "# note"])
+    rules = sync_runner.Excluder(["/drive/", "__pycache__/", "*.tmp", "logs/*.txt", "- secret", "+ keep", "# note",
+                                  "+ x/logs/b.txt", "keep"])
     assert rules.excluded("drive", True) and not rules.excluded("p/drive", True)
     assert rules.excluded("x/y/__pycache__", True) and not rules.excluded("x/__pycache__", False)
     assert rules.excluded("a/b.tmp", False) and rules.excluded("x/logs/a.txt", False)
-    assert rules.excluded("secret", False) and not rules.excluded("keep", False)
+    assert rules.excluded("secret", False) and not rules.excluded("keep", False)  # "+ keep" came first
+    assert rules.excluded("x/logs/b.txt", False)  # "logs/*.txt" came before its "+"
 
 
 def test_mountinfo_escapes_and_longest_prefix(tmp_path: Path) -> None:
@@ -284,11 +290,11 @@ def test_a_drive_folder_inside_the_content_root_is_never_copied_into_itself(tmp_
 
 def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[str, Path]) -> None:
     (tree["content"] / "big.bin").write_bytes(os.urandom(5_000_000))
-    argv = [sys.executable, "-c", sync_runner.BOOT, "start", "--state", str(tree["state"]), "--content",
+    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
             str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "500"]
     follower = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert follower.stdin is not None and follower.stdout is not None
-    follower.stdin.write(RUNNER.read_bytes())
+    follower.stdin.write(PAYLOAD)
     follower.stdin.close()
     start = json.loads(follower.stdout.readline())
     assert start["event"] == "start"
@@ -310,3 +316,132 @@ def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[st
     assert report["lost"] is True and "killed" in report["advice"]
     assert not jobs.is_locked()
     assert not (tree["drive"] / "colabssh" / "content" / "big.bin").exists()
+
+
+# ------------------------------------------------------------------------------------------- the cell's periodic sync
+def run_boot(*args: str) -> tuple[int, list[dict]]:
+    """Any runner command (attach, cancel...) as the laptop runs it."""
+    done = subprocess.run([sys.executable, "-c", sync_protocol.BOOT, *args], input=PAYLOAD, capture_output=True,
+                          timeout=60)
+    assert done.stderr == b"", done.stderr.decode()
+    return done.returncode, [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
+def periodic_reports(tree: dict[str, Path], every: int = 1) -> tuple[threading.Thread, queue.Queue[str]]:
+    """start_periodic in this process, as the cell's kernel runs it; its notebook lines arrive in the queue."""
+    said: queue.Queue[str] = queue.Queue()
+    thread = sync_runner.start_periodic(tree["content"], tree["drive"], tree["state"], every, said.put)
+    assert thread is not None
+    return thread, said
+
+
+def next_report(said: queue.Queue[str]) -> str:
+    while True:
+        line = said.get(timeout=30)
+        if "periodic sync:" in line:
+            return line
+
+
+@pytest.mark.parametrize("failing", ["scan", "clear_tmp"])
+def test_a_periodic_run_that_fails_releases_the_lock(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                     failing: str) -> None:
+    """Drive's FUSE mount going bad mid-run (ENOTCONN) must not leave the kernel holding the lock for good."""
+    (tree["content"] / "notes.txt").write_text("n")
+
+    def broken_mount(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+    monkeypatch.setattr(sync_runner, failing, broken_mount)
+    thread, said = periodic_reports(tree)
+    report = next_report(said)
+    sync_runner.start_periodic(tree["content"], tree["drive"], tree["state"], 0, said.put)  # stop the timer
+    thread.join(timeout=30)
+    monkeypatch.undo()
+    assert "not synced: the sync failed: OSError: [Errno 107] Transport endpoint is not connected" in report
+    assert not sync_runner.Jobs(tree["state"]).is_locked()
+    job = sync_runner.Jobs(tree["state"]).current_job()
+    if failing == "clear_tmp":  # the job was made: it records the failure, and --attach replays it
+        assert job is not None and json.loads((job / "result.json").read_text())["exit"] == 1
+        code, events = run_boot("attach", "--state", str(tree["state"]))
+        assert code == 1 and "Transport endpoint is not connected" in " ".join(events[-1]["messages"])
+    else:
+        assert job is None
+    code, events = run_runner(tree)  # the laptop's `colabssh sync` afterwards
+    assert code == 0, events[-1]
+    assert tree_bytes(tree["drive"] / "colabssh" / "content") == {"notes.txt": b"n"}
+
+
+@pytest.mark.parametrize("how", ["sync off", "no Drive"])
+def test_a_cell_run_without_a_timer_stops_the_earlier_one(tree: dict[str, Path], how: str) -> None:
+    (tree["content"] / "a.txt").write_text("a")
+    thread, said = periodic_reports(tree)
+    assert "1 file(s) copied" in next_report(said)
+    marker = tree["state"] / "sync" / "periodic.id"
+    assert marker.exists()
+    every, drive = (0, tree["drive"]) if how == "sync off" else (1, None)
+    assert sync_runner.start_periodic(tree["content"], drive, tree["state"], every, said.put) is None
+    thread.join(timeout=30)
+    assert not thread.is_alive() and not marker.exists()
+    if how == "no Drive":
+        assert "periodic sync is off: this runtime has no Drive folder" in said.get(timeout=5)
+
+
+# ------------------------------------------------------------------------------------------- .colabsshignore
+def test_colabsshignore_comments_are_comments_for_real_rsync(tree: dict[str, Path]) -> None:
+    content = tree["content"]
+    (content / ".colabsshignore").write_bytes(
+        b"# whole-line comment\r\n"
+        b"+ keep.log  # kept: the first rule that matches decides\n"
+        b"*.log            # any file ending in .log, at any depth\n"
+        b"/scratch/\t# the top folder only\n"
+        b"   ; rsync's other comment mark\n"
+        b"\n"
+        b"  wandb/  \n"
+        b"[#]draft*\n")
+    files = {"train.log": "l", "sub/keep.log": "k", "sub/eval.log": "l", "scratch/tmp.bin": "t",
+             "sub/scratch/kept.txt": "k", "wandb/run-1/files.txt": "w", "#draft.md": "d", "notes #1.md": "n",
+             "model.py": "m"}
+    for rel, text in files.items():
+        (content / rel).parent.mkdir(parents=True, exist_ok=True)
+        (content / rel).write_text(text)
+    assert sync_runner.ignore_patterns((content / ".colabsshignore").read_text()) == [
+        "+ keep.log", "*.log", "/scratch/", "wandb/", "[#]draft*"]
+    code, events = run_runner(tree)
+    assert code == 0, events[-1]
+    expected = {".colabsshignore", "sub/keep.log", "sub/scratch/kept.txt", "notes #1.md", "model.py"}
+    assert set(tree_bytes(tree["drive"] / "colabssh" / "content")) == expected
+    assert events[-1]["files_total"] == len(expected)
+    start = next(e for e in events if e["event"] == "start")
+    assert start["files"] == len(expected)  # the runner's own count agrees with rsync
+
+
+def test_a_bang_line_that_would_clear_colabsshs_exclusions_is_refused(tree: dict[str, Path]) -> None:
+    (tree["content"] / "drive").mkdir()
+    (tree["content"] / ".colabsshignore").write_text("*.log\n!\n")
+    code, events = run_runner(tree)
+    assert code == sync_runner.EXIT_BAD_INPUT
+    assert events[-1]["message"].endswith("line 2: '!' would clear colabssh's own exclusions (drive/, .config/, "
+                                          "caches)")
+    code, events = run_runner(tree, "--exclude=!")
+    assert code == sync_runner.EXIT_BAD_INPUT and "would clear colabssh's own exclusions" in events[-1]["message"]
+    assert list(tree["drive"].iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------- shipping (18)
+def test_the_runner_runs_beside_its_protocol_as_a_script_and_shipped_alone_with_it(tree: dict[str, Path],
+                                                                                 tmp_path: Path) -> None:
+    """Outside the package: as a script (sync_protocol.py beside it) and as the two sources BOOT gets."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for module in (sync_runner, sync_protocol):
+        (alone / Path(module.__file__).name).write_text(Path(module.__file__).read_text())
+    (tree["content"] / "x.txt").write_text("x")
+    done = subprocess.run([sys.executable, "-S", str(alone / "sync_runner.py"), "start", "--state", str(tree["state"]),
+                           "--content", str(tree["content"]), "--drive", str(tree["drive"])], capture_output=True,
+                          timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout.decode().splitlines()[-1])["new_files"] == 1
+    code, events = run_boot("attach", "--state", str(tree["state"]))  # python -c BOOT, both sources on stdin
+    assert code == 0 and events[-1]["new_files"] == 1
+    with pytest.raises(ValueError):
+        sync_protocol.pack("x = '\0'", "")

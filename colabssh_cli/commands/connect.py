@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ..app import app
 from ..sessions import DEFAULT_ALIAS
+
+if TYPE_CHECKING:
+    from ..editor import EditorOutcome
 
 
 @app.command()
@@ -42,7 +46,7 @@ def connect(
     from ..colab_cli import check_road_arguments
     from ..connect import ConnectOptions
     from ..connect import connect as run_connect
-    from ..console import result, status
+    from ..console import status
 
     given = {"CODE": code is not None, "--host": host is not None, "--port": port is not None,
              "--cloudflared-host": cloudflared_host is not None, "--password": password, "--user": user != "root"}
@@ -58,23 +62,32 @@ def connect(
     if outcome.dry_run:
         _write_diff(outcome.diff)
         return
-    for path in outcome.written:
-        status(f"wrote {path}")
-    if not outcome.written:
-        status("no file changed (already connected to this runtime)")
-    result(f"{outcome.alias}: {target.user}@{target.where} ({target.tunnel} tunnel)")
+    lines = [f"{outcome.alias}: {target.user}@{target.where} ({target.tunnel} tunnel)"]
     if target.pinned:
-        result(f"host key {target.fingerprint} (pinned from the code)")
+        lines.append(f"host key {target.fingerprint} (pinned from the code)")
     elif outcome.presented_fingerprint:
-        result(f"host key {outcome.presented_fingerprint} (shown by the runtime now; not pinned: ssh and VS Code "
-               "ask once, accept it only if it is this one)")
+        lines.append(f"host key {outcome.presented_fingerprint} (shown by the runtime now; not pinned: ssh and VS "
+                     "Code ask once, accept it only if it is this one)")
     if outcome.login_checked:
-        result(f"ssh {outcome.alias} works (checked with OpenSSH)")
+        lines.append(f"ssh {outcome.alias} works (checked with OpenSSH)")
     elif target.auth == "password":
-        result(f"ssh {outcome.alias} asks for the password you gave colab-ssh (colabssh never stores it)")
-    if outcome.editor is not None:
-        for line in outcome.editor.notes:
-            result(line)
+        lines.append(f"ssh {outcome.alias} asks for the password you gave colab-ssh (colabssh never stores it)")
+    _show_outcome(outcome.written, lines, outcome.editor)
+
+
+def _show_outcome(written: list[Path], lines: list[str], editor: Optional[EditorOutcome]) -> None:
+    """What either road of connect did: the files written (stderr), then LINES and the editor's notes (stdout)."""
+    from ..console import result, status
+
+    for path in written:
+        status(f"wrote {path}")
+    if not written:
+        status("no file changed (already connected to this runtime)")
+    for line in lines:
+        result(line)
+    if editor is not None:
+        for note in editor.notes:
+            result(note)
 
 
 def _write_diff(diff: str) -> None:
@@ -92,7 +105,7 @@ def _write_diff(diff: str) -> None:
 def _connect_via_colab_cli(session: Optional[str], gpu: Optional[str], alias: str, no_open: bool, editor: str,
                            no_check: bool, dry_run: bool) -> None:
     from ..colab_cli import ColabCliOptions, connect_via_colab_cli
-    from ..console import result, status
+    from ..console import status
 
     options = ColabCliOptions(session=session, gpu=gpu, alias=alias, open_editor=not no_open, editor=editor,
                               check=not no_check, dry_run=dry_run)
@@ -100,26 +113,22 @@ def _connect_via_colab_cli(session: Optional[str], gpu: Optional[str], alias: st
     if outcome.dry_run:
         _write_diff(outcome.diff)
         return
-    for path in outcome.written:
-        status(f"wrote {path}")
-    if not outcome.written:
-        status("no file changed (already connected to this runtime)")
     gpu_note = f"; GPU {outcome.gpu} when colab creates the runtime" if outcome.gpu else ""
-    result(f"{outcome.alias}: root@colab-cli:{outcome.session} (Google's `colab ssh --proxy-mode`{gpu_note})")
+    lines = [f"{outcome.alias}: root@colab-cli:{outcome.session} (Google's `colab ssh --proxy-mode`{gpu_note})"]
     if outcome.replaced_fingerprint:
-        result(f"host key {outcome.fingerprint} (a new runtime behind '{outcome.session}': it replaces the pin "
-               f"{outcome.replaced_fingerprint})")
+        lines.append(f"host key {outcome.fingerprint} (a new runtime behind '{outcome.session}': it replaces the pin "
+                     f"{outcome.replaced_fingerprint})")
     elif outcome.fingerprint:
-        result(f"host key {outcome.fingerprint} (pinned at first contact, through Colab's authenticated connection)")
+        lines.append(f"host key {outcome.fingerprint} (pinned at first contact, through Colab's authenticated "
+                     "connection)")
     else:
-        result(f"host key not pinned yet: the first `ssh {outcome.alias}` pins it (StrictHostKeyChecking accept-new)")
+        lines.append(f"host key not pinned yet: the first `ssh {outcome.alias}` pins it (StrictHostKeyChecking "
+                     "accept-new)")
     if outcome.login_checked:
         shared = " through its open shared connection" if outcome.through_shared_connection else ""
-        result(f"ssh {outcome.alias} works (checked with OpenSSH{shared}); ssh, VS Code and colabssh share its one "
-               "connection")
-    if outcome.editor is not None:
-        for line in outcome.editor.notes:
-            result(line)
+        lines.append(f"ssh {outcome.alias} works (checked with OpenSSH{shared}); ssh, VS Code and colabssh share its "
+                     "one connection")
+    _show_outcome(outcome.written, lines, outcome.editor)
 
 
 @app.command()

@@ -70,7 +70,6 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
     """Ask the runtime over SSH: reachable, GPU, uptime, free disk, size of the content root."""
-    from ..app import print_error
     from ..console import result
     from ..errors import UNREACHABLE, ColabsshError
     from ..remote import Remote
@@ -90,9 +89,8 @@ def status(
         result(f"  {report.content:<8} {_size(report.content_bytes)}")
     else:
         result(f"{report.alias}: unreachable ({report.address})")
-    if not report.reachable:
-        print_error(ColabsshError(report.error, report.hint, UNREACHABLE))
-        raise typer.Exit(UNREACHABLE)
+    if not report.reachable:  # after the report: the boundary in app.py says why, with its hint
+        raise ColabsshError(report.error, report.hint, UNREACHABLE)
 
 
 class _RemoteCommandSplit(TyperCommand):
@@ -110,12 +108,13 @@ class _RemoteCommandSplit(TyperCommand):
 def ssh(ctx: typer.Context,
         alias: Optional[str] = typer.Argument(None, help="The session (default: colab, or the only one).")) -> None:
     """Run OpenSSH with the session's alias: a shell, or `colabssh ssh [ALIAS] -- COMMAND...`."""
-    from ..app import print_error
+    from ..errors import ColabsshError
     from ..remote import Remote, explain_ssh_failure
 
     remote = Remote.for_alias(alias)
     command: list[Any] = ctx.meta.get(REMOTE_COMMAND, [])
     code = remote.interactive(command)
-    if code == 255:
-        print_error(explain_ssh_failure(remote.alias, 255, ""))
+    if code == 255:  # ssh itself failed (it said why on the terminal): advice, and ssh's own exit code
+        advice = explain_ssh_failure(remote.alias, 255, "")
+        raise ColabsshError(advice.message, advice.hint, 255)
     raise typer.Exit(code)

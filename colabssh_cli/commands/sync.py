@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..remote import Remote
     from ..sync_client import SyncOptions, SyncOutcome
 
-DEFAULT_FOLDER = "colabssh/content"  # sync_runner.DEFAULT_FOLDER (kept literal so --help imports nothing heavy)
+DEFAULT_FOLDER = "colabssh/content"  # sync_protocol.DEFAULT_FOLDER (literal: --help imports nothing more)
 
 _NAME = typer.Option(None, "--name", "-n", metavar="ALIAS",
                      help="The session to use (default: 'colab', or the only one).")
@@ -170,7 +170,8 @@ def sync(
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", metavar="PATTERN",
                                                 help="Leave out files matching an rsync pattern (repeatable)."),
     every: int = typer.Option(0, "--every", min=0, metavar="SECONDS",
-                              help="Keep syncing on this period until Ctrl-C."),
+                              help="Keep syncing on this period until Ctrl-C (a failed run is reported; the next "
+                              "one still runs)."),
     attach: bool = typer.Option(False, "--attach", help="Follow the sync already running on the runtime."),
     bwlimit: int = typer.Option(0, "--bwlimit", min=0, metavar="KBPS", help="Limit rsync's rate (KiB/s)."),
     name: Optional[str] = _NAME,
@@ -180,16 +181,14 @@ def sync(
 
     The backup mirrors the content root's layout in FOLDER inside the Drive folder (default colabssh/content).
     Always left out: drive/, sample_data/, .config/ and caches; a .colabsshignore file in the content root adds
-    rsync patterns. Nothing is deleted from the backup unless --delete. Exit code: rsync's when it failed.
+    rsync exclude patterns, one per line (# starts a comment). Nothing is deleted from the backup unless --delete.
+    Exit code: rsync's when it failed.
     """
-    import time
-
-    from ..app import print_error
     from ..colab_cli import refuse_drive_commands
     from ..console import status
-    from ..errors import BAD_INPUT, MISSING_TOOL, ColabsshError
+    from ..errors import BAD_INPUT, ColabsshError
     from ..remote import Remote
-    from ..sync_client import SyncOptions, check
+    from ..sync_client import SyncOptions, check, run_every
 
     if attach and (paths or delete or dry_run or every or exclude):
         raise ColabsshError("--attach follows the running sync; it takes no other options", "", BAD_INPUT)
@@ -202,29 +201,13 @@ def sync(
         _print_outcome(outcome, as_json)
         check(outcome)
         return
-    last, running = 0, False
-    try:
-        while True:
-            try:
-                running = True
-                outcome = _run(remote, options)  # a Ctrl-C in here stops that run on the runtime too
-                running = False
-                _print_outcome(outcome, as_json)
-                check(outcome)
-                last = 0
-            except ColabsshError as exc:
-                running = False
-                if exc.exit_code in (BAD_INPUT, MISSING_TOOL):
-                    raise
-                print_error(exc)
-                last = exc.exit_code
-            status(f"next sync in {every} s (Ctrl-C stops)")
-            time.sleep(every)
-    except KeyboardInterrupt:
-        if running:
-            raise
-        status("colabssh: stopped syncing")
-        raise typer.Exit(last) from None
+
+    def failed(exc: ColabsshError) -> None:
+        status(f"colabssh: this sync failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+
+    run_every(every, lambda: _run(remote, options), lambda outcome: _print_outcome(outcome, as_json), failed,
+              lambda seconds: status(f"next sync in {seconds:g} s (Ctrl-C stops)"))
+    status("colabssh: stopped syncing")
 
 
 @app.command()

@@ -1,0 +1,37 @@
+"""Write a file whole or not at all, with the mode it should have (the runtime side's one way to do it).
+
+A temp file of a fresh name (``mkstemp``) in the same folder, its mode set with ``fchmod`` whatever the
+umask or a leftover temp of an earlier run says, flushed to disk, then renamed over the target. A fixed
+temp name opened with ``O_CREAT`` would keep the mode of a leftover (0644, with a token in it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+PRIVATE = 0o600
+
+
+def write_atomically(path: Path, text: str, mode: int = PRIVATE) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) at ``mode``; on failure the old file stays and no temp is left."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_private(path: Path, text: str) -> None:
+    """``write_atomically`` at 0600: for the token, the authorised key, the session environment."""
+    write_atomically(path, text, PRIVATE)

@@ -1,0 +1,216 @@
+"""What both sides of `colabssh sync` speak: the laptop's command line for the runner, the runner's exit codes,
+path rules, rsync's exit codes in plain words, and the parser that turns rsync's output into events.
+
+Standard library only, and portable: the laptop imports this module (on Windows too), never ``sync_runner``,
+which needs POSIX (fork, setsid, flock, /proc). ``sync_runner`` imports it from the package when the cell runs
+it, from its own folder when it runs as a script, and, when ``colabssh sync`` ships it over SSH, from the module
+that ``BOOT`` makes out of this file's source: the laptop sends both sources on stdin, joined by ``pack``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Optional
+
+try:
+    from .errors import BootstrapError
+except ImportError:  # shipped over SSH, or run as a script: no package around this file
+
+    class BootstrapError(Exception):  # type: ignore[no-redef]
+        def __init__(self, message: str, hint: str = "") -> None:
+            super().__init__(message)
+            self.message = message
+            self.hint = hint
+
+        def __str__(self) -> str:
+            return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
+PROGRESS_EVERY = 0.1  # seconds between progress events
+
+# The runner's own exit codes, for runs that never reached rsync (rsync's codes are all below 64).
+EXIT_BAD_INPUT = 64
+EXIT_NO_DRIVE = 65
+EXIT_NO_SPACE = 66
+EXIT_LOCKED = 67
+EXIT_NO_RSYNC = 68
+EXIT_LOST = 69  # the run ended without a result: its worker was killed
+EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
+
+# What the laptop runs with the runtime's python: stdin holds this module's source and the runner's, joined by a
+# NUL (which no source holds); this module becomes ``sync_protocol``, the runner runs as __main__, the
+# arguments follow.
+BOOT = ('import sys,types;p,r=sys.stdin.read().split("\\0",1);m=types.ModuleType("sync_protocol");'
+        'sys.modules["sync_protocol"]=m;exec(compile(p,"<colabssh sync_protocol>","exec"),m.__dict__);'
+        'exec(compile(r,"<colabssh sync_runner>","exec"),{"__name__":"__main__"})')
+
+
+def pack(protocol_source: str, runner_source: str) -> bytes:
+    """What BOOT reads on stdin: this module's source, a NUL, the runner's source."""
+    if "\0" in protocol_source or "\0" in runner_source:
+        raise ValueError("a source holds a NUL byte")
+    return f"{protocol_source}\0{runner_source}".encode()
+
+
+RSYNC_ADVICE = {
+    1: "rsync refused colabssh's options (is rsync on the runtime very old?); see the messages above",
+    2: "rsync's two sides speak different protocol versions; update rsync on the runtime",
+    3: "a source or destination folder is missing or cannot be read; check the paths",
+    5: "rsync could not start its other half",
+    10: "the connection between rsync's two sides broke",
+    11: "reading or writing a file failed: the disk or Drive may be full (Drive stages files on the "
+        "runtime's disk; see `df -h /content`), or a file is not accessible",
+    12: "rsync's data stream broke off (the other side stopped or ran out of space); run it again",
+    13: "rsync reported an internal error; see the messages above",
+    14: "rsync's helper processes failed; run it again",
+    20: "the sync was interrupted (killed or stopped); run it again: every file under its final name is "
+        "complete, and the next run copies what is missing",
+    21: "rsync lost track of a helper process; run it again",
+    22: "rsync ran out of memory; sync fewer files at a time (PATH arguments)",
+    23: "some files could not be copied (see the messages above: permissions, names Drive cannot hold, "
+        "files that changed); the rest was copied",
+    24: "some files vanished while they were being copied (is a job still writing them?); the rest was "
+        "copied: run it again once they settle",
+    25: "rsync stopped deleting at its --max-delete limit",
+    30: "rsync timed out waiting for data; run it again",
+    35: "rsync timed out waiting for its other half; run it again",
+}
+
+
+def advice_for(code: int) -> str:
+    if code == 0:
+        return ""
+    return RSYNC_ADVICE.get(code, f"rsync ended with exit code {code}; see the messages above")
+
+
+class SyncRefused(BootstrapError):
+    """A sync that must not start; ``kind`` and ``exit_code`` tell the laptop which one."""
+
+    def __init__(self, message: str, hint: str = "", kind: str = "bad_input", exit_code: int = EXIT_BAD_INPUT):
+        super().__init__(message, hint)
+        self.kind = kind
+        self.exit_code = exit_code
+
+
+def clean_relative(text: str, what: str) -> str:
+    """A path inside a root: no absolute paths, no '..', no control characters; '' and '.' mean the root."""
+    if any(ord(ch) < 32 for ch in text):
+        raise SyncRefused(f"{what} {text!r} has a control character in it", "rename it")
+    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
+    if text.startswith("/") or ".." in parts:
+        raise SyncRefused(f"{what} {text!r} must be a path inside its root (no leading '/', no '..')",
+                          "give it relative to the content root, e.g. `project/data`")
+    return "/".join(parts) or "."
+
+
+# --------------------------------------------------------------------------------------------- rsync's output
+_PROGRESS = re.compile(r"^\s*([\d,]+)\s+(\d+)%\s+(\S+)\s+(\S+)(?:\s+\(xfr#(\d+), (?:to|ir)-chk=(\d+)/(\d+)\))?")
+_ITEM = re.compile(r"^([<>ch.][fdLDS][.+?a-zA-Z ]{9}) (.*)$")
+_DELETING = re.compile(r"^\*deleting +(.*)$")
+_SKIPPED = re.compile(r'^skipping non-regular file "(.*)"$')
+_STAT = re.compile(r"^(Number of files|Number of created files|Number of deleted files|"
+                   r"Number of regular files transferred|Total file size|Total transferred file size|"
+                   r"Literal data): ([\d,]+)")
+_IGNORED = re.compile(r"^(sent [\d,]+ bytes|total size is|Matched data|File list|Total bytes|"
+                      r"created directory |building file list|done$)")
+STAT_KEYS = {"Number of files": "entries", "Number of created files": "created",
+             "Number of deleted files": "deleted", "Number of regular files transferred": "files_copied",
+             "Total file size": "total_bytes", "Total transferred file size": "bytes_copied",
+             "Literal data": "literal_bytes"}
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+class LogParser:
+    """rsync's combined output (itemized changes, progress2 updates split by CR, stats) -> events and totals."""
+
+    def __init__(self, emit: Optional[Callable[[dict], None]] = None, items: bool = True) -> None:
+        """ITEMS False: itemized changes are counted, and only the latest goes out, in progress events."""
+        self.emit = emit or (lambda event: None)
+        self.items = items
+        self.current = ""
+        self._pending = b""
+        self._last_progress = 0.0
+        self._progress: Optional[dict] = None
+        self.stats: dict[str, int] = {}
+        self.new_files = 0
+        self.changed_files = 0
+        self.new_folders = 0
+        self.deleted: list[str] = []
+        self.skipped: list[str] = []
+        self.messages: list[str] = []
+
+    def feed(self, data: bytes) -> None:
+        data = self._pending + data
+        pieces = re.split(rb"[\r\n]", data)
+        self._pending = pieces.pop()
+        for piece in pieces:
+            self.line(piece.decode("utf-8", errors="replace"))
+
+    def close(self) -> None:
+        if self._pending:
+            self.line(self._pending.decode("utf-8", errors="replace"))
+            self._pending = b""
+        if self._progress is not None:
+            self.emit(self._progress)
+            self._progress = None
+
+    def item(self, change: str, path: str) -> None:
+        self.current = path
+        if self.items:
+            self.emit({"event": "item", "change": change, "path": path})
+
+    def line(self, text: str) -> None:
+        if not text.strip():
+            return
+        match = _PROGRESS.match(text)
+        if match:
+            self._progress = {"event": "progress", "current": self.current,
+                              "bytes": _number(match.group(1)), "percent": int(match.group(2)),
+                              "rate": match.group(3), "files": int(match.group(5) or 0),
+                              "to_check": int(match.group(6) or 0), "total": int(match.group(7) or 0)}
+            now = time.monotonic()
+            if now - self._last_progress >= PROGRESS_EVERY:
+                self._last_progress = now
+                self.emit(self._progress)
+                self._progress = None
+            return
+        match = _ITEM.match(text)
+        if match:
+            change, path = match.group(1), match.group(2)
+            if change[1] == "f" and change[0] in "<>c":
+                if "+++++++++" in change:
+                    self.new_files += 1
+                else:
+                    self.changed_files += 1
+            elif change[1] == "d" and "+++++++++" in change:
+                self.new_folders += 1
+            self.item(change, path)
+            return
+        match = _DELETING.match(text)
+        if match:
+            self.deleted.append(match.group(1))
+            self.item("*deleting", match.group(1))
+            return
+        match = _SKIPPED.match(text)
+        if match:
+            self.skipped.append(match.group(1))
+            self.emit({"event": "skipped", "path": match.group(1)})
+            return
+        match = _STAT.match(text)
+        if match:
+            self.stats[STAT_KEYS[match.group(1)]] = _number(match.group(2))
+            regular = re.search(r"\breg: ([\d,]+)", text)
+            if match.group(1) == "Number of files":
+                self.stats["files_total"] = _number(regular.group(1)) if regular else 0
+            return
+        if _IGNORED.match(text) or text.startswith("Number of "):
+            return
+        self.messages.append(text.strip())
+        del self.messages[:-40]
+        self.emit({"event": "message", "text": text.strip()})
