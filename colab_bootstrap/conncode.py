@@ -95,24 +95,24 @@ def decode(code: str) -> ConnectionInfo:
                         "zero-width space from a copy?)")
     match = re.fullmatch(r"([a-z]+)([0-9]+):(.*)", code, flags=re.DOTALL)
     if not match or match.group(1) != PREFIX:
-        raise CodeError("not a colabssh connection code (it starts with 'colabssh1:')")
+        raise CodeError("not a colabssh connection code (a code starts with 'colabssh1:')")
     if match.group(2) != str(VERSION):
         raise CodeError(f"connection code version {match.group(2)} is not supported by this "
                         f"colabssh (it reads version {VERSION}); upgrade colabssh or re-run the cell")
     body = match.group(3)
     payload, sep, checksum = body.rpartition(".")
     if not sep or not _B64URL.fullmatch(payload) or not _CHECKSUM.fullmatch(checksum):
-        raise CodeError("the connection code is malformed or truncated; copy the whole line again")
+        raise CodeError("the connection code is malformed or truncated")
     if _checksum(payload) != checksum:
         raise CodeError("the connection code's checksum does not match: it was changed or "
-                        "truncated; copy the whole line again")
+                        "truncated")
     try:
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         data = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise CodeError("the connection code is malformed; copy the whole line again") from None
+        raise CodeError("the connection code is malformed") from None
     if not isinstance(data, dict):
-        raise CodeError("the connection code is malformed; copy the whole line again")
+        raise CodeError("the connection code is malformed")
     if data.get("v") != VERSION:
         raise CodeError("the connection code's inner version is not supported")
     unknown = sorted(set(data) - set(_FIELDS))
