@@ -19,6 +19,7 @@ from .paths import Paths
 from .sshconfig_files import atomic_write, make_private_dir
 
 KEYGEN_TIMEOUT = 60.0
+SCRATCH_PREFIX = ".keygen-"  # ssh-keygen's private folder inside ~/.ssh/colabssh while a key is made
 
 
 def _keygen() -> str:
@@ -44,7 +45,9 @@ def _run_keygen(args: list[str], what: str) -> str:
 
 def _make_key(paths: Paths) -> None:
     """A new key pair in place of a missing one (an existing key is never replaced)."""
-    scratch = Path(tempfile.mkdtemp(dir=paths.root, prefix=".keygen-"))
+    for leftover in paths.root.glob(f"{SCRATCH_PREFIX}*"):  # a killed run's (no other run makes one: we hold the lock)
+        shutil.rmtree(leftover, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(dir=paths.root, prefix=SCRATCH_PREFIX))
     try:
         made = scratch / "id_ed25519"
         _run_keygen(["-q", "-t", "ed25519", "-N", "", "-C", "colabssh", "-f", str(made)],

@@ -209,4 +209,5 @@ def test_a_colab_cli_gone_since_connect_is_exit_4(via_colab, capsys):  # noqa: F
 def test_other_versions_texts_are_recognised(text, has):
     error = colab_cli_errors.explain_colab_stderr(text, "x")
     assert error is not None and has in error.message
-    assert colab_cli_errors.explain_colab_stderr("kex_exchange_identification: Connection closed by remote host", "x") is None
+    unrelated = "kex_exchange_identification: Connection closed by remote host"
+    assert colab_cli_errors.explain_colab_stderr(unrelated, "x") is None
