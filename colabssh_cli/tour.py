@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from colab_bootstrap.processes import stop_child
+
 from . import console
 from .errors import FAILURE, MISSING_TOOL, ColabsshError
 
@@ -224,13 +226,8 @@ class Tour:
         return "sshd stopped; the sandbox is removed next"
 
     def _stop_runtime(self) -> None:
-        if self.runtime is not None and self.runtime.poll() is None:
-            self.runtime.terminate()
-            try:
-                self.runtime.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.runtime.kill()
-                self.runtime.wait()
+        if self.runtime is not None:
+            stop_child(self.runtime, grace=20)  # the cell stops its sshd on SIGTERM
 
     @staticmethod
     def _output(result: subprocess.CompletedProcess[str]) -> str:

@@ -9,7 +9,8 @@ from ..app import app
 
 @app.command("try")
 def try_(
-    open_editor: bool = typer.Option(False, "--open", help="Also open the editor (a profile of its own) on the throwaway runtime."),
+    open_editor: bool = typer.Option(
+        False, "--open", help="Also open the editor (a profile of its own) on the throwaway runtime."),
     editor: str = typer.Option("code", "--editor", help="code, cursor or codium (with --open)."),
 ) -> None:
     """Try colabssh on this machine: a local runtime, connect, ssh, sync, demo, forget."""
