@@ -139,6 +139,7 @@ def test_a_line_of_the_users_inside_the_block_is_named(connected, capsys):
 
 def test_a_session_without_its_block_in_the_users_config(connected, capsys):
     config = connected.paths.user_config
+    close_shared_connection(connected.paths, "colab")  # the config that names its socket is about to go
     config.write_text("Host example\n  HostName example.org\n")
     code, checks, _ = doctor(capsys)
     assert code == FAILURE
