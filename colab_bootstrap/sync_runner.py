@@ -871,7 +871,7 @@ def cancel(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
     jobs = Jobs(state)
     job = jobs.current_job()
     pid = worker_pid(job) if job is not None and read_json(job / "result.json") is None else None
-    if pid is None:
+    if pid is None or job is None:
         emit({"event": "cancelled", "running": False})
         return 0
     os.kill(pid, signal.SIGTERM)

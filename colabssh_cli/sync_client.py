@@ -308,6 +308,7 @@ def transfer(remote: Remote, direction: str, local: Path, runtime_path: str,
         make_local_folder(local)
     started = time.monotonic()
     rsync = shutil.which("rsync")
+    outcome: Optional[TransferOutcome]
     if rsync is None:
         outcome = _scp(remote, direction, local, target)
     else:
@@ -315,9 +316,9 @@ def transfer(remote: Remote, direction: str, local: Path, runtime_path: str,
         if outcome is None:  # the runtime had no rsync: install it there, then once more
             install_remote_rsync(remote)
             outcome = _rsync(remote, rsync, direction, local, target, on_event)
-            if outcome is None:
-                raise ColabsshError("rsync is missing on the runtime", "install it there: apt-get install rsync",
-                                    MISSING_TOOL)
+    if outcome is None:
+        raise ColabsshError("rsync is missing on the runtime", "install it there: apt-get install rsync",
+                            MISSING_TOOL)
     outcome.seconds = round(time.monotonic() - started, 3)
     return outcome
 
@@ -355,7 +356,7 @@ def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
     reader.start()
     try:
         while True:
-            chunk = process.stdout.read1(1 << 16)
+            chunk = process.stdout.read1(1 << 16)  # type: ignore[attr-defined]
             if not chunk:
                 break
             parser.feed(chunk)

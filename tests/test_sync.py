@@ -297,8 +297,8 @@ def test_the_sync_commands_load_where_there_is_no_fcntl() -> None:
         assert done.returncode == 0 and "Usage: colabssh " + command in done.stdout, done.stderr
 
 
-def test_pull_and_push_fall_back_to_scp_without_rsync_or_fcntl(connected, tmp_path: Path) -> None:  # noqa: ANN001
-    """Windows: no local rsync, no fcntl. scp over the same pinned connection, both ways."""
+def test_without_rsync_or_fcntl_pull_and_push_use_scp_and_sync_works(connected, tmp_path: Path) -> None:  # noqa: ANN001
+    """Windows: no local rsync, no fcntl. scp over the same pinned connection, both ways; sync still works."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("ssh", "scp"):
@@ -312,6 +312,10 @@ def test_pull_and_push_fall_back_to_scp_without_rsync_or_fcntl(connected, tmp_pa
     done = cli_without_fcntl("pull", "code", str(tmp_path / "back"), env={"PATH": str(bin_dir)})
     assert done.returncode == 0, done.stderr
     assert tree_bytes(tmp_path / "back") == {"code/model.py": b"net = 1", "code/data.csv": b"1,2"}
+    done = cli_without_fcntl("sync", "code", "--json", env={"PATH": str(bin_dir)})  # the runner needs no laptop rsync
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["new_files"] == 2
+    assert tree_bytes(backup_of(connected)) == {"code/model.py": b"net = 1", "code/data.csv": b"1,2"}
 
 
 def read_until(stream, predicate: Callable[[str], bool]) -> str:  # noqa: ANN001
