@@ -197,7 +197,9 @@ def supports_per_source_penalties(sshd: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     match = re.search(r"OpenSSH_(\d+)\.(\d+)", out.stdout + out.stderr)
-    return bool(match) and (int(match.group(1)), int(match.group(2))) >= (9, 8)
+    if match is None:
+        return False
+    return (int(match.group(1)), int(match.group(2))) >= (9, 8)
 
 
 def stop_leftover(state: Path, say: Callable[[str], None], whose: str = "of an earlier run") -> None:

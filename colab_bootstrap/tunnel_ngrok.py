@@ -164,7 +164,7 @@ def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
     ngrok = _import_pyngrok(say)
     conf = importlib.import_module("pyngrok.conf")
     installer = importlib.import_module("pyngrok.installer")
-    installer._print_progress_enabled = False
+    setattr(installer, "_print_progress_enabled", False)  # noqa: B010  (pyngrok's download progress)
     _log_to_file(state, token)
     # monitor_thread: pyngrok keeps reading the agent's log, so a full pipe never blocks the agent
     cfg = conf.PyngrokConfig(config_path=str(config_path), startup_timeout=30, monitor_thread=True)

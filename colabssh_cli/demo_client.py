@@ -30,7 +30,8 @@ _ERROR_EXIT_CODES = {"no-torch": MISSING_TOOL, "no-cuda": FAILURE}
 class PythonRunner(Protocol):
     """What the demo needs of the remote seam (colabssh_cli.remote.Remote)."""
 
-    alias: str
+    @property
+    def alias(self) -> str: ...
 
     def run_python(self, source: str, args: Any = (), *, on_stdout: Callable[[str], None] | None = None,
                    on_stderr: Callable[[str], None] | None = None) -> int: ...

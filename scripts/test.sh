@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --with-tests
 .venv/bin/ruff check colabssh_cli colab_bootstrap tests benchmarks scripts
+.venv/bin/mypy colabssh_cli colab_bootstrap
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" </dev/null
