@@ -58,6 +58,7 @@ try:
         SyncRefused,
         advice_for,
         clean_relative,
+        human_size,
     )
 except ImportError:
     from sync_protocol import (  # type: ignore[no-redef]
@@ -74,6 +75,7 @@ except ImportError:
         SyncRefused,
         advice_for,
         clean_relative,
+        human_size,
     )
 
 TRASH_FOLDER = "colabssh/trash"  # dated folders of deleted and replaced files, relative to the Drive folder
@@ -358,16 +360,9 @@ def check_free_space(need: int, places: Sequence[Path],
         free = disk_usage(existing_ancestor(place))[2]
         if free < wanted:
             raise SyncRefused(
-                f"not enough free space at {place}: {_size(need)} to copy (plus a margin), {_size(free)} free",
+                f"not enough free space at {place}: {human_size(need)} to copy (plus a margin), "
+                f"{human_size(free)} free",
                 "free some space, or sync part of the tree (colabssh sync PATH...)", "no_space", EXIT_NO_SPACE)
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 # --------------------------------------------------------------------------------------------- plan
@@ -924,7 +919,7 @@ def describe(report: dict) -> str:
     """One line for a log or the notebook's output."""
     if report.get("event") == "error":
         return f"not synced: {report['message']}"
-    text = (f"{report['files_copied']} file(s) copied ({_size(report['bytes_copied'])}), {report['deleted']} "
+    text = (f"{report['files_copied']} file(s) copied ({human_size(report['bytes_copied'])}), {report['deleted']} "
             f"moved to the trash, into {report['dest']} in {report['seconds']:.1f} s")
     if report["exit"]:
         text += f"; rsync exit {report['exit']}: {report['advice']}"

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from colab_bootstrap.sync_protocol import human_size
+
 from ..app import app
 
 if TYPE_CHECKING:
@@ -26,14 +28,6 @@ DEFAULT_FOLDER = "colabssh/content"  # sync_protocol.DEFAULT_FOLDER (literal: --
 _NAME = typer.Option(None, "--name", "-n", metavar="ALIAS",
                      help="The session to use (default: 'colab', or the only one).")
 _JSON = typer.Option(False, "--json", help="Print one JSON document per run and nothing else on stdout.")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 class ProgressView:
@@ -75,12 +69,12 @@ class ProgressView:
             what = "restoring" if event.get("mode") == "restore" else "syncing"
             dry = " (dry run: nothing is changed)" if event.get("dry_run") else ""
             self.say(f"{what} {event.get('source')} -> {event.get('dest')}: {event.get('files', 0):,} files, "
-                     f"{_size(event.get('bytes', 0))}{dry}")
+                     f"{human_size(event.get('bytes', 0))}{dry}")
         elif kind == "progress" and self.progress is not None:
             path = str(event.get("current") or self.title)
             self.progress.update(self.task, completed=min(int(event.get("percent", 0)), 100),
                                  description=path if len(path) <= 40 else "..." + path[-37:],
-                                 files=f"{event.get('files', 0):,}", size=_size(event.get("bytes", 0)),
+                                 files=f"{event.get('files', 0):,}", size=human_size(event.get("bytes", 0)),
                                  rate=str(event.get("rate", "")))
         elif kind == "warning":
             self.say(f"colabssh: warning: {event.get('message')}")
@@ -116,7 +110,7 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
     verb = "restored" if restore else "synced"
     unchanged = max(int(report.get("files_total", 0)) - report["new_files"] - report["changed_files"], 0)
     lines.append(f"{verb} {report['source']} -> {report['dest']}: {report['new_files']} new and "
-                 f"{report['changed_files']} changed file(s) copied ({_size(report['bytes_copied'])}), "
+                 f"{report['changed_files']} changed file(s) copied ({human_size(report['bytes_copied'])}), "
                  f"{unchanged:,} unchanged, in {report['seconds']:.1f} s")
     if report.get("deleted") or (report.get("trash") and report.get("changed_files")):
         lines.append(f"moved to the trash: {report['deleted']} deleted and {report['changed_files']} replaced "
@@ -253,7 +247,7 @@ def _transfer(direction: str, local: Path, runtime_path: str, name: Optional[str
         result(json.dumps(outcome.as_json()))
     else:
         result(f"{'pushed' if direction == 'push' else 'pulled'} {outcome.source} -> {outcome.target}"
-               + (f": {outcome.files_copied} file(s), {_size(outcome.bytes_copied)}" if outcome.tool == "rsync"
+               + (f": {outcome.files_copied} file(s), {human_size(outcome.bytes_copied)}" if outcome.tool == "rsync"
                   else "") + f" in {outcome.seconds:.1f} s")
 
 
