@@ -16,7 +16,6 @@ from typing import Any, Optional
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
-from .sshconfig_files import atomic_write, make_private_dir, remove_file
 
 DEFAULT_ALIAS = "colab"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # an alias, and a colab session name
@@ -87,6 +86,8 @@ def load_sessions(paths: Paths) -> dict[str, Session]:
 
 def save_sessions(paths: Paths, sessions: dict[str, Session]) -> None:
     """Atomic write (temp file in the same folder, fsync, rename), mode 0600; a failure is a ColabsshError."""
+    from .sshconfig_files import atomic_write, make_private_dir  # lazily: keeps `colabssh --help` light
+
     make_private_dir(paths.root, parents=True)
     body = json.dumps({"version": 1, "sessions": {a: asdict(s) for a, s in sorted(sessions.items())}},
                       indent=2, sort_keys=True) + "\n"
@@ -96,6 +97,7 @@ def save_sessions(paths: Paths, sessions: dict[str, Session]) -> None:
 def update_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) -> bool:
     """Read, change and write the session list under colabssh's lock; False (nothing written) if unchanged."""
     from .sshconfig import locked  # lazily: keeps `colabssh --help` light
+    from .sshconfig_files import remove_file
 
     with locked(paths):
         sessions = load_sessions(paths)
