@@ -84,7 +84,7 @@ POSIX_CALLS = [  # (where, the POSIX call, what happens elsewhere)
     ("`colab_cli.py` (`connect --via colab-cli`)", "`start_new_session` for the `colab` bridge",
      "ignored there; Google's `colab` CLI runs on Linux and macOS only"),
     ("`tour.py` (`colabssh try`)", "`os.geteuid()` when no sshd is found",
-     "**no fallback**: `try` needs a local sshd, so it is Linux/macOS only"),
+     "guarded (no root check); `try` needs a local sshd, so it runs on Linux and macOS only"),
 ]
 
 
