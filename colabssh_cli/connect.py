@@ -21,7 +21,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -401,9 +401,7 @@ def connect(options: ConnectOptions, paths: Optional[Paths] = None, report: Repo
     result.changed = bool(result.written)
     result.login_checked = logs_in
 
-    session = Session(alias=alias, host=target.host, port=target.port, user=target.user, tunnel=target.tunnel,
-                      hostkey=target.hostkey, content=target.content, drive=target.drive, python=target.python,
-                      gpu=target.gpu, code=target.code, auth=target.auth, connected_at=utc_now())
+    session = Session(alias=alias, connected_at=utc_now(), **asdict(target))  # every field of the target
     if record_session(paths, session):
         result.written.append(paths.sessions)
     if options.open_editor:
