@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import json
 import re
+import socket
 import struct
 from dataclasses import asdict, dataclass
 
@@ -37,6 +38,7 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 _CHECKSUM = re.compile(r"[0-9a-f]{8}")
 _HOSTKEY = re.compile(r"ssh-ed25519 ([A-Za-z0-9+/]{68})")
 _FIELDS = ("v", "host", "port", "user", "hostkey", "tunnel", "content", "drive", "python", "gpu")
+_OPTIONAL = {"gpu": ""}  # a field a code may leave out (or give as null), and what it then means
 
 
 class CodeError(ValueError):
@@ -106,35 +108,94 @@ def decode(code: str) -> ConnectionInfo:
     if _checksum(payload) != checksum:
         raise CodeError("the connection code's checksum does not match: it was changed or "
                         "truncated")
+    return info_from_json(_json_object(payload))
+
+
+def _json_object(payload: str) -> dict[str, object]:
+    """The code's JSON object: flat (no nesting), no repeated keys; anything else is CodeError, never a crash.
+
+    Nesting is refused before ``json`` sees it (a deeply nested array would end in RecursionError), and
+    a key given twice is refused rather than letting one of two parsers pick a value.
+    """
     try:
-        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        data = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise CodeError("the connection code is malformed") from None
+    if _nesting_outside_strings(raw) > 1:
+        raise CodeError("the connection code is malformed (nested values)")
+    try:
+        data = json.loads(raw, object_pairs_hook=_no_repeated_keys)
+    except _RepeatedKey as exc:
+        raise CodeError(f"the connection code names {exc.args[0]!r} twice") from None
+    except (ValueError, RecursionError):
         raise CodeError("the connection code is malformed") from None
     if not isinstance(data, dict):
         raise CodeError("the connection code is malformed")
-    if data.get("v") != VERSION:
+    return data
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen[key] = value
+    return seen
+
+
+def _nesting_outside_strings(text: str) -> int:
+    """How deep ``[``/``{`` nest in JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def info_from_json(data: dict[str, object]) -> ConnectionInfo:
+    """A ConnectionInfo from a code's decoded JSON object, every field checked (the one way in from a code)."""
+    if data.get("v") != VERSION or isinstance(data.get("v"), bool):
         raise CodeError("the connection code's inner version is not supported")
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
-        raise CodeError(f"the connection code has unknown fields ({', '.join(unknown)}); "
-                        "upgrade colabssh")
-    missing = [name for name in _FIELDS if name not in data and name != "gpu"]
+        shown = ", ".join(repr(name) if not name.isidentifier() else name for name in unknown)
+        raise CodeError(f"the connection code has unknown fields ({shown[:200]}); upgrade colabssh")
+    missing = [name for name in _FIELDS if name not in data and name not in _OPTIONAL]
     if missing:
         raise CodeError(f"the connection code lacks {', '.join(missing)}")
     port = data["port"]
     if isinstance(port, bool) or not isinstance(port, int):
         raise CodeError("the connection code's port is not a number")
-    strings = {k: data[k] for k in _FIELDS if k not in ("v", "port")}
-    for key, value in strings.items():
-        if key == "gpu" and value is None:
+    texts: dict[str, str] = {}
+    for key in _FIELDS:
+        if key in ("v", "port"):
             continue
+        value = data.get(key, _OPTIONAL.get(key))
+        if value is None and key in _OPTIONAL:
+            value = _OPTIONAL[key]
         if not isinstance(value, str):
             raise CodeError(f"the connection code's {key} is not text")
-    info = ConnectionInfo(host=data["host"], port=port, user=data["user"],
-                          hostkey=data["hostkey"], tunnel=data["tunnel"],
-                          content=data["content"], drive=data["drive"],
-                          python=data["python"], gpu=data.get("gpu") or "")
+        texts[key] = value
+    info = ConnectionInfo(host=texts["host"], port=port, user=texts["user"], hostkey=texts["hostkey"],
+                          tunnel=texts["tunnel"], content=texts["content"], drive=texts["drive"],
+                          python=texts["python"], gpu=texts["gpu"])
     validate(info)
     return info
 
@@ -158,18 +219,50 @@ def validate(info: ConnectionInfo) -> None:
 
 
 def validate_host(host: str) -> str:
-    if not isinstance(host, str) or not host.isascii():
+    """A host exactly as OpenSSH will use it: a DNS name, or an IP address in its one canonical form.
+
+    OpenSSH rewrites numeric hosts (``127.1`` and ``0x7f.1`` become ``127.0.0.1``, ``010.1.1.1`` is octal,
+    ``::ffff:7f00:1`` becomes ``::ffff:127.0.0.1``) and reads ``%`` as the start of a token, so such forms
+    (and IPv6 zone ids) are refused here, before anything is written, instead of surprising ``ssh -G``.
+    """
+    if not isinstance(host, str) or not host.isascii() or not host:
         raise CodeError("the host is not an ASCII host name")
-    if host.startswith("-"):
-        raise CodeError(f"the host {host!r} is not a valid host name")
+    if host.startswith("-") or len(host) > 253:
+        raise CodeError(f"the host {host[:80]!r} is not a valid host name")
     try:
-        ipaddress.ip_address(host)
-        return host
+        address = ipaddress.ip_address(host)
     except ValueError:
-        pass
+        address = None
+    if address is not None:
+        return _canonical_address(host, address)
+    if _is_loose_ipv4(host):
+        raise CodeError(f"the host {host!r} is an IPv4 address in a shorthand form that ssh rewrites "
+                        "(write it as four decimal numbers, a.b.c.d)")
     if not _DNS_NAME.fullmatch(host):
-        raise CodeError(f"the host {host!r} is not a valid DNS name or IP address")
+        raise CodeError(f"the host {host[:80]!r} is not a valid DNS name or IP address")
+    if host.rsplit(".", 1)[-1].isdigit():
+        raise CodeError(f"the host {host!r} is neither an IP address nor a DNS name (its last label is a number)")
     return host
+
+
+def _canonical_address(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            raise CodeError(f"the host {host!r} has an IPv6 zone id ('%...'), which an ssh config cannot hold")
+        if address.ipv4_mapped is not None or (int(address) >> 32 == 0 and int(address) > 1):
+            raise CodeError(f"the host {host!r} is an IPv4 address written as IPv6; use the IPv4 address")
+    if host != str(address):
+        raise CodeError(f"the host {host!r} is not in canonical form (ssh would use {address})")
+    return host
+
+
+def _is_loose_ipv4(host: str) -> bool:
+    """What inet_aton (and so ssh's resolver) reads as an IPv4 address: ``127.1``, ``0x7f.1``, ``2130706433``."""
+    try:
+        socket.inet_aton(host)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def validate_port(text: str) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import colab, conncode, gpu, session_env, sshd
 from .errors import BootstrapError
 from .pubkey import authorised_key_line
-from .settings import Settings, state_folder
+from .settings import Settings, profile_folder, state_folder
 from .tunnels import Tunnel, open_tunnel, stop_leftover_tunnel
 
 TERMS = """\
@@ -49,13 +49,16 @@ class Runtime:
     info: conncode.ConnectionInfo
     drive: Path | None
     run_id: str = ""
+    snippet: Path | None = None  # the login-shell snippet, where this run installed one
 
     def stop(self) -> None:
-        """Stop this run's tunnel and sshd; its periodic sync too, unless a later run owns the folder now."""
+        """Stop this run's tunnel and sshd; its periodic sync too, unless a later run owns the folder now;
+        the login-shell snippet too, once no run of the cell on this machine needs it."""
         if self.is_current():
             forget_periodic_sync(self.settings.state)
         self.tunnel.close()
         self.server.stop()
+        release_profile_snippet(self.snippet)
 
     def is_current(self) -> bool:
         """False once a later run of the cell has taken over the state folder."""
@@ -101,14 +104,20 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
     drive = colab.resolve_drive(settings.drive_override, settings.content, out)
     card = gpu.gpu_name(out)
     sshd.prepare_state(settings.state)
+    port = sshd.claim_port(settings.state, settings.port)  # a port someone else holds: the earlier run serves on
     run_id = f"{os.getpid()}-{time.time_ns()}"
     (settings.state / RUN_ID_NAME).write_text(run_id + "\n")
     env = session_environment(settings, drive, environ)
     session_env.write_env_file(env, settings.state / session_env.ENV_FILE_NAME)
-    snippet = session_env.install_profile_snippet(settings.profile_d)
-    server = sshd.start(settings.state, settings.port, key_line, env, out, settings.sshd)
+    snippet = session_env.snippet_path(settings.profile_d)
+    try:
+        server = sshd.start(settings.state, port, key_line, env, out, settings.sshd, snippet)
+    except BaseException:
+        release_profile_snippet(snippet)  # the earlier run's, if that run's sshd was stopped
+        raise
     tunnel: Tunnel | None = None
     try:
+        snippet = session_env.install_profile_snippet(settings.profile_d)  # once our sshd names it (see stop)
         out(f"sshd: listening on 127.0.0.1:{server.port} (key only); SSH sessions get the kernel's environment")
         if snippet is None:
             out("sshd: no login-shell snippet (COLABSSH_PROFILE_D is empty or not writable): login shells "
@@ -119,13 +128,13 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
             tunnel=tunnel.kind, content=str(settings.content), drive=str(drive or ""),
             python=sys.executable, gpu=card)
         return Runtime(settings=settings, server=server, tunnel=tunnel, code=conncode.encode(info), info=info,
-                       drive=drive, run_id=run_id)
+                       drive=drive, run_id=run_id, snippet=snippet)
     except conncode.CodeError as exc:
-        _stop_quietly(tunnel, server)
+        _stop_quietly(tunnel, server, snippet)
         raise BootstrapError(f"this runtime cannot be described in a connection code: {exc}",
                              "set COLABSSH_CONTENT/COLABSSH_DRIVE to plain absolute paths") from None
     except BaseException:
-        _stop_quietly(tunnel, server)
+        _stop_quietly(tunnel, server, snippet)
         raise
 
 
@@ -142,10 +151,18 @@ def announce(runtime: Runtime, out: Callable[[str], None] = say) -> None:
     out(f"colabssh connect {runtime.code}")
 
 
-def _stop_quietly(tunnel: Tunnel | None, server: sshd.SshdProcess) -> None:
+def _stop_quietly(tunnel: Tunnel | None, server: sshd.SshdProcess, snippet: Path | None) -> None:
     if tunnel is not None:
         tunnel.close()
     server.stop()
+    release_profile_snippet(snippet)
+
+
+def release_profile_snippet(snippet: Path | None) -> None:
+    """Remove the login-shell snippet (only if it is exactly ours) once no live run of the cell on this
+    machine names it in its sshd config; the cell's only footprint outside its state folder goes with it."""
+    if snippet is not None and not sshd.snippet_in_use(snippet):
+        session_env.remove_profile_snippet(snippet)
 
 
 def forget_periodic_sync(state: Path) -> None:
@@ -241,11 +258,13 @@ def stop_serving(out: Callable[[str], None] = say, environ: Mapping[str, str] | 
     It goes by the pid and token files in the state folder, not by what this kernel remembers, so it also
     stops what a kernel lost to "Restart session" left behind.
     """
-    state = state_folder(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    state = state_folder(environ)
     (state / RUN_ID_NAME).unlink(missing_ok=True)  # background heartbeats stand down
     forget_periodic_sync(state)  # and so does the periodic sync's timer
     sshd.stop_leftover(state, out, whose="this cell started")
     stop_leftover_tunnel(state, out, whose="this cell started")
+    release_profile_snippet(session_env.snippet_path(profile_folder(environ)))
     out("colabssh: stopped; run the cell again for a new connection code")
 
 
@@ -266,8 +285,9 @@ class _Signals:
 def main(options: Mapping[str, object]) -> int:
     """The cell's entry point. As a script: serve until a signal. In a notebook: return.
 
-    A re-run stops the sshd and tunnel of the earlier run first (their pid files in the
-    state folder), so there is never a second sshd or tunnel.
+    A re-run stops the sshd (with the connections it serves) and the tunnel of the earlier run
+    first, found through the state folder's pid files and /proc, so there is never a second sshd
+    or tunnel; a port held by anything else is refused before the earlier run is touched.
     """
     if "ipykernel" in sys.modules:
         return _main_in_notebook(options)

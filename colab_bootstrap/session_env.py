@@ -24,22 +24,24 @@ _CARRIED = re.compile(
     r"PATH|LD_LIBRARY_PATH|LIBRARY_PATH|PYTHONPATH|LANG|LC_ALL|LC_CTYPE|MPLBACKEND|HF_HOME"
     r"|(?:CUDA|NVIDIA|COLAB|NCCL|CUDNN|TF|XLA|TPU|JAX|TORCH|PYTORCH|COLABSSH)_[A-Z0-9_]+"
 )
-_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "KEY", "CREDENTIAL")
+# A name with any of these words in it, in any case, is never handed on: COLAB_JUPYTER_TOKEN (Colab sets it),
+# a *_API_KEY or *_AUTH* a notebook exported. No CUDA/NVIDIA/NCCL/CUDNN name Colab sets contains one, so
+# none needs an exception (see docs/runtime.md), and a name that does is kept out like any other.
+_SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|COOKIE|CREDENTIAL|AUTH|KEY", re.IGNORECASE)
 # A value sshd's SetEnv can carry as one quoted word.
 _SETENV_SAFE = re.compile(r'[^"\'\\\x00-\x1f\x7f]*')
 ENV_FILE_NAME = "session-env.sh"
 PROFILE_SNIPPET_NAME = "colabssh-env.sh"
 
 
+def looks_secret(name: str) -> bool:
+    """True for a variable name that may hold a secret (TOKEN, KEY, COOKIE ... anywhere, any case)."""
+    return _SECRET.search(name) is not None
+
+
 def carried_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The variables a session needs, without anything that looks like a secret."""
-    chosen = {}
-    for name, value in environ.items():
-        if not _CARRIED.fullmatch(name):
-            continue
-        if any(word in name for word in _SECRET_WORDS):
-            continue
-        chosen[name] = value
+    """The variables a session needs, without anything whose name looks like a secret."""
+    chosen = {name: value for name, value in environ.items() if _CARRIED.fullmatch(name) and not looks_secret(name)}
     return dict(sorted(chosen.items()))
 
 
@@ -75,15 +77,37 @@ fi
 """
 
 
-def install_profile_snippet(profile_d: Path | None) -> Path | None:
-    """Write the login-shell snippet into profile_d (idempotent); None when skipped."""
+def snippet_path(profile_d: Path | None) -> Path | None:
+    """Where the login-shell snippet goes in profile_d; None when there is no usable folder (then: no snippet)."""
     if profile_d is None or not profile_d.is_dir() or not os.access(profile_d, os.W_OK):
         return None
-    target = profile_d / PROFILE_SNIPPET_NAME
+    return profile_d / PROFILE_SNIPPET_NAME
+
+
+def is_our_snippet(target: Path) -> bool:
+    """True when ``target`` holds exactly the snippet colabssh writes."""
     try:
-        if target.read_text() == PROFILE_SNIPPET:
-            return target
+        return target.read_text(encoding="utf-8", errors="replace") == PROFILE_SNIPPET
     except OSError:
-        pass
-    write_atomically(target, PROFILE_SNIPPET, 0o644)  # login shells of every user read it
+        return False
+
+
+def install_profile_snippet(profile_d: Path | None) -> Path | None:
+    """Write the login-shell snippet into profile_d (idempotent); None when skipped."""
+    target = snippet_path(profile_d)
+    if target is None:
+        return None
+    if not is_our_snippet(target):
+        write_atomically(target, PROFILE_SNIPPET, 0o644)  # login shells of every user read it
     return target
+
+
+def remove_profile_snippet(target: Path) -> bool:
+    """Remove the snippet if it is exactly ours (an edited or foreign file stays); True when removed."""
+    if not is_our_snippet(target):
+        return False
+    try:
+        target.unlink()
+    except OSError:  # gone already, or the folder is not ours to change: nothing to undo
+        return False
+    return True

@@ -6,7 +6,8 @@ work on any Linux machine with OpenSSH's sshd:
 - ``COLABSSH_CONTENT``: the content root (default ``/content``)
 - ``COLABSSH_DRIVE``: an existing folder to use as Drive (default: mount Drive,
   then ``/content/drive/MyDrive``)
-- ``COLABSSH_PORT``: sshd's port on 127.0.0.1 (default 2222; 0 picks a free one)
+- ``COLABSSH_PORT``: sshd's port on 127.0.0.1 (default 2222; 0: the port the state folder's
+  earlier run used, else any free one)
 - ``COLABSSH_STATE``: the runtime's state folder (default ``~/.colabssh-runtime``)
 - ``COLABSSH_TUNNEL``: overrides the tunnel kind (ngrok, cloudflared, local)
 - ``COLABSSH_PROFILE_D``: where the login-shell snippet goes (default
@@ -42,6 +43,14 @@ def state_folder(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("COLABSSH_STATE") or home / ".colabssh-runtime").absolute()
 
 
+def profile_folder(environ: Mapping[str, str]) -> Path | None:
+    """COLABSSH_PROFILE_D (empty: none), else /etc/profile.d when running as root, else none."""
+    text = environ.get("COLABSSH_PROFILE_D")
+    if text is None:
+        return Path("/etc/profile.d") if os.geteuid() == 0 else None
+    return Path(text) if text else None
+
+
 @dataclass(frozen=True)
 class Settings:
     tunnel: str
@@ -68,11 +77,6 @@ class Settings:
             raise BootstrapError(f"COLABSSH_PORT={port_text!r} is not a port number",
                                  "use 1-65535, or 0 to pick a free port")
         drive = env.get("COLABSSH_DRIVE")
-        profile_d_text = env.get("COLABSSH_PROFILE_D")
-        if profile_d_text is None:
-            profile_d = Path("/etc/profile.d") if os.geteuid() == 0 else None
-        else:
-            profile_d = Path(profile_d_text) if profile_d_text else None
         every_env = env.get("COLABSSH_SYNC_EVERY")
         every_text = every_env or str(options.get("sync_every") or 0)
         if not re.fullmatch(r"[0-9]{1,7}", every_text):
@@ -89,7 +93,7 @@ class Settings:
             drive_override=Path(drive).absolute() if drive else None,
             port=int(port_text),
             state=state_folder(env),
-            profile_d=profile_d,
+            profile_d=profile_folder(env),
             public_key=str(options.get("public_key") or ""),
             sync_every=int(every_text),
             sshd=env.get("COLABSSH_SSHD", ""),

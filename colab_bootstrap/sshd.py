@@ -3,7 +3,10 @@
 Never touches ``/etc/ssh/sshd_config`` (sshd keeps the first value it reads, so
 appending there is unreliable). Listens on 127.0.0.1 only: the tunnel connects
 locally. Runs in the foreground (``-D``) as a child of the cell's process, with a
-PidFile in the state folder so that a re-run stops a leftover first.
+PidFile in the state folder so that a re-run stops a leftover first (and /proc for one
+whose pid file was lost): with the connections it serves, waited for, so the new sshd
+takes the same port. The port is claimed before anything is stopped: a port another
+program holds is an error that names it, and the earlier run serves on.
 
 ``StrictModes no`` is safe here: the only file it guards is our own
 ``authorized_keys``, which this module writes (0600) in a state folder it creates
@@ -38,6 +41,9 @@ LOG_NAME = "sshd.log"
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 AUTHORIZED_KEYS_NAME = "authorized_keys"
 READY_TIMEOUT = 15.0
+PORT_TIMEOUT = 5.0  # for the port to be free once the earlier run's sshd and its connections are gone
+HEADER = "# colabssh's own sshd: key only, loopback only, one authorised key"
+SNIPPET_COMMENT = "# login-shell snippet: "  # names the profile snippet this run's login shells rely on
 
 
 @dataclass
@@ -48,7 +54,10 @@ class SshdProcess:
     state: Path
 
     def stop(self) -> None:
-        processes.terminate_with_sessions(self.process.pid, lambda: processes.stop_child(self.process))
+        """Stop this sshd and the connections it serves; its pid file goes unless a later run wrote its own."""
+        if self.process.poll() is None:  # not reaped yet, so its pid is still its own
+            processes.terminate_with_sessions(self.process.pid)
+            self.process.poll()
         pidfile = self.state / PID_NAME
         try:
             if pidfile.read_text().strip() == str(self.process.pid):  # not a later run's
@@ -155,9 +164,11 @@ def write_authorized_key(state: Path, key_line: str) -> Path:
 
 
 def render_config(state: Path, port: int, user: str, env: Mapping[str, str],
-                  penalties_option: bool) -> str:
+                  version: tuple[int, int] | None = None, snippet: Path | None = None) -> str:
+    """The dedicated sshd_config. ``version`` is sshd's (major, minor), for the options only newer sshds know;
+    ``snippet`` is the login-shell snippet this run installs (recorded, so a stop knows who still needs it)."""
     lines = [
-        "# colabssh's own sshd: key only, loopback only, one authorised key",
+        HEADER,
         f"Port {port}",
         "ListenAddress 127.0.0.1",
         f"HostKey {state / HOST_KEY_NAME}",
@@ -174,70 +185,235 @@ def render_config(state: Path, port: int, user: str, env: Mapping[str, str],
         "UsePAM no",
         "StrictModes no",
         "PermitUserEnvironment no",
-        "AllowTcpForwarding yes",
-        "AllowAgentForwarding no",
+        # the public tunnel ends here: a scanner gets 3 tries, 30 s and a share of 10 unauthenticated slots
+        "MaxAuthTries 3",  # colabssh's Host block offers exactly one key (IdentitiesOnly)
+        "LoginGraceTime 30",
+        "MaxStartups 10:30:60",
+        # forwarding: only what VS Code and `colabssh forward` use (ssh -D and -L: direct-tcpip channels;
+        # remote.SSH.remoteServerListenOnSocket: -L to a Unix socket); never -R, X11, tun, agent
+        "AllowTcpForwarding local",
+        "AllowStreamLocalForwarding local",
+        "GatewayPorts no",
+        "PermitTunnel no",
         "X11Forwarding no",
+        "AllowAgentForwarding no",
         "PrintMotd no",
         "ClientAliveInterval 30",
         "ClientAliveCountMax 4",
-        "MaxStartups 30:30:100",
         "LogLevel VERBOSE",
         "Subsystem sftp internal-sftp",
     ]
-    if penalties_option:
-        lines.append("PerSourcePenalties no  # every tunnel client arrives from 127.0.0.1")
+    lines += per_source_penalties_lines(version)
+    if snippet is not None:
+        lines.append(SNIPPET_COMMENT + str(snippet))
     lines += setenv_lines(env, state / "session-env.sh")
     return "\n".join(lines) + "\n"
 
 
-def supports_per_source_penalties(sshd: str) -> bool:
-    """OpenSSH 9.8+ has PerSourcePenalties; the version is in `sshd -V` (or its usage text)."""
+NEWEST_KNOWN_SSHD = (10, 5)  # the newest OpenSSH whose PerSourcePenalties classes were read for this
+
+
+def per_source_penalties_lines(version: tuple[int, int] | None) -> list[str]:
+    """``PerSourcePenalties`` for sshd 9.8 and newer (older ones refuse the keyword): penalise crashes only.
+
+    Every tunnel client arrives from 127.0.0.1, so a penalty shuts out everyone, the owner too. What any
+    internet scanner does (a wrong key, no key, an unknown user, idling past LoginGraceTime) must cost
+    nothing; a crash of sshd is what only an exploit attempt causes, and refusing new connections for
+    90 s after one slows an attack that needs many tries (existing connections are never cut).
+    9.8 and 9.9 charge a LoginGraceTime timeout at the crash rate (fixed in 10.0), and a release newer
+    than the ones read may add a class with a default above zero (10.3 added ``invaliduser``): both
+    get ``PerSourcePenalties no``.
+    """
+    if version is None or version < (9, 8):
+        return []
+    if version < (10, 0) or version > NEWEST_KNOWN_SSHD:
+        return ["PerSourcePenalties no"]
+    classes = ["crash:90s", "authfail:0s", "noauth:0s", "grace-exceeded:0s"]
+    if version >= (10, 3):
+        classes.append("invaliduser:0s")
+    return ["PerSourcePenalties " + " ".join(classes)]
+
+
+def sshd_version(sshd: str) -> tuple[int, int] | None:
+    """sshd's OpenSSH (major, minor), from `sshd -V` (or its usage text); None when it does not say."""
     try:
         out = subprocess.run([sshd, "-V"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return False
+        return None
     match = re.search(r"OpenSSH_(\d+)\.(\d+)", out.stdout + out.stderr)
     if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+_LISTENER_CONFIG = re.compile(r"(?:^|\s)-f\s?(/.*?/" + CONFIG_NAME + r")(?:\s|$)")
+_PER_CONNECTION = re.compile(r"\s-R(?:\s|$)")  # a connection's sshd, re-executed, before it renames itself
+
+
+def listener_config(pid: int) -> Path | None:
+    """The config an sshd listener (not a connection's sshd) was started with; None for any other process."""
+    line = " ".join(processes.cmdline(pid))
+    if not line.startswith(("sshd", "/")) or _PER_CONNECTION.search(line):
+        return None
+    match = _LISTENER_CONFIG.search(line)
+    return Path(match.group(1)) if match and "sshd" in line.split(" -f", 1)[0] else None
+
+
+def listeners_of(config: Path) -> list[int]:
+    """The live sshd listeners started with ``config``: this state folder's sshd, whatever its pid file says."""
+    return [pid for pid in processes.live_pids() if listener_config(pid) == config and not processes.is_gone(pid)]
+
+
+def is_colabssh_config(config: Path) -> bool:
+    """True when ``config`` is an sshd_config colabssh wrote (its first line)."""
+    try:
+        with open(config, encoding="utf-8", errors="replace") as handle:
+            return handle.readline().rstrip("\n") == HEADER
+    except OSError:
         return False
-    return (int(match.group(1)), int(match.group(2))) >= (9, 8)
+
+
+def snippet_in_use(snippet: Path) -> bool:
+    """True while a live colabssh sshd on this machine names ``snippet`` in its config: its login shells
+    rely on it. An sshd config this user cannot read counts too (it may be another user's runtime)."""
+    for pid in processes.live_pids():
+        config = listener_config(pid)
+        if config is None or processes.is_gone(pid):
+            continue
+        try:
+            lines = config.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return True
+        if lines[:1] == [HEADER] and SNIPPET_COMMENT + str(snippet) in lines:
+            return True
+    return False
 
 
 def stop_leftover(state: Path, say: Callable[[str], None], whose: str = "of an earlier run") -> None:
-    """Stop an sshd that an earlier run of the cell left behind (and only that one)."""
+    """Stop every sshd an earlier run of the cell left behind for this state folder (and only those).
+
+    The pid file names the last one; /proc finds the rest (a pid file lost to a crash, or overwritten).
+    Each is stopped with the connections it serves, and waited for.
+    """
+    config = state / CONFIG_NAME
     pidfile = state / PID_NAME
     try:
-        pid = int(pidfile.read_text().strip())
+        recorded = [int(pidfile.read_text().strip())]
     except (OSError, ValueError):
-        return
-    if processes.runs_with(pid, str(state / CONFIG_NAME)):
-        say(f"stopping the sshd {whose} (pid {pid})")
-        processes.terminate_with_sessions(pid)
+        recorded = []
+    for pid in dict.fromkeys(recorded + listeners_of(config)):
+        if listener_config(pid) == config and not processes.is_gone(pid):
+            say(f"stopping the sshd {whose} (pid {pid})")
+            processes.terminate_with_sessions(pid)
     pidfile.unlink(missing_ok=True)
 
 
-def pick_port(requested: int) -> int:
-    """The requested port if free on 127.0.0.1 (0: any free port); else a clear error."""
+def previous_port(state: Path) -> int:
+    """The port the state folder's sshd was last configured with (0 when there is none)."""
+    try:
+        match = re.search(r"^Port (\d{1,5})$", (state / CONFIG_NAME).read_text(), re.MULTILINE)
+    except OSError:
+        return 0
+    return int(match.group(1)) if match and 0 < int(match.group(1)) < 65536 else 0
+
+
+def claim_port(state: Path, requested: int) -> int:
+    """The port this run's sshd will listen on, decided before anything is stopped.
+
+    A port held by this state folder's own earlier sshd counts as free: that sshd is stopped next. A port
+    held by anything else is an error that names the holder. ``0`` (any port) prefers the earlier run's
+    port, so the laptop's alias keeps working, and otherwise takes any free one.
+    """
+    if requested == 0:
+        previous = previous_port(state)
+        if previous and port_blocker(previous, state) is None:
+            return previous
+        return _any_free_port()
+    blocker = port_blocker(requested, state)
+    if blocker is not None:
+        raise blocker
+    return requested
+
+
+def port_blocker(port: int, state: Path) -> BootstrapError | None:
+    """None when nothing but this state folder's sshd (or a connection it is forking) listens on ``port``,
+    else the error that says what holds it."""
+    listening, holders = processes.port_holders(port)
+    if not listening:
+        return None
+    ours = set(listeners_of(state / CONFIG_NAME))
+    table = processes.parents()
+    others = [pid for pid in holders if pid not in ours and table.get(pid) not in ours]
+    if holders and not others:
+        return None
+    return _port_in_use(port, others)
+
+
+def _port_in_use(port: int, holders: list[int]) -> BootstrapError:
+    """The error for a port another program holds: who it is, and what to do."""
+    where = f"port {port} on 127.0.0.1"
+    if not holders:
+        return BootstrapError(f"{where} is in use by a program this user cannot look into",
+                              f"find it with `ss -ltnp 'sport = :{port}'` as root and stop it, or set "
+                              "COLABSSH_PORT to a free port (0 picks one)")
+    pid = holders[0]
+    config = listener_config(pid)
+    if config is not None and is_colabssh_config(config):
+        return BootstrapError(f"{where} is in use by the sshd of another colabssh runtime "
+                              f"(pid {pid}, state folder {config.parent})",
+                              f"stop that runtime first: colabssh_stop() in its notebook, or `kill {pid}`")
+    program = " ".join(processes.cmdline(pid)) or processes.executable(pid) or "unknown program"
+    if len(program) > 80:
+        program = program[:77] + "..."
+    return BootstrapError(f"{where} is in use by pid {pid} ({program})",
+                          "stop that program, or set COLABSSH_PORT to a free port (0 picks one)")
+
+
+def _any_free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", requested))
-        except OSError:
-            raise BootstrapError(f"port {requested} on 127.0.0.1 is already in use",
-                                 "set COLABSSH_PORT to a free port, or 0 to pick one") from None
+        sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def bindable(port: int) -> bool:
+    """True when sshd could bind 127.0.0.1:``port`` now. Probed as sshd binds (SO_REUSEADDR): connections
+    of a stopped sshd in TIME_WAIT, or still closing, would fail a plain bind but never sshd's."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen(1)
+        except OSError:
+            return False
+        return True
+
+
+def wait_until_bindable(port: int, state: Path, timeout: float = PORT_TIMEOUT) -> None:
+    """Return once sshd can bind ``port``; else the error that says what holds it."""
+    deadline = time.monotonic() + timeout
+    while not bindable(port):
+        if time.monotonic() > deadline:
+            raise port_blocker(port, state) or BootstrapError(
+                f"port {port} on 127.0.0.1 is still taken {timeout:.0f} s after the earlier run's sshd stopped",
+                f"run the cell again; `ss -tanp 'sport = :{port}'` shows what holds it")
+        time.sleep(0.02)
+
+
 def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
-          say: Callable[[str], None], sshd_override: str = "") -> SshdProcess:
+          say: Callable[[str], None], sshd_override: str = "", snippet: Path | None = None) -> SshdProcess:
+    """Start this state folder's sshd on ``port`` (0: the earlier run's, else any), after stopping the
+    earlier run's sshd; a port another program holds is refused before anything is stopped."""
     sshd = find_sshd(say, sshd_override)
     prepare_state(state)
+    port = claim_port(state, port)
     stop_leftover(state, say)
-    port = pick_port(port)
+    wait_until_bindable(port, state)
     host_key = ensure_host_key(state)
     write_authorized_key(state, public_key_line)
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation
     config = state / CONFIG_NAME
-    write_private(config, render_config(state, port, login_name(), env, supports_per_source_penalties(sshd)))
+    write_private(config, render_config(state, port, login_name(), env, sshd_version(sshd), snippet))
     check = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
     if check.returncode != 0:
         detail = (check.stderr.strip().splitlines() or ["no detail"])[-1]

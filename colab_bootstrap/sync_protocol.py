@@ -30,6 +30,7 @@ except ImportError:  # shipped over SSH, or run as a script: no package around t
 
 DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
 PROGRESS_EVERY = 0.1  # seconds between progress events
+LINE_MAX = 64 << 10  # characters of one line of rsync's output that are kept (a longer one is cut)
 
 # The runner's own exit codes, for runs that never reached rsync (rsync's codes are all below 64).
 EXIT_BAD_INPUT = 64
@@ -38,6 +39,7 @@ EXIT_NO_SPACE = 66
 EXIT_LOCKED = 67
 EXIT_NO_RSYNC = 68
 EXIT_LOST = 69  # the run ended without a result: its worker was killed
+EXIT_BAD_STATE = 70  # a file of colabssh's own state on the runtime is not what it wrote (a FIFO, a folder...)
 EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
 
 # What the laptop runs with the runtime's python: stdin holds this module's source and the runner's, joined by a
@@ -104,6 +106,15 @@ class SyncRefused(BootstrapError):
         self.exit_code = exit_code
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """TEXT safe for a terminal: control characters (C0, DEL, C1: escape sequences, carriage returns, bells) are
+    written as rsync writes them, ``\\#ooo`` (octal), so a file name cannot move the cursor or recolour the screen."""
+    return _CONTROL.sub(lambda match: f"\\#{ord(match.group()):03o}", str(text))
+
+
 def clean_relative(text: str, what: str) -> str:
     """A path inside a root: no absolute paths, no '..', no control characters; '' and '.' mean the root."""
     if any(ord(ch) < 32 for ch in text):
@@ -155,11 +166,13 @@ class LogParser:
         self.messages: list[str] = []
 
     def feed(self, data: bytes) -> None:
+        """A chunk of output. A line is cut at LINE_MAX bytes (what follows, up to its end, is dropped): the
+        parser's memory stays small whatever it is fed."""
         data = self._pending + data
         pieces = re.split(rb"[\r\n]", data)
-        self._pending = pieces.pop()
+        self._pending = pieces.pop()[:LINE_MAX]
         for piece in pieces:
-            self.line(piece.decode("utf-8", errors="replace"))
+            self.line(piece[:LINE_MAX].decode("utf-8", errors="replace"))
 
     def close(self) -> None:
         if self._pending:

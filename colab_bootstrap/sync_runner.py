@@ -7,14 +7,20 @@ after that of ``sync_protocol`` (what the laptop shares with it, portable), and 
 
 One run, from the laptop, in ONE remote command (each extra command costs a shell start):
 
-1. take the lock ``STATE/sync/lock`` (``flock``, so a killed run releases it); a second sync is refused;
+1. take the lock ``STATE/sync/lock`` (``flock``, so a killed run releases it; the file records its holder's pid and
+   process start time): a live holder is refused by name, one that is gone is taken over with a note;
 2. check: the Drive folder is there (on Colab: a ``fuse.drive`` mount in ``/proc/self/mountinfo``), paths are
    inside the content root, ``--delete`` has a non-empty source, there is room for the copy; warn about many
    small files;
 3. fork a worker into a session of its own (``setsid``, output to the job's log) that inherits the lock and runs
-   rsync; a dropped SSH link does not cut it short;
+   rsync; a dropped SSH link does not cut it short (before the fork, a laptop gone or a SIGTERM stops the run);
 4. follow the job's log, turning rsync's output into JSON events on stdout, until the worker has released the
    lock and written the result; exit with that run's exit code.
+
+Every file it opens (the user's ``.colabsshignore``, its own state) is opened without blocking and only when it is
+a regular file, and control files are read up to a cap (``open_regular``, ``read_small``): a FIFO, a link to
+/dev/zero, a socket or a folder in their place is refused with one line, never waited on or read without end.
+``cancel --token`` is the laptop's Ctrl-C: it stops the run that laptop started, whatever its phase.
 
 rsync writes every file to a temp file in ``.colabssh-tmp`` at the top of the destination (same filesystem, so
 the final step is a rename) and never uses ``--inplace``: no partial file ever appears under its final name, and
@@ -24,6 +30,7 @@ temp files a killed run leaves behind are removed by the next run. Deletions onl
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -35,6 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -47,6 +55,7 @@ try:
     from .sync_protocol import (
         DEFAULT_FOLDER,
         EXIT_BAD_INPUT,
+        EXIT_BAD_STATE,
         EXIT_LOCKED,
         EXIT_LOST,
         EXIT_NO_DRIVE,
@@ -64,6 +73,7 @@ except ImportError:
     from sync_protocol import (  # type: ignore[no-redef]
         DEFAULT_FOLDER,
         EXIT_BAD_INPUT,
+        EXIT_BAD_STATE,
         EXIT_LOCKED,
         EXIT_LOST,
         EXIT_NO_DRIVE,
@@ -102,6 +112,101 @@ SMALL_FILE = 1 << 20
 SPACE_MARGIN = 256 << 20
 KEEP_JOBS = 10
 POLL_SECONDS = 0.02
+CONTROL_FILE_MAX = 1 << 20  # .colabsshignore: read only when it is a regular file of at most this size
+STATE_FILE_MAX = 1 << 20  # job.json, result.json, current, pid files, periodic.id
+LOCK_RECORD_MAX = 4096  # the lock's record of its holder
+LOG_MAX = 1 << 30  # bytes of a job's log that are followed
+TAKEOVER_SECONDS = 3.0  # how long a stale lock's leftovers get to let go (SIGTERM, then SIGKILL)
+RECORD_WAIT = 0.5  # how long a held lock may go without a record of its holder (it writes one at once)
+JOB_NAME = re.compile(r"\d{4}-\d\d-\d\dT\d{6}Z-\d+-\d{6}")
+
+
+# --------------------------------------------------------------------------------------------- files that are files
+# Everything the runner opens could have been replaced by something else: a FIFO (opening it blocks until a writer
+# comes: forever, with the lock held), a link to /dev/zero (reading it never ends), a socket, a folder, or a huge
+# file. So every open goes through open_regular (O_NONBLOCK, O_NOFOLLOW unless a link is legitimate, then fstat:
+# a regular file or nothing) and every read of a control file through read_small (a size cap).
+_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISLNK, "a symbolic link"))
+
+
+def file_kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+class UnsafeFile(OSError):
+    """A file the runner will not open or read: not a regular file, or larger than what it reads."""
+
+    def __init__(self, path: Path | str, why: str) -> None:
+        super().__init__(errno.EINVAL, why, str(path))
+        self.path = str(path)
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"{self.path} is {self.why}"
+
+
+def _not_regular(path: Path | str, mode: int) -> UnsafeFile:
+    return UnsafeFile(path, f"{file_kind(mode)}, not a regular file")
+
+
+def open_regular(path: Path | str, flags: int = os.O_RDONLY, follow: bool = False) -> int:
+    """A descriptor of PATH, which must be a regular file (made, private, with O_CREAT in FLAGS). Never blocks:
+    O_NONBLOCK, and what is not a regular file is refused before and after the open (the fstat settles it); a
+    symbolic link is refused unless FOLLOW. Raises UnsafeFile, or the OSError of the open."""
+    try:
+        before = os.stat(path) if follow else os.lstat(path)
+    except FileNotFoundError:
+        if not flags & os.O_CREAT:
+            raise
+    else:
+        if not stat.S_ISREG(before.st_mode):
+            raise _not_regular(path, before.st_mode)
+    extra = os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags | extra, 0o600)
+    except OSError as exc:  # replaced since the look: a link (ELOOP), a FIFO without reader or a socket (ENXIO)...
+        if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.EOPNOTSUPP):
+            raise
+        try:
+            now = os.stat(path) if follow else os.lstat(path)
+        except OSError:
+            raise exc from None
+        raise _not_regular(path, now.st_mode) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(path, mode)
+    return fd
+
+
+def read_small(path: Path | str, limit: int, follow: bool = False) -> bytes:
+    """The bytes of PATH, a regular file of at most LIMIT bytes (at most LIMIT + 1 are ever read)."""
+    fd = open_regular(path, os.O_RDONLY, follow)
+    try:
+        size = os.fstat(fd).st_size
+        data = b""
+        while size <= limit and len(data) <= limit:
+            chunk = os.read(fd, limit + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        if size > limit or len(data) > limit:
+            raise UnsafeFile(path, f"larger than {human_size(limit)} ({human_size(max(size, len(data)))})")
+        return data
+    finally:
+        os.close(fd)
+
+
+def append_bytes(path: Path | str, data: bytes) -> None:
+    """Append to a regular file (made if missing); a FIFO or link there is refused, never written to."""
+    fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------- requests
@@ -257,16 +362,22 @@ def ignore_patterns(text: str, where: str = IGNORE_FILE) -> list[str]:
 
 
 def read_ignore_file(root: Path) -> list[str]:
-    """The patterns of ROOT/.colabsshignore ([] without one); an unreadable one is refused, not skipped."""
+    """The patterns of ROOT/.colabsshignore ([] without one). It is read only when it is a regular file (a link to
+    one is fine) of at most CONTROL_FILE_MAX bytes: a FIFO would block the sync with its lock held, a link to
+    /dev/zero would never end. Anything else, or an unreadable one, is refused, not skipped."""
     path = root / IGNORE_FILE
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        data = read_small(path, CONTROL_FILE_MAX, follow=True)
     except FileNotFoundError:
         return []
+    except UnsafeFile as exc:
+        raise SyncRefused(f"cannot use {path}: it is {exc.why}",
+                          f"make it a plain text file of at most {human_size(CONTROL_FILE_MAX)}, or remove it (it "
+                          "lists what the backup leaves out)") from None
     except OSError as exc:
         raise SyncRefused(f"cannot read {path}: {exc.strerror or exc}",
                           "fix its permissions, or remove it (it lists what the backup leaves out)") from None
-    return ignore_patterns(text, str(path))
+    return ignore_patterns(data.decode("utf-8", errors="replace"), str(path))
 
 
 def iter_files(root: Path, paths: Sequence[str], excluder: Excluder) -> Iterator[tuple[str, os.stat_result]]:
@@ -396,6 +507,20 @@ def ensure_rsync(say: Callable[[str], None], is_root: Optional[bool] = None) -> 
                       "no_rsync", EXIT_NO_RSYNC)
 
 
+def check_tmp_folder(tmp: Path) -> None:
+    """rsync's temp folder is emptied before each run: it must be a real folder, never a link (its target's files
+    would be removed) nor anything else."""
+    try:
+        mode = os.lstat(tmp).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        raise SyncRefused(f"{tmp} is {file_kind(mode)}, not a folder: colabssh keeps rsync's temp files there and "
+                          "empties it before each run",
+                          f"move it away or remove it (`rm -- {tmp}` removes a link, not what it points to), then "
+                          "run the sync again")
+
+
 def utc_stamp() -> str:
     return time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
 
@@ -481,6 +606,8 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
             check_free_space(bytes_to_copy(request, excluder), places, disk_usage)
     trash: Optional[str] = None
     tmp_dir = str(dest / TMP_FOLDER)
+    if not request.dry_run:
+        check_tmp_folder(Path(tmp_dir))
     argv = [rsync, "-rt", "--relative", "--omit-dir-times", "--one-file-system", "--modify-window=1",
             "--itemize-changes", "--8-bit-output", "--info=progress2,stats2"]
     if request.mode == "restore" and not request.force:
@@ -504,10 +631,184 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
                 warnings=warnings)
 
 
-# --------------------------------------------------------------------------------------------- rsync's output
-# --------------------------------------------------------------------------------------------- jobs and the lock
+# --------------------------------------------------------------------------------------------- state files
+def write_text(path: Path, text: str) -> None:
+    """Atomically, privately: a temp file beside PATH, made afresh (whatever was left at its name, a FIFO
+    included, is removed first, and O_EXCL|O_NOFOLLOW make sure it is new), then a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_text(path, json.dumps(data))
+
+
+def read_json(path: Path, limit: int = STATE_FILE_MAX) -> Optional[dict]:
+    """A JSON object from a small regular file; None when it is missing, not a regular file, too big or not JSON."""
+    try:
+        data = json.loads(read_small(path, limit))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def os_failure(exc: OSError, root: Path, what: str = "the sync could not start") -> SyncRefused:
+    """An OSError as one line that names the path. On colabssh's own state (below ROOT, STATE/sync) it says what
+    to do: remove it (the state is colabssh's, rebuilt as needed); elsewhere (Drive, the content root) it is a
+    plain failure."""
+    if isinstance(exc, UnsafeFile):
+        path, detail = exc.path, str(exc)
+    else:
+        path = str(exc.filename2 or exc.filename or "")
+        detail = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "") + \
+            (f" -> {exc.filename2}" if exc.filename2 else "")
+    if path and os.path.abspath(path).startswith(os.path.abspath(root) + os.sep):
+        return SyncRefused(f"{what}: {detail}", f"it is colabssh's own state on the runtime: remove it (rm -r -- "
+                           f"{path}), then run the sync again", "bad_state", EXIT_BAD_STATE)
+    return SyncRefused(f"{what}: {detail}", "", "failed", 1)
+
+
+# --------------------------------------------------------------------------------------------- processes
+def process_start(pid: int) -> Optional[int]:
+    """When the process started (clock ticks after boot: /proc/PID/stat field 22); None when it is gone or a
+    zombie. With its pid it names one process for good: a pid that is reused later has another start time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_started_at(pid: int) -> Optional[float]:
+    """The process's start as a wall-clock time (boot time plus its start ticks)."""
+    ticks = process_start(pid)
+    try:
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return None if ticks is None else boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def command_name(pid: int) -> str:
+    """The name the process runs under (its argv[0], without folders); '' when it is gone."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return ""
+    return os.path.basename(argv0.decode(errors="replace"))
+
+
+def holders_of(path: Path) -> list[int]:
+    """The other processes that have PATH open (from /proc/*/fd; links are read, never followed, so a hung
+    filesystem elsewhere cannot block the look)."""
+    target = os.path.realpath(path)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") == target:
+                    found.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def signal_process(pid: int, sig: int) -> None:
+    """SIG to PID, and to its whole group when it leads one (rsync and its helpers run in a group of their own)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def clock(when: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(when))
+
+
+def ago(when: float) -> str:
+    seconds = int(max(time.time() - when, 0))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+
+
+# --------------------------------------------------------------------------------------------- the lock
+def holder_alive(record: dict) -> bool:
+    """The process a lock record names is the one that took the lock: same pid, same start time, same boot."""
+    pid, start = record.get("pid"), record.get("start")
+    if not isinstance(pid, int) or not isinstance(start, int) or pid <= 0:
+        return False
+    if record.get("boot") and boot_id() and record.get("boot") != boot_id():
+        return False
+    return process_start(pid) == start
+
+
+def describe_holder(record: dict) -> str:
+    """'a backup started 14:02:11 UTC (2 min ago) by the laptop, pid 4242'."""
+    origin = {"laptop": "the laptop", "periodic": "the cell's periodic sync"}.get(str(record.get("origin")),
+                                                                                str(record.get("origin") or "?"))
+    since = record.get("since")
+    when = f" started {clock(since)} ({ago(since)})" if isinstance(since, (int, float)) else ""
+    return f"a {record.get('mode') or 'sync'}{when} by {origin}, pid {record.get('pid')}"
+
+
+def describe_process(pid: int) -> str:
+    started = process_started_at(pid)
+    return f"pid {pid} ({command_name(pid) or 'gone'}" + (f", running since {clock(started)})" if started else ")")
+
+
+def _flock(fd: int) -> bool:
+    import fcntl  # POSIX only, and only here: importing this module works anywhere
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class Jobs:
-    """``STATE/sync``: the lock, one folder per run (job.json, log, result.json), a pointer to the latest."""
+    """``STATE/sync``: the lock, one folder per run (job.json, log, result.json), a pointer to the latest.
+
+    The lock is ``flock`` on ``STATE/sync/lock`` (the kernel releases it when the last descriptor closes: a killed
+    run cannot leave it held), and the file records its holder: pid, process start time, boot, since when, what.
+    rsync inherits the descriptor, so a run whose worker was killed keeps the lock while its rsync still writes;
+    the next sync sees that the recorded holder is gone, stops those leftovers, and takes the lock over (a note
+    says so). A live holder is refused, by name. A clean end empties the record."""
 
     def __init__(self, state: Path) -> None:
         self.root = state / "sync"
@@ -515,37 +816,153 @@ class Jobs:
         self.jobs = self.root / "jobs"
         self.current = self.root / "current"
 
-    def try_lock(self) -> Optional[int]:
-        """The lock's file descriptor, or None while another sync holds it. flock: a killed holder releases it."""
-        import fcntl  # POSIX only, and only here and in the worker: importing this module works anywhere
-
+    # ----- the lock
+    def open_lock(self) -> int:
         self.jobs.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            return open_regular(self.lock, os.O_RDWR | os.O_CREAT)
+        except UnsafeFile as exc:
+            raise SyncRefused(f"the sync lock {exc}",
+                              f"it is colabssh's own file on the runtime: remove it (rm -r -- {self.lock}), then run "
+                              "the sync again", "bad_state", EXIT_BAD_STATE) from None
+
+    def try_lock(self) -> Optional[int]:
+        """The lock's descriptor, or None while another process holds it (no record is written: see acquire)."""
+        fd = self.open_lock()
+        if not _flock(fd):
             os.close(fd)
             return None
         return fd
 
     def is_locked(self) -> bool:
-        fd = self.try_lock()
+        try:
+            fd = self.try_lock()
+        except (SyncRefused, OSError):
+            return False  # a lock file that is not one cannot be held
         if fd is None:
             return True
         os.close(fd)
         return False
 
-    def new_job(self, plan: Plan, origin: str) -> Path:
+    def holder(self, fd: Optional[int] = None) -> Optional[dict]:
+        """The lock's record of its holder; None when there is none (or it cannot be read)."""
+        try:
+            data = read_small(self.lock, LOCK_RECORD_MAX) if fd is None else os.pread(fd, LOCK_RECORD_MAX + 1, 0)
+            record = json.loads(data) if len(data) <= LOCK_RECORD_MAX else None
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("pid") else None
+
+    def record(self, fd: int, about: dict, pid: Optional[int] = None) -> None:
+        """Write the holder's record: ABOUT (role, origin, mode, token, since) and who it is (PID: this process)."""
+        pid = os.getpid() if pid is None else pid
+        data = json.dumps({"since": time.time(), **about, "pid": pid, "start": process_start(pid),
+                           "boot": boot_id()}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+
+    def acquire(self, about: dict, note: Callable[[str], None]) -> int:
+        """Take the lock and record this process as its holder; raise SyncRefused while a live holder has it."""
+        fd = self.open_lock()
+        try:
+            self._take(fd, note)
+            self.record(fd, about)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def release(self, fd: int) -> None:
+        """Empty the record, then let go: a clean end leaves nothing that looks like a stale holder."""
+        import fcntl
+
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)  # for every copy of the descriptor (an rsync helper that lingers included)
+        os.close(fd)
+
+    def _take(self, fd: int, note: Callable[[str], None]) -> None:
+        if _flock(fd):
+            previous = self.holder(fd)
+            if previous is not None and not holder_alive(previous):
+                note(f"the previous sync ({describe_holder(previous)}) did not finish: its process is gone "
+                     "(killed?); this run goes on")
+            return
+        record = self._held_by(fd)
+        stopped = self._stop_leftovers(fd, record)
+        note(f"took over the sync lock: its holder ({describe_holder(record)}) is gone; stopped what it left "
+             f"holding the lock: {', '.join(f'pid {pid} (rsync)' for pid in stopped) or 'nothing'}")
+
+    def _held_by(self, fd: int) -> dict:
+        """The record of a held lock whose holder is gone (to take over); SyncRefused when it is alive, or when
+        no record comes (a holder writes one at once; an older runner wrote none)."""
+        deadline = time.monotonic() + RECORD_WAIT
+        while True:
+            record = self.holder(fd)
+            if record is not None and holder_alive(record):
+                raise self.busy(record)
+            if record is not None:
+                job = self.current_job()
+                worker = worker_pid(job) if job is not None else None
+                if worker is None:
+                    return record
+                raise self.busy({**record, "pid": worker})  # its worker lives on: the run is not stale
+            if time.monotonic() > deadline:
+                raise self.busy(None)
+            time.sleep(POLL_SECONDS)
+
+    def _stop_leftovers(self, fd: int, record: dict) -> list[int]:
+        """Stop the rsync processes that still hold the lock for a holder that is gone (SIGTERM to their group,
+        SIGKILL after a while) until the lock is ours; refuse when something else holds it."""
+        stopped: list[int] = []
+        deadline = time.monotonic() + TAKEOVER_SECONDS
+        hard = False
+        while not _flock(fd):
+            now_held_by = self.holder(fd)
+            if now_held_by is not None and holder_alive(now_held_by):
+                raise self.busy(now_held_by)  # another sync took the lock meanwhile
+            holders = holders_of(self.lock)
+            for pid in holders:
+                if pid not in stopped and command_name(pid) == "rsync":
+                    signal_process(pid, signal.SIGTERM)
+                    stopped.append(pid)
+            if not hard and time.monotonic() > deadline - 1.0:
+                for pid in stopped:
+                    signal_process(pid, signal.SIGKILL)
+                hard = True
+            if time.monotonic() > deadline:
+                others = ", ".join(describe_process(pid) for pid in holders if pid not in stopped)
+                raise SyncRefused(
+                    f"the sync lock is held by {others or 'an unknown process'}, but the sync that took it "
+                    f"({describe_holder(record)}) is gone",
+                    "if that is a leftover, stop it on the runtime (kill PID), then run the sync again", "locked",
+                    EXIT_LOCKED)
+            time.sleep(POLL_SECONDS)
+        return stopped
+
+    def busy(self, record: Optional[dict]) -> SyncRefused:
+        if record is not None:
+            detail = f": {describe_holder(record)}"
+        else:
+            holders = [pid for pid in holders_of(self.lock) if pid != os.getpid()]
+            detail = f" (its lock is held by {', '.join(describe_process(pid) for pid in holders)})" if holders else ""
+        return SyncRefused(f"a sync is already running on this runtime{detail}",
+                           "wait for it to finish, or follow it with `colabssh sync --attach`", "locked", EXIT_LOCKED)
+
+    # ----- jobs
+    def new_job(self, plan: Plan, origin: str, token: str = "") -> Path:
         job = self.jobs / f"{utc_stamp()}-{os.getpid()}-{time.monotonic_ns() % 1_000_000:06d}"
         job.mkdir(parents=True)
-        spec = {"origin": origin, "started": time.time(), "argv": plan.argv, "tmp_dir": plan.tmp_dir,
-                "trash": plan.trash, "drive_cache": plan.drive_cache, "mode": plan.request.mode,
-                "dry_run": plan.request.dry_run, "source": str(plan.request.source_root),
+        spec = {"origin": origin, "token": token, "started": time.time(), "argv": plan.argv,
+                "tmp_dir": plan.tmp_dir, "trash": plan.trash, "drive_cache": plan.drive_cache,
+                "mode": plan.request.mode, "dry_run": plan.request.dry_run, "source": str(plan.request.source_root),
                 "dest": str(plan.request.dest_root), "paths": plan.request.paths,
                 "scan": {**asdict(plan.scan), "newer_in_dest": plan.scan.newer_in_dest[:100],
                          "newer_count": len(plan.scan.newer_in_dest)}}
         write_json(job / "job.json", spec)
-        (job / "log").touch()
+        os.close(open_regular(job / "log", os.O_WRONLY | os.O_CREAT))
         write_text(self.current, job.name + "\n")
         self.prune(keep=job)
         return job
@@ -555,40 +972,53 @@ class Jobs:
             if (old / "result.json").exists():
                 shutil.rmtree(old, ignore_errors=True)
 
-    def current_job(self) -> Optional[Path]:
-        try:
-            name = self.current.read_text().strip()
-        except OSError:
+    def job(self, name: str) -> Optional[Path]:
+        """The job folder NAME, when NAME is a job's name and that is a real folder among the jobs."""
+        if not JOB_NAME.fullmatch(name):
             return None
         job = self.jobs / name
-        return job if name and job.is_dir() else None
+        try:
+            return job if stat.S_ISDIR(os.lstat(job).st_mode) else None
+        except OSError:
+            return None
 
+    def current_job(self, strict: bool = False) -> Optional[Path]:
+        """The latest job; None when there is none. STRICT: a pointer that cannot be read raises its OSError."""
+        try:
+            name = read_small(self.current, 256).decode(errors="replace").strip()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            if strict:
+                raise
+            return None
+        return self.job(name)
 
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: dict) -> None:
-    write_text(path, json.dumps(data))
-
-
-def read_json(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+    def find_job(self, token: str) -> Optional[Path]:
+        """The job started with TOKEN (the laptop's name for its run), newest first."""
+        try:
+            names = sorted(os.listdir(self.jobs), reverse=True)
+        except OSError:
+            return None
+        for name in names[:2 * KEEP_JOBS]:
+            job = self.job(name)
+            if job is not None and token and (read_json(job / "job.json") or {}).get("token") == token:
+                return job
         return None
 
 
+# --------------------------------------------------------------------------------------------- the worker
 def clear_tmp(tmp_dir: Path) -> None:
-    """Remove what a killed run left in the temp folder (we hold the lock: nobody else uses it)."""
+    """Remove what a killed run left in the temp folder (we hold the lock: nobody else uses it). A link or anything
+    but a real folder there is refused (prepare refused it already): its target's files are not ours."""
     try:
-        entries = list(os.scandir(tmp_dir))
+        mode = os.lstat(tmp_dir).st_mode
     except FileNotFoundError:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         return
-    for entry in entries:
+    if not stat.S_ISDIR(mode):
+        raise UnsafeFile(tmp_dir, f"{file_kind(mode)}, not a folder")
+    for entry in list(os.scandir(tmp_dir)):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
@@ -602,13 +1032,16 @@ def run_rsync(job: Path, lock_fd: Optional[int], on_start: Callable[[subprocess.
         clear_tmp(Path(spec["tmp_dir"]))
         Path(spec["dest"]).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "LC_ALL": "C"}
-    with open(job / "log", "ab") as log:
+    log = open_regular(job / "log", os.O_WRONLY | os.O_APPEND)
+    try:
         process = subprocess.Popen(spec["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    env=env, pass_fds=(lock_fd,) if lock_fd is not None else (),
                                    start_new_session=True)  # its own group: all of rsync's processes together
-        write_text(job / "rsync.pid", f"{process.pid}\n")
-        on_start(process)
-        code = process.wait()
+    finally:
+        os.close(log)
+    write_text(job / "rsync.pid", f"{process.pid}\n")
+    on_start(process)
+    code = process.wait()
     end_group(process.pid)
     if spec.get("mode") == "restore":
         try:
@@ -662,8 +1095,15 @@ def finish(job: Path, code: int, cancelled: bool = False) -> None:
     write_json(job / "result.json", {"exit": code, "ended": time.time(), "cancelled": cancelled})
 
 
-def worker_main(job: Path, lock_fd: int) -> int:
-    """The detached half: runs rsync, releases the lock, writes the result. SIGTERM stops rsync cleanly."""
+def note_in_log(job: Path, text: str) -> None:
+    try:
+        append_bytes(job / "log", f"colabssh: {text}\n".encode())
+    except OSError:
+        pass  # the state folder itself fails: nothing more to record
+
+
+def worker_main(job: Path, lock_fd: int, jobs: Jobs) -> int:
+    """The detached half: runs rsync, writes the result, releases the lock. SIGTERM stops rsync cleanly."""
     cancelled = threading.Event()
     child: list[subprocess.Popen] = []
 
@@ -679,29 +1119,29 @@ def worker_main(job: Path, lock_fd: int) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by start() around the fork
     try:
         write_text(job / "worker.pid", f"{os.getpid()}\n")
         code = run_rsync(job, lock_fd, started)
     except Exception as exc:  # noqa: BLE001  (recorded in the log, never lost)
-        with open(job / "log", "a") as log:
-            log.write(f"colabssh: the sync worker failed: {exc}\n")
+        note_in_log(job, f"the sync worker failed: {exc}")
         code = 1
     if code < 0:
         code = EXIT_SIGNAL
-    import fcntl
-
-    fcntl.flock(lock_fd, fcntl.LOCK_UN)
-    os.close(lock_fd)
-    finish(job, code, cancelled.is_set())
+    try:
+        finish(job, code, cancelled.is_set())  # the result first: whoever finds the lock free finds the result
+    finally:
+        jobs.release(lock_fd)
     return code
 
 
-def spawn_worker(job: Path, lock_fd: int) -> tuple[int, int]:
+def spawn_worker(job: Path, lock_fd: int, jobs: Jobs) -> tuple[int, int]:
     """Fork the worker into a session of its own (setsid): no terminal, no SSH channel, its own log.
 
     A fork, not a new python: it starts in a millisecond and needs no source. Returns its pid and a pipe's read
     end that reaches end-of-file the moment it exits (it holds the only write end; rsync does not inherit it),
     so the follower hears of the end at once instead of at its next look."""
+    log = open_regular(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     done_read, done_write = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -712,11 +1152,10 @@ def spawn_worker(job: Path, lock_fd: int) -> tuple[int, int]:
             os.setsid()
             os.close(done_read)
             null = os.open(os.devnull, os.O_RDONLY)
-            log = os.open(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             for target, source in ((0, null), (1, log), (2, log)):
                 os.dup2(source, target)
             os.chdir("/")
-            code = worker_main(job, lock_fd)
+            code = worker_main(job, lock_fd, jobs)
         except BaseException:  # noqa: BLE001  (into worker.log; the follower reports a lost run)
             import traceback
 
@@ -724,6 +1163,7 @@ def spawn_worker(job: Path, lock_fd: int) -> tuple[int, int]:
         finally:
             os._exit(code)
     os.close(done_write)
+    os.close(log)
     return pid, done_read
 
 
@@ -731,7 +1171,7 @@ def worker_pid(job: Path) -> Optional[int]:
     """The job's worker while it lives: the pid it recorded, still a session leader running this runner
     (a reused pid fails one of the two)."""
     try:
-        pid = int((job / "worker.pid").read_text().strip())
+        pid = int(read_small(job / "worker.pid", 64).strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, ValueError, IndexError):
@@ -740,9 +1180,10 @@ def worker_pid(job: Path) -> Optional[int]:
     return pid if alive else None
 
 
+# --------------------------------------------------------------------------------------------- following a job
 def summary(job: Path, parser: LogParser, result: Optional[dict]) -> dict:
     spec = read_json(job / "job.json") or {}
-    code = EXIT_LOST if result is None else int(result["exit"])
+    code = EXIT_LOST if result is None else int(result.get("exit", 1))
     duration = (result or {}).get("ended", time.time()) - spec.get("started", time.time())
     return {
         "event": "result", "job": job.name, "exit": code, "mode": spec.get("mode"), "origin": spec.get("origin"),
@@ -756,10 +1197,56 @@ def summary(job: Path, parser: LogParser, result: Optional[dict]) -> dict:
         "entries": parser.stats.get("entries", 0), "skipped": parser.skipped[:100],
         "kept_newer": spec.get("scan", {}).get("newer_in_dest", [])[:100],
         "kept_newer_count": spec.get("scan", {}).get("newer_count", 0), "messages": parser.messages[-20:],
-        "seconds": round(max(duration, 0.0), 3), "advice": advice_for(code) if code != EXIT_LOST else
+        "seconds": round(max(duration, 0.0), 3), "ended": (result or {}).get("ended"),
+        "advice": advice_for(code) if code != EXIT_LOST else
         "the sync's worker on the runtime was killed before it could record a result; run the sync again",
         "lost": result is None,
     }
+
+
+def open_log(job: Path) -> int:
+    """The job's log for reading: a regular file of at most LOG_MAX bytes (SyncRefused otherwise)."""
+    try:
+        fd = open_regular(job / "log")
+        size = os.fstat(fd).st_size
+    except OSError as exc:
+        raise os_failure(exc, job.parent.parent, "cannot follow the sync") from None
+    if size > LOG_MAX:
+        os.close(fd)
+        raise os_failure(UnsafeFile(job / "log", f"larger than {human_size(LOG_MAX)} ({human_size(size)})"),
+                         job.parent.parent, "cannot follow the sync")
+    return fd
+
+
+class _Reader:
+    """A job's log, read in chunks and fed to a parser up to LOG_MAX bytes (the rest is read and dropped)."""
+
+    def __init__(self, fd: int, parser: LogParser) -> None:
+        self.fd, self.parser, self.fed = fd, parser, 0
+
+    def step(self) -> bool:
+        chunk = os.read(self.fd, 1 << 16)
+        if chunk and self.fed < LOG_MAX:
+            self.parser.feed(chunk)
+            self.fed += len(chunk)
+        return bool(chunk)
+
+    def drain(self) -> None:
+        while self.step():
+            pass
+
+
+def parse_log(job: Path, parser: LogParser) -> None:
+    """Feed the whole of a finished job's log to PARSER (nothing when the log is not a plain file)."""
+    try:
+        fd = open_log(job)
+    except SyncRefused:
+        return
+    try:
+        _Reader(fd, parser).drain()
+    finally:
+        os.close(fd)
+    parser.close()
 
 
 def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optional[int] = None) -> int:
@@ -771,28 +1258,29 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optiona
 
     spec = read_json(job / "job.json") or {}
     parser = LogParser(emit, items=bool(spec.get("dry_run")))
-    with open(job / "log", "rb") as log:
+    log = _Reader(open_log(job), parser)
+    try:
         while True:
-            chunk = log.read(1 << 16)
-            if chunk:
-                parser.feed(chunk)
+            if log.step():
                 continue
             result = read_json(job / "result.json")
             if result is None and worker_pid(job) is None and not jobs.is_locked():
                 result = read_json(job / "result.json")  # it may have finished between the two looks
                 if result is None:
-                    parser.feed(log.read())
+                    log.drain()
                     break
             if result is not None:
-                parser.feed(log.read())
+                log.drain()
                 break
             if done_fd is None:
                 time.sleep(POLL_SECONDS)
             elif select.select([done_fd], [], [], POLL_SECONDS)[0]:
                 os.close(done_fd)  # end of file: the worker has exited; one more look settles it
                 done_fd = None
-    if done_fd is not None:
-        os.close(done_fd)
+    finally:
+        os.close(log.fd)
+        if done_fd is not None:
+            os.close(done_fd)
     parser.close()
     report = summary(job, parser, result)
     emit(report)
@@ -809,61 +1297,130 @@ def emit_json(event: dict) -> None:
 
 
 def _refused(exc: SyncRefused, emit: Callable[[dict], None]) -> int:
-    emit({"event": "error", "kind": exc.kind, "message": exc.message, "hint": exc.hint, "exit": exc.exit_code})
+    try:
+        emit({"event": "error", "kind": exc.kind, "message": exc.message, "hint": exc.hint, "exit": exc.exit_code})
+    except BrokenPipeError:
+        pass  # the laptop has gone: nobody to tell
     return exc.exit_code
 
 
-def _locked_error(jobs: Jobs) -> SyncRefused:
-    job = jobs.current_job()
-    spec = read_json(job / "job.json") if job else None
-    detail = ""
-    if spec:
-        started = time.strftime("%H:%M:%S UTC", time.gmtime(spec.get("started", 0)))
-        detail = f" (a {spec.get('mode')} started {started} by {spec.get('origin')})"
-    return SyncRefused(f"a sync is already running on this runtime{detail}",
-                       "wait for it to finish, or follow it with `colabssh sync --attach`", "locked", EXIT_LOCKED)
+class RunStopped(Exception):
+    """The run stops before its worker exists: SIGTERM (the laptop's Ctrl-C), or the laptop went away."""
 
 
-def start(request: Request, state: Path, emit: Callable[[dict], None] = emit_json, origin: str = "laptop") -> int:
-    """Lock, check, start the detached worker, follow it: the whole run in one remote command."""
-    jobs = Jobs(state)
-    lock_fd = jobs.try_lock()
-    if lock_fd is None:
-        return _refused(_locked_error(jobs), emit)
+class _Stopper:
+    """SIGTERM to the runner, which is how the laptop's Ctrl-C arrives (``cancel --token``): before the worker
+    exists it stops the run where it is (RunStopped: the lock is released, nothing was copied); after, it is passed
+    on to the worker, which stops rsync and records the run as cancelled."""
+
+    def __init__(self) -> None:
+        self.worker: Optional[int] = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.worker is None:
+            raise RunStopped("stopped before the copy began (Ctrl-C on the laptop)")
+        try:
+            os.kill(self.worker, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, self)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def sigterm_blocked() -> Iterator[None]:
+    """SIGTERM waits (it is not lost) until the worker's pid is known, so it reaches the worker, not a half-made
+    start. The fork inherits the mask: the worker unblocks it once its own handler is in place."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        rsync = ensure_rsync(lambda text: emit({"event": "message", "text": text}))
-        plan = prepare(request, rsync)
-        for message, hint in plan.warnings:
-            emit({"event": "warning", "message": message, "hint": hint})
-        job = jobs.new_job(plan, origin)
-        emit({"event": "start", "job": job.name, "mode": request.mode, "source": str(request.source_root),
-              "dest": str(request.dest_root), "dry_run": request.dry_run, "files": plan.scan.files,
-              "bytes": plan.scan.bytes})
-        worker, done_fd = spawn_worker(job, lock_fd)
-    except SyncRefused as exc:
-        return _refused(exc, emit)
-    except OSError as exc:
-        return _refused(SyncRefused(f"the sync could not start: {exc}", "", "failed", 1), emit)
+        yield
     finally:
-        os.close(lock_fd)  # the worker holds the lock now (or nobody does)
-    code = follow(job, jobs, emit, done_fd)
-    os.waitpid(worker, 0)  # it has exited (its pipe said so): reap it
-    return code
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+def start(request: Request, state: Path, emit: Callable[[dict], None] = emit_json, origin: str = "laptop",
+          token: str = "") -> int:
+    """Lock, check, start the detached worker, follow it: the whole run in one remote command.
+
+    Until the worker exists, a laptop that goes away (its events meet a broken pipe) or a SIGTERM stops the run
+    and releases the lock: nothing was copied. Once it exists the run is detached: a dropped link does not stop it
+    (a SIGTERM does: it is passed on)."""
+    jobs = Jobs(state)
+    about = {"role": "runner", "origin": origin, "mode": request.mode, "token": token, "since": time.time()}
+    stopper = _Stopper()
+
+    def say(event: dict) -> None:
+        try:
+            emit(event)
+        except BrokenPipeError:
+            raise RunStopped("the laptop went away before the copy began") from None
+
+    with stopper.installed():
+        lock_fd: Optional[int] = None
+        job: Optional[Path] = None
+        try:
+            say({"event": "begin", "pid": os.getpid(), "token": token})
+            lock_fd = jobs.acquire(about, lambda text: say({"event": "warning", "message": text, "hint": ""}))
+            rsync = ensure_rsync(lambda text: say({"event": "message", "text": text}))
+            plan = prepare(request, rsync)
+            for message, hint in plan.warnings:
+                say({"event": "warning", "message": message, "hint": hint})
+            job = jobs.new_job(plan, origin, token)
+            say({"event": "start", "job": job.name, "mode": request.mode, "source": str(request.source_root),
+                 "dest": str(request.dest_root), "dry_run": request.dry_run, "files": plan.scan.files,
+                 "bytes": plan.scan.bytes})
+            with sigterm_blocked():
+                worker, done_fd = spawn_worker(job, lock_fd, jobs)
+                stopper.worker = worker
+            jobs.record(lock_fd, {**about, "role": "worker", "job": job.name}, pid=worker)
+            os.close(lock_fd)  # the worker holds the lock now
+            lock_fd = None
+        except SyncRefused as exc:
+            return _refused(exc, emit)
+        except RunStopped as exc:
+            if job is not None:
+                note_in_log(job, str(exc))
+                finish(job, EXIT_SIGNAL, cancelled=True)
+            return EXIT_SIGNAL
+        except OSError as exc:
+            return _refused(os_failure(exc, jobs.root), emit)
+        finally:
+            if lock_fd is not None:
+                jobs.release(lock_fd)
+        try:
+            code = follow(job, jobs, emit, done_fd)
+        except SyncRefused as exc:
+            return _refused(exc, emit)
+        os.waitpid(worker, 0)  # it has exited (its pipe said so): reap it
+        return code
 
 
 def attach(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
     """Follow the running sync (or replay the latest one); exit with its code."""
     jobs = Jobs(state)
-    job = jobs.current_job()
+    try:
+        job = jobs.current_job(strict=True)
+    except OSError as exc:
+        return _refused(os_failure(exc, jobs.root, "cannot tell which sync ran last"), emit)
     if job is None:
         return _refused(SyncRefused("no sync has run on this runtime yet", "start one with `colabssh sync`",
                                     "no_job", EXIT_BAD_INPUT), emit)
-    return follow(job, jobs, emit)
+    try:
+        return follow(job, jobs, emit)
+    except SyncRefused as exc:
+        return _refused(exc, emit)
 
 
-def cancel(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
-    """Stop the running sync cleanly (SIGTERM to its worker, which stops rsync and records the result)."""
-    jobs = Jobs(state)
+def _cancel_current(jobs: Jobs, emit: Callable[[dict], None]) -> int:
     job = jobs.current_job()
     pid = worker_pid(job) if job is not None and read_json(job / "result.json") is None else None
     if pid is None or job is None:
@@ -874,6 +1431,55 @@ def cancel(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
     return 0
 
 
+def _run_of(jobs: Jobs, token: str) -> tuple[Optional[int], Optional[Path]]:
+    """The live process of the run started with TOKEN (its runner while it prepares, then its worker), and its job."""
+    holder = jobs.holder()
+    job = jobs.find_job(token)
+    if holder is not None and holder.get("token") == token and holder_alive(holder):
+        return int(holder["pid"]), job
+    if job is not None and read_json(job / "result.json") is None:
+        return worker_pid(job), job
+    return None, job
+
+
+def cancel(state: Path, emit: Callable[[dict], None] = emit_json, token: str = "", wait: float = 0.0) -> int:
+    """Stop a sync cleanly (SIGTERM to its runner or worker: rsync removes its temp file, the result is recorded).
+
+    Without TOKEN: the running one, whatever started it. With TOKEN: only the run the laptop started with it; WAIT
+    seconds for it to end, then say what became of it: stopped, finished (it ended first), not_found (it never
+    took the lock, and never will: its laptop is gone), lost, or running (it did not end within WAIT)."""
+    jobs = Jobs(state)
+    if not token:
+        return _cancel_current(jobs, emit)
+    target, job = _run_of(jobs, token)
+    if target is not None:
+        try:
+            os.kill(target, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + wait
+    while _run_of(jobs, token)[0] is not None and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    pid, job = _run_of(jobs, token)
+    result = read_json(job / "result.json") if job is not None else None
+    report = None
+    if job is not None and result is not None:
+        parser = LogParser()
+        parse_log(job, parser)
+        report = summary(job, parser, result)
+    if pid is not None:
+        state_of = "running"
+    elif job is None:
+        state_of = "stopped" if target is not None else "not_found"
+    elif report is None:
+        state_of = "lost"
+    else:
+        state_of = "stopped" if report["exit"] and report["cancelled"] else "finished"
+    emit({"event": "cancelled", "running": target is not None, "state": state_of,
+          "job": job.name if job is not None else None, "report": report})
+    return 0
+
+
 def run_once(request: Request, state: Path, origin: str = "periodic") -> dict:
     """One sync in this process (no worker, no follower): the cell's periodic sync. Returns the summary.
 
@@ -881,10 +1487,16 @@ def run_once(request: Request, state: Path, origin: str = "periodic") -> dict:
     it for the kernel's lifetime, and every later sync would be refused); a run that fails after its job was made
     records exit 1 and the reason in the job, so `colabssh sync --attach` replays it."""
     jobs = Jobs(state)
-    lock_fd = jobs.try_lock()
-    if lock_fd is None:
-        return {"event": "error", "kind": "locked", "message": _locked_error(jobs).message, "exit": EXIT_LOCKED}
+    notes: list[str] = []
     job: Optional[Path] = None
+    try:
+        lock_fd = jobs.acquire({"role": "periodic", "origin": origin, "mode": request.mode, "token": ""},
+                               notes.append)
+    except SyncRefused as exc:
+        return {"event": "error", "kind": exc.kind, "message": exc.message, "hint": exc.hint, "exit": exc.exit_code}
+    except OSError as exc:
+        refused = os_failure(exc, jobs.root)
+        return {"event": "error", "kind": refused.kind, "message": refused.message, "exit": refused.exit_code}
     try:
         plan = prepare(Request(**asdict(request)), ensure_rsync(lambda text: None))
         job = jobs.new_job(plan, origin)
@@ -899,17 +1511,17 @@ def run_once(request: Request, state: Path, origin: str = "periodic") -> dict:
             _record_failure(job, message)
         return {"event": "error", "kind": "failed", "message": message, "hint": "", "exit": 1}
     finally:
-        os.close(lock_fd)  # the result is written first: whoever finds the lock free finds the result
+        jobs.release(lock_fd)  # the result is written first: whoever finds the lock free finds the result
     parser = LogParser()
-    parser.feed((job / "log").read_bytes())
-    parser.close()
-    return summary(job, parser, read_json(job / "result.json"))
+    parse_log(job, parser)
+    report = summary(job, parser, read_json(job / "result.json"))
+    report["notes"] = notes
+    return report
 
 
 def _record_failure(job: Path, message: str) -> None:
+    note_in_log(job, message)
     try:
-        with open(job / "log", "a") as log:
-            log.write(f"colabssh: {message}\n")
         finish(job, 1)
     except OSError:
         pass  # the state folder itself fails: nothing more to record
@@ -925,6 +1537,8 @@ def describe(report: dict) -> str:
         text += f"; rsync exit {report['exit']}: {report['advice']}"
     elif report.get("drive_cache"):
         text += " (in Drive's local cache; Google Drive uploads it in the background)"
+    for note in report.get("notes") or []:
+        text += f" (note: {note})"
     return text
 
 
@@ -935,7 +1549,8 @@ def start_periodic(content: Path | str, drive: Optional[Path | str], state: Path
     A daemon thread, which runs while ``STATE/sync/periodic.id`` holds its token: a later call (a re-run of the cell)
     takes over and the earlier thread ends at its next wake; a call with EVERY <= 0 or no Drive removes the file, so
     the earlier thread ends and none starts (the cell's ``colabssh_stop()`` removes it too). Each run is logged to
-    ``STATE/sync/periodic.log``; the notebook hears of the first backup and of failures.
+    ``STATE/sync/periodic.log``; the notebook hears of the first backup and of failures. Neither file is ever
+    opened unless it is a regular file (a FIFO there would block the thread for good).
     """
     state = Path(state)
     marker = state / "sync" / "periodic.id"
@@ -957,12 +1572,12 @@ def start_periodic(content: Path | str, drive: Optional[Path | str], state: Path
         say(f"colabssh: periodic sync is off: cannot write {marker}: {exc.strerror or exc}")
         return None
     request = Request(mode="backup", content=Path(content), drive=Path(drive))
-    say(f"colabssh: backing {content} up to {request.dest_root} every {every} s "
-        f"(log: {state / 'sync' / 'periodic.log'})")
+    log_path = state / "sync" / "periodic.log"
+    say(f"colabssh: backing {content} up to {request.dest_root} every {every} s (log: {log_path})")
 
     def current() -> bool:
         try:
-            return marker.read_text().strip() == token
+            return read_small(marker, 256).decode(errors="replace").strip() == token
         except OSError:
             return False
 
@@ -975,8 +1590,7 @@ def start_periodic(content: Path | str, drive: Optional[Path | str], state: Path
                 report = {"event": "error", "kind": "crash", "message": f"{type(exc).__name__}: {exc}", "exit": 1}
             line = describe(report)
             try:
-                with open(state / "sync" / "periodic.log", "a") as log:
-                    log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+                append_bytes(log_path, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n".encode())
             except OSError:
                 pass
             failed = report.get("exit", 1) != 0 and report.get("kind") != "locked"
@@ -1002,6 +1616,10 @@ def _parse_args(argv: Sequence[str]) -> tuple[str, dict]:
         command = sub.add_parser(name)
         command.add_argument("--state", default=os.environ.get("COLABSSH_STATE") or
                              str(Path.home() / ".colabssh-runtime"))
+        if name in ("start", "cancel"):
+            command.add_argument("--token", default="")
+        if name == "cancel":
+            command.add_argument("--wait", type=float, default=0.0)
         if name == "start":
             command.add_argument("--mode", choices=("backup", "restore"), default="backup")
             command.add_argument("--content", default=os.environ.get("COLABSSH_CONTENT") or "/content")
@@ -1031,7 +1649,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if command == "attach":
             return attach(state)
         if command == "cancel":
-            return cancel(state)
+            return cancel(state, token=args["token"], wait=min(max(args["wait"], 0.0), 10.0))
         if not args["drive"]:
             return _refused(SyncRefused("this runtime has no Drive folder",
                                         "on Colab, re-run the colabssh cell so it mounts Drive; elsewhere set "
@@ -1041,8 +1659,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           folder=args["folder"], paths=args["paths"] or ["."], excludes=args["exclude"],
                           delete=args["delete"], dry_run=args["dry_run"], force=args["force"],
                           bwlimit=args["bwlimit"])
-        return start(request, state)
+        return start(request, state, token=args["token"])
     except BrokenPipeError:  # the laptop went away; a detached run goes on
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when python flushes
         return 1
 
 

@@ -35,9 +35,24 @@ def _root(
 
 
 def print_error(exc: ColabsshError) -> None:
-    sys.stderr.write(f"colabssh: error: {exc.message}\n")
+    """One line and a hint, as plain text (an error may quote what the runtime or ssh said)."""
+    from .console import plain
+
+    sys.stderr.write(f"colabssh: error: {plain(exc.message)}\n")
     if exc.hint:
-        sys.stderr.write(f"  hint: {exc.hint}\n")
+        sys.stderr.write(f"  hint: {plain(exc.hint)}\n")
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is behind EXC (in its chain of causes and contexts)."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -45,6 +60,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         app(args=argv, prog_name="colabssh")
     except SystemExit as exc:  # typer always ends this way (usage errors exit 2)
+        if _interrupted(exc):  # typer turns Ctrl-C in a command into a silent exit 130
+            sys.stderr.write("colabssh: interrupted\n")
+            return INTERRUPTED
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ColabsshError as exc:
         print_error(exc)

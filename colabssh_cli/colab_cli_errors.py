@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +23,111 @@ ROAD = "colab-cli"  # the tunnel of a session reached through `colab ssh --proxy
 INSTALL_HINT = ("install Google's Colab CLI: `pip install google-colab-cli` (Python 3.12 or newer; Linux or macOS, "
                 "not Windows), run `colab sessions` once to log in, then connect again")
 LOGIN_PROMPT = re.compile(r"accounts\.google\.com|authorization code|Enter the code", re.IGNORECASE)
+SSH_SINCE = (0, 7)  # google-colab-cli's first version with `colab ssh --proxy-mode`
+# What colab prints (stderr) when `colab ssh --proxy-mode -s NAME` finds no NAME in its own store and makes the
+# runtime (commands/ssh.py _auto_create_session), and when that runtime is assigned and stored under NAME, so that
+# `colab stop -s NAME` can stop it (commands/session.py new).
+CREATING = "[colab] Creating runtime '{session}'..."
+READY = "[colab] Session READY."
+_VERSION_LINE = re.compile(r"^Version:\s*(\S+)\s*$", re.MULTILINE)
+
+
+# ---- colab's own words: its rich boxes, its tracebacks, its "[colab] " lines ------------------------------
+
+_BOX_TOP, _BOX_SIDE, _BOX_BOTTOM = "╭", "│", "╰"
+
+
+@dataclass(frozen=True)
+class _Box:
+    title: str  # "Error", "Traceback (most recent call last)"
+    first: int  # the index of its top line
+    last: int  # the index of its bottom line
+    text: str  # its rows as one line
+
+
+def _box_text(rows: list[str]) -> str:
+    """A rich box's rows ("│ text   │") as one line: a row whose text fills it to the border was broken inside a
+    word (joined without a space), any other one between words."""
+    text, broken = "", False
+    for row in rows:
+        inner = row[1:-1] if row.endswith(_BOX_SIDE) else row[1:]
+        content = inner.strip()
+        text = content if not text else text + ("" if broken else " ") + content
+        broken = len(content) >= len(inner) - 2  # one space of padding on each side
+    return text
+
+
+def _boxes(lines: list[str]) -> list[_Box]:
+    found: list[_Box] = []
+    rows: list[str] = []
+    top = -1
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith(_BOX_TOP):
+            top, rows = index, []
+        elif top >= 0 and stripped.startswith(_BOX_SIDE):
+            rows.append(stripped)
+        elif top >= 0 and stripped.startswith(_BOX_BOTTOM):
+            found.append(_Box(lines[top].strip().strip("╭╮─ "), top, index, _box_text(rows)))
+            top = -1
+        else:
+            top = -1
+    return found
+
+
+def unbox(text: str) -> str:
+    """TEXT with each of rich's boxes made one plain line ("Error: No such option: --version").
+
+    The real `colab` draws click's usage errors in a box (╭─ Error ─╮ / │ No such option: --version │ / ╰─╯), 80
+    columns wide when stderr is not a terminal, so a longer message is wrapped over several rows; a crash is a
+    box of source lines (typer's pretty traceback) with the exception after it."""
+    lines = text.splitlines()
+    out: list[str] = []
+    done = 0
+    for box in _boxes(lines):
+        out += lines[done:box.first]
+        out.append(box.title if box.title.startswith("Traceback") else f"{box.title}: {box.text}")
+        done = box.last + 1
+    return "\n".join(out + lines[done:])
+
+
+def colab_message(text: str) -> str:
+    """The one message in colab's stderr TEXT: its usage error's box, its crash's exception, else its last line of
+    its own ("[colab] ..."), else its last line; '' when it said nothing."""
+    lines = text.splitlines()
+    boxes = _boxes(lines)
+    if boxes:
+        last = boxes[-1]
+        after = "".join(lines[last.last + 1:]).strip()  # rich wraps the exception keeping the spaces it breaks at
+        if last.title.startswith("Traceback") and after:
+            return " ".join(after.split())
+        if not last.title.startswith("Traceback") and not after:
+            return last.text
+    plain = [line.strip() for line in unbox(text).splitlines() if line.strip()]
+    own = [line for line in plain if line.startswith("[colab] ")]
+    if own:
+        return own[-1].removeprefix("[colab] ")
+    return plain[-1] if plain else ""
+
+
+def colab_version(program: str, timeout: float = 15.0) -> Optional[str]:
+    """What `PROGRAM version` says ("Version: 0.7.5"); None when it says no version.
+
+    The real CLI has no --version: it answers that with a usage error, exit 2. `colab version` skips the update
+    check, so it needs no network."""
+    try:
+        done = subprocess.run([program, "version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace", timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = _VERSION_LINE.search(done.stdout) if done.returncode == 0 else None
+    return found.group(1) if found else None
+
+
+def has_proxy_mode(version: str) -> Optional[bool]:
+    """Whether google-colab-cli VERSION has `colab ssh --proxy-mode`; None for a version colabssh cannot read."""
+    parts = re.match(r"(\d+)\.(\d+)", version)
+    return None if parts is None else (int(parts.group(1)), int(parts.group(2))) >= SSH_SINCE
 
 
 # ---- the log of colab's stderr ---------------------------------------------------------------------------
@@ -45,6 +152,7 @@ def _has(text: str, *needles: str) -> bool:
 
 def explain_colab_stderr(text: str, session: str) -> Optional[ColabsshError]:
     """colab's own failure (its stderr), as one line and its fix; None when TEXT holds none colabssh knows."""
+    text = unbox(text)  # a usage error wrapped over a box's rows reads as one line
     s = session
     retry = f"colabssh connect --via colab-cli --session {s}"
     if _has(text, "No such command 'ssh'", "No such option: --proxy-mode", "No such option: -i"):
@@ -87,6 +195,20 @@ def explain_colab_stderr(text: str, session: str) -> Optional[ColabsshError]:
     if _has(text, "WebSocket connection failed", "WebSocket upgrade failed"):
         return ColabsshError("colab could not reach Colab (its WebSocket connection failed)",
                              "check this machine's network, then try again", UNREACHABLE)
+    if _has(text, "NameResolutionError", "Max retries exceeded", "ConnectionError:", "ConnectTimeout"):
+        return ColabsshError("colab could not reach Colab (colab.research.google.com)",
+                             "check this machine's network, then try again", UNREACHABLE)
+    if _has(text, "Allocation refused"):
+        return ColabsshError(f"Colab refused to create a runtime for colab session '{s}' (too many active "
+                             "sessions, or a usage or capacity limit)",
+                             "`colab sessions` lists your runtimes and `colab stop -s NAME` ends one; or wait and "
+                             "retry, or try another --gpu", UNREACHABLE)
+    rejected = re.search(r"Backend rejected accelerator '([^']*)'", text)
+    if rejected:
+        return ColabsshError(f"Colab refused the accelerator {rejected.group(1)} for this account (no quota or "
+                             "entitlement)",
+                             f"try another --gpu, or none for a CPU runtime: `{retry} --gpu T4`",
+                             BAD_INPUT)
     if re.search(r"session '[^']*' not found", text):
         return ColabsshError(f"colab knows no session '{s}'", "see `colab sessions`", UNREACHABLE)
     if LOGIN_PROMPT.search(text):
@@ -127,7 +249,8 @@ def explain_ssh_stderr(alias: str, stderr: str, paths: Optional[Paths] = None) -
     except ColabsshError:
         session = None
     road = session is not None and session.tunnel == ROAD
-    text = stderr + ("\n" + last_colab_output(paths, alias) if road or log_path(paths, alias).exists() else "")
+    logged = last_colab_output(paths, alias) if road or log_path(paths, alias).exists() else ""
+    text = stderr + ("\n" + logged if logged else "")
     road = road or "[colab] " in text
     if not road:
         return None
@@ -151,6 +274,7 @@ def explain_ssh_stderr(alias: str, stderr: str, paths: Optional[Paths] = None) -
                              f"colab hands the runtime the key given with -i: `{retry}` writes the ProxyCommand with "
                              "colabssh's key again", UNREACHABLE)
     lines = [line for line in stderr.splitlines() if line.strip()]
-    last = lines[-1] if lines else "ssh failed"
+    crashed = colab_message(logged) if _boxes(logged.splitlines()) else ""  # colab's usage error or crash
+    last = crashed or (lines[-1] if lines else "ssh failed")
     return ColabsshError(f"{alias}: the runtime did not answer through `colab ssh` ({last})",
                          f"`colab status -s {name}` says whether it still runs; then `{retry}`", UNREACHABLE)

@@ -18,8 +18,10 @@ alias first closes the shared connection to the old runtime (``ssh -O exit``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,21 +35,43 @@ from .errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE, ColabsshError
 from .keys import ensure_client_key
 from .paths import Paths
 from .preflight import Endpoint, check_login, presented_host_key
-from .remote import close_shared_connection, explain_ssh_failure, shares_connections, ssh_base, ssh_config_file
-from .sessions import DEFAULT_ALIAS, Session, drop_session, load_sessions, record_session, utc_now, validate_alias
+from .remote import (
+    close_shared_connection,
+    explain_ssh_failure,
+    shares_connections,
+    ssh_base,
+    ssh_binary,
+    ssh_config_file,
+)
+from .sessions import (
+    DEFAULT_ALIAS,
+    Session,
+    load_sessions,
+    planned_sessions,
+    utc_now,
+    validate_alias,
+    with_session,
+    without_session,
+)
 from .sshconfig import (
+    BEGIN_MARKER,
+    END_MARKER,
     HostEntry,
     Plan,
     apply,
     apply_with_retry,
     control_dir_for,
     host_key_alias,
+    include_line,
     pinned_key,
     plan_connect,
     plan_forget,
     proxy_path_is_safe,
 )
-from .sshconfig_text import host_block, split_lines
+from .sshconfig_files import BACKUP_MARK, TEMP_MARK, make_private_dir, remove_file
+from .sshconfig_files import resolve_target as file_behind
+from .sshconfig_text import content as line_content
+from .sshconfig_text import find_span, host_block, split_lines
 
 Report = Callable[[str], None]
 CHECK_TIMEOUT = 60.0
@@ -235,20 +259,25 @@ def planned(make: Callable[[], Plan]) -> Plan:
                             "use plain host names, user names and folder names", BAD_INPUT) from None
 
 
-def undo(paths: Paths, plan: Plan) -> None:
-    """Put the files back to the bytes they had before `plan` was applied."""
-    reverse = Plan(files={path: (new, old) for path, (old, new) in plan.files.items() if old != new})
+def undo(paths: Paths, plan: Plan, written: list[Path]) -> None:
+    """Put the files back to the bytes they had before `plan` was applied, and drop the backup of the user's
+    config that applying it made (WRITTEN: what apply returned; the backup holds the bytes put back)."""
+    reverse = plan.reversed()
     if reverse.changed():
         apply(paths, reverse)
+    for path in written:
+        if BACKUP_MARK in path.name and path.parent == file_behind(paths.user_config).parent:
+            remove_file(path)
 
 
 # ---- step 6: what OpenSSH makes of it -----------------------------------------------------------------------
 
 
-def effective_options(paths: Paths, alias: str) -> dict[str, list[str]]:
-    """``ssh -G -F <user config> ALIAS``: every option ssh would use, as lists of values."""
+def effective_options(paths: Paths, alias: str, config: Optional[Path] = None) -> dict[str, list[str]]:
+    """``ssh -G -F <user config> ALIAS`` (or ``-F CONFIG``): every option ssh would use, as lists of values."""
+    argv = [*ssh_base(paths), "-G", alias] if config is None else [ssh_binary(), "-F", str(config), "-G", alias]
     try:
-        result = subprocess.run([*ssh_base(paths), "-G", alias],
+        result = subprocess.run(argv,
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                                 timeout=CHECK_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -327,15 +356,72 @@ def confirm_with_openssh(paths: Paths, alias: str) -> None:
 # ---- steps 3-6 together -----------------------------------------------------------------------------------------
 
 
+def preview_effective(paths: Paths, plan: Plan, entry: HostEntry) -> None:
+    """What OpenSSH will make of the planned files, asked before they are written: ``ssh -G`` on copies of the
+    planned user config and colabssh's own config (temp files in colabssh's folder, removed afterwards). A value
+    that ssh would read otherwise than colabssh wrote it, whether from the code or because a setting of the
+    user's wins, is refused here with every file as it was."""
+    own, user = plan.files[paths.config][1], plan.files[paths.user_config][1]
+    if own is None or user is None:
+        return
+    make_private_dir(paths.root, parents=True)
+    temps: list[str] = []
+    try:
+        own_copy = _temp_copy(paths.root, "preview-own", own, temps)
+        user_copy = _temp_copy(paths.root, "preview-user", _include_swapped(paths, user, own_copy), temps)
+        wrong = mismatches(effective_options(paths, entry.alias, config=user_copy), entry)
+        if not wrong:
+            return
+        alone = mismatches(effective_options(paths, entry.alias, config=own_copy), entry)
+    finally:
+        for temp in temps:
+            remove_file(Path(temp))
+    if alone:
+        raise ColabsshError(f"OpenSSH would not use what colabssh writes for '{entry.alias}' ({'; '.join(alone)}); "
+                            "colabssh changed nothing",
+                            "the connection code (or option) holds a value OpenSSH rewrites: copy the code the cell "
+                            "printed again", BAD_INPUT)
+    raise ColabsshError(f"`ssh -G {entry.alias}` would not use colabssh's settings ({'; '.join(wrong)}); "
+                        "colabssh changed nothing",
+                        f"something in {ssh_config_file(paths)} overrides them for '{entry.alias}': remove that "
+                        "setting, or connect with --name OTHER", BAD_INPUT)
+
+
+def _temp_copy(folder: Path, label: str, data: bytes, made: list[str]) -> Path:
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{label}{TEMP_MARK}")  # 0600, as ssh wants its config
+    made.append(name)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return Path(name)
+
+
+def _include_swapped(paths: Paths, user: bytes, own_copy: Path) -> bytes:
+    """The planned user config with its managed block's Include pointing at OWN_COPY instead."""
+    include = include_line(paths).encode()
+    lines = split_lines(user)
+    span = find_span(lines, BEGIN_MARKER.encode(), END_MARKER.encode())
+    for i in range(span.begin + 1, span.end) if span is not None else ():
+        if line_content(lines[i]).strip(b" \t") == include:
+            ending = lines[i][len(line_content(lines[i])):]
+            lines[i] = f'Include "{own_copy.as_posix()}"'.encode() + ending
+    return b"".join(lines)
+
+
 def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_check: Optional[Callable[[], None]],
-                     before_undo: Callable[[], object] = lambda: None) -> list[Path]:
-    """Write ENTRY (and PIN) under the lock, then check what OpenSSH makes of it (``ssh -G``) and run LOGIN_CHECK
-    (None: no login). If a check fails, BEFORE_UNDO runs, the files go back to the bytes they had, and the
-    error says so. Returns the paths written (none when the files were already so)."""
+                     before_undo: Callable[[], object] = lambda: None, session: Optional[Session] = None
+                     ) -> list[Path]:
+    """Write ENTRY, PIN and SESSION (its record in sessions.json) as one transaction under the lock, once
+    ``ssh -G`` on the planned files agrees; then check what OpenSSH makes of the written files and run
+    LOGIN_CHECK (None: no login). If a check fails, BEFORE_UNDO runs, the files go back to the bytes they had,
+    and the error says so. Returns the paths written (none when the files were already so)."""
     applied: list[Plan] = []
 
     def make_plan() -> Plan:
         fresh = planned(lambda: plan_connect(paths, entry, pin))
+        if session is not None:
+            fresh = fresh.with_file(paths.sessions, *planned_sessions(paths, with_session(session)))
+        if fresh.changed():
+            preview_effective(paths, fresh, entry)
         applied.append(fresh)
         return fresh
 
@@ -344,20 +430,29 @@ def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_c
         verify_effective(paths, entry)
         if login_check is not None:
             login_check()
-    except ColabsshError as exc:
+    except (ColabsshError, KeyboardInterrupt) as exc:  # Ctrl-C during the login check: the files go back too
         if applied and written:
             before_undo()
             try:
-                undo(paths, applied[-1])
+                undo(paths, applied[-1], written)
                 note = "colabssh put its files back as they were"
             except ColabsshError as undo_error:
                 note = f"colabssh could not put its files back: {undo_error.message}"
-            exc.hint = f"{exc.hint}; {note}" if exc.hint else note
+            if isinstance(exc, ColabsshError):
+                exc.hint = f"{exc.hint}; {note}" if exc.hint else note
         raise
     return written
 
 
 # ---- the whole flow -----------------------------------------------------------------------------------------
+
+
+def repair_first(paths: Paths, report: Report) -> None:
+    """Finish what a killed colabssh run left and bring the stores into agreement (repair.py), saying what."""
+    from .repair import repair
+
+    for fixed in repair(paths):
+        report(f"repaired: {fixed.line}")
 
 
 def connect(options: ConnectOptions, paths: Optional[Paths] = None, report: Report = lambda line: None
@@ -370,6 +465,8 @@ def connect(options: ConnectOptions, paths: Optional[Paths] = None, report: Repo
     cloudflared = cloudflared_path() if target.tunnel == "cloudflared" else None
     result = ConnectResult(alias=alias, target=target, dry_run=options.dry_run)
     entry = host_entry(paths, alias, target, cloudflared)
+    if not options.dry_run:
+        repair_first(paths, report)
     pin = target.hostkey or kept_first_contact_pin(paths, alias, target)
     plan = planned(lambda: plan_connect(paths, entry, pin))  # collisions, malformed markers: refused here
     result.changed = plan.changed()
@@ -397,45 +494,50 @@ def connect(options: ConnectOptions, paths: Optional[Paths] = None, report: Repo
         confirm_with_openssh(paths, alias)
 
     logs_in = options.check and target.auth == "key"  # a password session's ssh would ask for the password
-    result.written = apply_and_verify(paths, entry, pin, login_with_openssh if logs_in else None)
+    session = Session(alias=alias, connected_at=utc_now(), **asdict(target))  # every field of the target
+    result.written = apply_and_verify(paths, entry, pin, login_with_openssh if logs_in else None, session=session)
     result.changed = bool(result.written)
     result.login_checked = logs_in
-
-    session = Session(alias=alias, connected_at=utc_now(), **asdict(target))  # every field of the target
-    if record_session(paths, session):
-        result.written.append(paths.sessions)
     if options.open_editor:
         result.editor = open_editor(options.editor, alias, target.content, report)
     return result
 
 
-def _block_present(paths: Paths, alias: str) -> bool:
+def _known(paths: Paths, alias: str) -> bool:
+    """Whether ALIAS has a session record or a Host block (read without the lock: a hint, not a decision)."""
     try:
-        data = paths.config.read_bytes()
-    except FileNotFoundError:
+        return alias in load_sessions(paths) or host_block(split_lines(paths.config.read_bytes()), alias) is not None
+    except (ColabsshError, OSError):
         return False
-    return host_block(split_lines(data), alias) is not None
 
 
 def forget(alias: str, paths: Optional[Paths] = None, report: Report = lambda line: None) -> list[Path]:
-    """The exact inverse of connect: close the shared connection, remove the block, the pin and the session."""
+    """The exact inverse of connect: close the shared connection, then remove the block, the pin and the session
+    in one transaction (the Include block with the last session).
+
+    It first finishes what a killed run left (repair.py); when that already removed ALIAS (a forget of it that
+    was cut short), the forget is done."""
+    from .repair import dropped, repair
+
     paths = paths or Paths.from_env()
     validate_alias(alias)
-    recorded = alias in load_sessions(paths)
-    try:
-        plan_forget(paths, alias)  # an unknown alias or malformed markers: refused before anything is closed
-        has_block = True
-    except ColabsshError:
-        if not recorded or _block_present(paths, alias):
-            raise
-        has_block = False  # the block was removed by hand; the session record still goes
+    known_before = _known(paths, alias)
+    repairs = repair(paths)
+    for fixed in repairs:
+        report(f"repaired: {fixed.line}")  # said here too: repair_first would hide which alias went
+    if not _known(paths, alias) and (known_before or dropped(repairs, alias)):
+        drop_log(paths, alias)
+        return []
+    plan_forget(paths, alias)  # an unknown alias or malformed markers: refused before anything is closed
     written: list[Path] = []
     if close_shared_connection(paths, alias):
         report(f"closed the shared connection of '{alias}'")
-    if has_block:
-        written += list(apply_with_retry(paths, lambda: plan_forget(paths, alias)) or [])
-    if drop_session(paths, alias) is not None:
-        written.append(paths.sessions)
+
+    def make_plan() -> Plan:
+        plan = plan_forget(paths, alias)
+        return plan.with_file(paths.sessions, *planned_sessions(paths, without_session(alias)))
+
+    written += list(apply_with_retry(paths, make_plan) or [])
     if drop_log(paths, alias):
         written.append(log_path(paths, alias))
     return written

@@ -38,6 +38,7 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MIN_OPENSSH = (7, 3)  # the Include line colabssh puts in ~/.ssh/config (and `ssh -G` showing ProxyJump)
 TESTED_OPENSSH = (8, 0)  # the oldest client the tests' assumptions are known to hold for
 REACH_TIMEOUT = 10  # seconds, ssh's ConnectTimeout for the reachability check
+COLAB_LIST_TIMEOUT = 60  # seconds for `colab sessions` (it may refresh a token first)
 NEEDS = ("colabssh needs OpenSSH 7.3+ (Include in ~/.ssh/config, ssh -G); ed25519 keys need 6.5+; "
          "connection sharing (ControlMaster) needs Unix sockets, so it is off with Windows' OpenSSH")
 MARKER_FIX = ("keep exactly one colabssh block (start and end marker lines, in that order) or delete both marker "
@@ -239,6 +240,34 @@ def sessions_check(paths: Paths) -> tuple[Check, dict[str, Session]]:
     return Check("sessions", OK, ", ".join(f"{s.alias} ({s.tunnel})" for s in sessions.values())), sessions
 
 
+def agreement_checks(paths: Paths) -> list[Check]:
+    """Finish what a killed colabssh run left and bring the Host blocks, pins and sessions into agreement
+    (repair.py); one row per disagreement found, with what was done about it."""
+    from .repair import repair
+
+    name = "colabssh files"
+    try:
+        repairs = repair(paths)
+    except ColabsshError as exc:
+        return [Check(name, FAIL, exc.message, exc.hint)]
+    if not repairs:
+        return [Check(name, OK, "Host blocks, pinned keys and sessions agree")]
+    return [Check(name, WARN, f"found: {fixed.problem}; repaired: {fixed.done}",
+                  fixed.next_step or "nothing more to do") for fixed in repairs]
+
+
+def plain_ssh_check(paths: Paths, sessions: dict[str, Session]) -> Check:
+    """Whether a plain `ssh ALIAS` (and VS Code) reads the config colabssh wrote (openssh_home.py)."""
+    from .openssh_home import config_openssh_reads, plain_ssh_problem
+
+    alias = sorted(sessions)[0]
+    problem = plain_ssh_problem(paths, alias)
+    if problem is not None:
+        return Check("plain ssh", FAIL, problem.message, problem.hint)
+    reads = config_openssh_reads()
+    return Check("plain ssh", OK, f"OpenSSH and VS Code read {reads or paths.user_config}, which has the sessions")
+
+
 # ---- each session --------------------------------------------------------------------------------------------
 
 
@@ -302,6 +331,17 @@ def install_hint(tool: str) -> str:
     return f"install {tool}, then connect again"
 
 
+def _colab_check(name: str, program: str) -> Check:
+    """Google's `colab`: its version from `colab version` (it has no --version), and whether it has `ssh`."""
+    from .colab_cli_errors import colab_version, has_proxy_mode
+
+    version = colab_version(program)
+    if version is not None and has_proxy_mode(version) is False:
+        return Check(name, FAIL, f"{program} is google-colab-cli {version}, which has no `colab ssh --proxy-mode`",
+                     "pip install -U google-colab-cli (0.7 or newer; Python 3.12 or newer)")
+    return Check(name, OK, f"{program} (google-colab-cli {version or 'version unknown'})")
+
+
 def proxy_check(alias: str, written: dict[str, str]) -> Optional[Check]:
     """Whether the program the session's ProxyCommand runs (cloudflared, Google's colab) is there."""
     proxy = written.get("proxycommand", "")
@@ -312,6 +352,8 @@ def proxy_check(alias: str, written: dict[str, str]) -> Optional[Check]:
     tool = re.split(r"[/\\]", program)[-1].removesuffix(".exe")
     name = f"{tool} ({alias})"
     if os.path.isfile(program) and os.access(program, os.X_OK):
+        if tool == "colab":
+            return _colab_check(name, program)
         try:
             done = subprocess.run([program, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   errors="replace", timeout=15)
@@ -327,17 +369,45 @@ def proxy_check(alias: str, written: dict[str, str]) -> Optional[Check]:
                  install_hint(tool))
 
 
+def colab_runtime_gone(paths: Paths, session: Session) -> Optional[Check]:
+    """For a `--via colab-cli` session with no open shared connection: a WARN when `colab sessions` does not list
+    its runtime (an ssh now would make colab create a new, billable one: doctor never does that); else None."""
+    from .colab_cli_errors import ROAD
+    from .remote import shared_connection_alive
+
+    if session.tunnel != ROAD or shared_connection_alive(paths, session.alias):
+        return None
+    name = str(session.extra.get("session", session.alias))
+    colab = str(session.extra.get("colab") or shutil.which("colab") or "colab")
+    try:
+        listed = subprocess.run([colab, "sessions"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                errors="replace", timeout=COLAB_LIST_TIMEOUT, start_new_session=True).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # proxy_check says what is wrong with colab itself
+    if any(line.startswith(f"[{name}] ") for line in listed.splitlines()):
+        return None
+    return Check(f"reach {session.alias}", WARN, f"`colab sessions` does not list a runtime of colab session "
+                 f"'{name}': it has stopped or expired (doctor does not connect: colab would create a new, billable "
+                 "runtime)", f"`colabssh connect --via colab-cli --session {name} --name {session.alias}` starts a "
+                 f"new one, or `colabssh forget {session.alias}`")
+
+
 def reach_check(paths: Paths, session: Session) -> Check:
-    """``ssh -o ConnectTimeout=N ALIAS true`` through the remote seam's argv (its config, BatchMode)."""
+    """``ssh -o ConnectTimeout=N ALIAS true`` through the remote seam's argv (its config, BatchMode).
+
+    A `--via colab-cli` session gets no ConnectTimeout: when it ran out, ssh would end colab's ProxyCommand,
+    and a colab that is still starting is not to be cut off (``colab_runtime_gone`` has ruled out a creation)."""
     name = f"reach {session.alias}"
     remote = Remote(session, paths)
-    argv = remote.ssh_argv("true", options=("-o", f"ConnectTimeout={REACH_TIMEOUT}"))
+    via_colab = session.tunnel == "colab-cli"
+    timeout = REACH_TIMEOUT + (COLAB_LIST_TIMEOUT if via_colab else 20)
+    argv = remote.ssh_argv("true", options=() if via_colab else ("-o", f"ConnectTimeout={REACH_TIMEOUT}"))
     started = time.monotonic()
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                              timeout=REACH_TIMEOUT + 20)
+                              timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Check(name, FAIL, f"{session.alias}: the runtime did not answer within {REACH_TIMEOUT + 20} s",
+        return Check(name, FAIL, f"{session.alias}: the runtime did not answer within {timeout} s",
                      "the tunnel may be down: re-run the cell in Colab, then `colabssh connect` the new code")
     except OSError as exc:
         return Check(name, FAIL, f"ssh did not run: {exc.strerror}", "reinstall OpenSSH's client")
@@ -362,6 +432,9 @@ def session_checks(paths: Paths, session: Session, ssh: Optional[str], report: R
     proxy = proxy_check(session.alias, written)
     if proxy is not None:
         checks.append(proxy)
+    gone = colab_runtime_gone(paths, session)
+    if gone is not None:
+        return checks + [gone]
     report(f"doctor: ssh {session.alias} true ...")
     checks.append(reach_check(paths, session))
     return checks
@@ -399,8 +472,11 @@ def run_doctor(paths: Optional[Paths] = None, report: Report = lambda line: None
     doctor = DoctorReport()
     client, ssh = ssh_client_check()
     doctor.checks.append(client)
+    doctor.checks += agreement_checks(paths)
     listed, sessions = sessions_check(paths)
     doctor.checks += [key_check(paths, sessions), config_check(paths, sessions), listed]
+    if sessions:
+        doctor.checks.append(plain_ssh_check(paths, sessions))
     for session in sessions.values():
         doctor.checks += session_checks(paths, session, ssh, report)
     doctor.checks += editor_checks()

@@ -56,6 +56,11 @@ class Paths:
         return self.root / "sessions.json"
 
     @property
+    def journal(self) -> Path:
+        """A multi-file change in progress (sshconfig_files.Transaction); the next run finishes it."""
+        return self.root / "transaction.journal"
+
+    @property
     def lock(self) -> Path:
         return self.ssh_dir / ".colabssh.lock"
 

@@ -227,8 +227,8 @@ class Remote:
                 pass
         try:
             returncode = process.wait()
-        except KeyboardInterrupt:
-            stop_child(process)
+        except KeyboardInterrupt:  # Ctrl-C is answered within 2 s: ssh gets half a second to go, then SIGKILL
+            stop_child(process, grace=0.5)
             raise
         for thread in threads:
             thread.join()

@@ -69,14 +69,22 @@ def utc_now() -> str:
 
 
 def load_sessions(paths: Paths) -> dict[str, Session]:
-    try:
-        raw = paths.sessions.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    return parse_sessions(paths, _read(paths))
+
+
+def _read(paths: Paths) -> bytes | None:
+    """The session file's bytes (None when missing), read as colabssh reads its ssh files: a FIFO, a device
+    or a folder in its place is an error, never a hang or 'no sessions'."""
+    from .sshconfig_files import read_bytes  # lazily: keeps `colabssh --help` light
+
+    return read_bytes(paths.sessions)
+
+
+def parse_sessions(paths: Paths, raw: bytes | None) -> dict[str, Session]:
+    if raw is None:
         return {}
-    except OSError as exc:
-        raise ColabsshError(f"cannot read {paths.sessions}: {exc.strerror}") from None
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
         return {alias: Session.from_dict(value) for alias, value in data.get("sessions", {}).items()}
     except (ValueError, TypeError, AttributeError):
         raise ColabsshError(f"{paths.sessions} is damaged",
@@ -84,14 +92,48 @@ def load_sessions(paths: Paths) -> dict[str, Session]:
                             FAILURE) from None
 
 
+def sessions_bytes(sessions: dict[str, Session]) -> bytes | None:
+    """The session file's bytes for SESSIONS; None (no file) when there is none."""
+    if not sessions:
+        return None
+    return (json.dumps({"version": 1, "sessions": {a: asdict(s) for a, s in sorted(sessions.items())}},
+                       indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def planned_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) -> tuple[bytes | None, bytes | None]:
+    """(old, new) bytes of the session file when CHANGE is made to its sessions (equal when nothing changes)."""
+    old = _read(paths)
+    sessions = parse_sessions(paths, old)
+    before = dict(sessions)
+    change(sessions)
+    return old, (old if sessions == before else sessions_bytes(sessions))
+
+
+def with_session(session: Session) -> Callable[[dict[str, Session]], None]:
+    """The change that records SESSION; an identical one (but for its time) is kept as it is."""
+
+    def change(sessions: dict[str, Session]) -> None:
+        old = sessions.get(session.alias)
+        if old is None or not old.same_runtime(session):
+            sessions[session.alias] = session
+
+    return change
+
+
+def without_session(alias: str) -> Callable[[dict[str, Session]], None]:
+    def change(sessions: dict[str, Session]) -> None:
+        sessions.pop(alias, None)
+
+    return change
+
+
 def save_sessions(paths: Paths, sessions: dict[str, Session]) -> None:
     """Atomic write (temp file in the same folder, fsync, rename), mode 0600; a failure is a ColabsshError."""
     from .sshconfig_files import atomic_write, make_private_dir  # lazily: keeps `colabssh --help` light
 
+    body = sessions_bytes(sessions)
     make_private_dir(paths.root, parents=True)
-    body = json.dumps({"version": 1, "sessions": {a: asdict(s) for a, s in sorted(sessions.items())}},
-                      indent=2, sort_keys=True) + "\n"
-    atomic_write(paths.sessions, body.encode("utf-8"), 0o600)
+    atomic_write(paths.sessions, body or b"", 0o600)
 
 
 def update_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) -> bool:
@@ -114,13 +156,7 @@ def update_sessions(paths: Paths, change: Callable[[dict[str, Session]], None]) 
 
 def record_session(paths: Paths, session: Session) -> bool:
     """Remember a session; an identical one (but for its time) is kept as it is, so a re-run writes nothing."""
-
-    def change(sessions: dict[str, Session]) -> None:
-        old = sessions.get(session.alias)
-        if old is None or not old.same_runtime(session):
-            sessions[session.alias] = session
-
-    return update_sessions(paths, change)
+    return update_sessions(paths, with_session(session))
 
 
 def drop_session(paths: Paths, alias: str) -> Optional[Session]:

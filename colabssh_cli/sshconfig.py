@@ -60,6 +60,7 @@ from .sshconfig_files import (
     lock_file,
     make_private_dir,
     read_bytes,
+    recover,
     resolve_target,
     stale_temps,
     write_backup,
@@ -69,6 +70,8 @@ __all__ = [
     "BEGIN_MARKER", "END_MARKER", "CREATED_NOTE", "HostEntry", "render_host_entry", "control_dir_for",
     "ensure_control_dir", "Plan", "find_alias_collision", "plan_connect", "plan_forget", "apply",
     "apply_with_retry", "locked", "PlanOutdated", "host_key_alias", "pinned_key", "proxy_path_is_safe",
+    "include_line", "own_blocks", "own_config", "known_hosts_with", "user_config_without_block", "pinned_alias",
+    "find_block", "block_settings",
 ]
 
 BEGIN_MARKER = "# >>> colabssh managed block (do not edit; `colabssh forget` removes it) >>>"
@@ -81,7 +84,7 @@ SOCKET_PATH_LIMIT = 104  # sizeof(sun_path) on macOS/BSD (108 on Linux), countin
 _CONTROL_PATH_EXTRA = 1 + 40 + 17 + 1
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
-_HOSTNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9.:_-]*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9.:_-]*")  # conncode.validate_host decides; this is a backstop
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\$?")
 _HOST_KEY = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
 _PLAIN = re.compile(r"[A-Za-z0-9_./:@+,~%-]+")
@@ -105,6 +108,8 @@ class HostEntry:
     proxy_command: str | None = None  # already built, e.g. '"/abs/cloudflared" access ssh --hostname %h'
     control_dir: Path | None = None  # connection sharing folder; None = no ControlMaster (e.g. Windows)
     password_auth: bool = False  # colab-ssh sessions: allow a password, still IdentitiesOnly
+    connect_timeout: int | None = 20  # seconds; None for a ProxyCommand that may take minutes (colab creating
+    # a runtime): OpenSSH's ConnectTimeout covers the banner and ends the ProxyCommand when it runs out
 
 
 def _no_controls(what: str, value: str) -> None:
@@ -180,7 +185,11 @@ def render_host_entry(entry: HostEntry) -> str:
         lines.append("  PasswordAuthentication yes")
     else:
         lines += ["  PasswordAuthentication no", "  KbdInteractiveAuthentication no"]
-    lines += ["  ServerAliveInterval 15", "  ServerAliveCountMax 4", "  ConnectTimeout 20"]
+    lines += ["  ServerAliveInterval 15", "  ServerAliveCountMax 4"]
+    if entry.connect_timeout is not None:
+        if isinstance(entry.connect_timeout, bool) or not 1 <= entry.connect_timeout <= 3600:
+            raise ValueError(f"the connect timeout must be 1-3600 s: {entry.connect_timeout!r}")
+        lines.append(f"  ConnectTimeout {entry.connect_timeout}")
     if entry.proxy_command is not None:
         command = entry.proxy_command.strip()
         _no_controls("the ProxyCommand", command)
@@ -245,9 +254,19 @@ class Plan:
     files: dict[Path, tuple[bytes | None, bytes | None]]
     dirs: tuple[Path, ...] = ()  # connection sharing folders to create
     base: Path | None = None  # diff paths are shown relative to this folder (the home)
+    intent: str = ""  # what the change is, for the journal ("connect colab", "forget colab"; see repair.py)
 
     def changed(self) -> bool:
         return any(old != new for old, new in self.files.values()) or any(not d.is_dir() for d in self.dirs)
+
+    def with_file(self, path: Path, old: bytes | None, new: bytes | None) -> Plan:
+        """This plan, and PATH changed from OLD to NEW in the same transaction (written after the others)."""
+        return Plan({**self.files, path: (old, new)}, self.dirs, self.base, self.intent)
+
+    def reversed(self) -> Plan:
+        """The plan that puts every file back to the bytes it had before this one."""
+        return Plan({path: (new, old) for path, (old, new) in self.files.items() if old != new}, (), self.base,
+                    f"undo {self.intent}".strip())
 
     def diff_bytes(self) -> bytes:
         """A unified diff of every changed file, exact bytes; apply it with ``cd BASE && patch -p1``."""
@@ -283,7 +302,7 @@ def _eol(data: bytes) -> bytes:
     return b"\r\n" if text.uses_crlf(data) else b"\n"
 
 
-def _include_line(paths: Paths) -> str:
+def include_line(paths: Paths) -> str:
     value = _path_text("colabssh's config file", paths.config)
     for bad in ("%", "*", "?", "["):
         if bad in value:
@@ -298,7 +317,7 @@ def _marker_error(path: Path, exc: text.MarkerError) -> ColabsshError:
                          "both marker lines and what is between them, then run the command again", BAD_INPUT)
 
 
-def _find_block(path: Path, lines: list[bytes]) -> text.Span | None:
+def find_block(path: Path, lines: list[bytes]) -> text.Span | None:
     try:
         span = text.find_span(lines, BEGIN_MARKER.encode(), END_MARKER.encode())
     except text.MarkerError as exc:
@@ -321,7 +340,7 @@ def _has_note(lines: list[bytes], span: text.Span) -> bool:
 
 
 def _block_lines(paths: Paths, eol: bytes, created: bool) -> list[bytes]:
-    body = [BEGIN_MARKER] + ([CREATED_NOTE] if created else []) + [_include_line(paths), END_MARKER]
+    body = [BEGIN_MARKER] + ([CREATED_NOTE] if created else []) + [include_line(paths), END_MARKER]
     return [line.encode() + eol for line in body]
 
 
@@ -352,7 +371,7 @@ def _user_config_with_block(paths: Paths, old: bytes | None) -> bytes:
     path = paths.user_config
     data = old or b""
     lines = text.split_lines(data)
-    span = _find_block(path, lines)
+    span = find_block(path, lines)
     if span is None:
         eol = _eol(data)
         block = b"".join(_block_lines(paths, eol, created=old is None))
@@ -367,11 +386,11 @@ def _user_config_with_block(paths: Paths, old: bytes | None) -> bytes:
     return b"".join(lines[:span.begin] + wanted + lines[span.end + 1:])
 
 
-def _user_config_without_block(paths: Paths, old: bytes | None) -> bytes | None:
+def user_config_without_block(paths: Paths, old: bytes | None) -> bytes | None:
     if old is None:
         return None
     lines = text.split_lines(old)
-    span = _find_block(paths.user_config, lines)
+    span = find_block(paths.user_config, lines)
     if span is None:
         return old
     stop = span.end + 1
@@ -383,7 +402,7 @@ def _user_config_without_block(paths: Paths, old: bytes | None) -> bytes | None:
     return rest
 
 
-def _own_blocks(data: bytes) -> tuple[bytes, list[tuple[str | None, bytes]]]:
+def own_blocks(data: bytes) -> tuple[bytes, list[tuple[str | None, bytes]]]:
     """colabssh's own config as (header, [(alias or None, block bytes without trailing blank lines)])."""
     lines = text.split_lines(data)
     starts = text.block_starts(lines)
@@ -402,7 +421,7 @@ def _own_blocks(data: bytes) -> tuple[bytes, list[tuple[str | None, bytes]]]:
     return header, blocks
 
 
-def _own_config(header: bytes, blocks: list[tuple[str | None, bytes]]) -> bytes | None:
+def own_config(header: bytes, blocks: list[tuple[str | None, bytes]]) -> bytes | None:
     header = header.rstrip(b"\r\n \t")
     if not blocks and (not header or header + b"\n" == OWN_HEADER.encode()):
         return None
@@ -411,19 +430,19 @@ def _own_config(header: bytes, blocks: list[tuple[str | None, bytes]]) -> bytes 
 
 
 def _own_config_with(old: bytes | None, alias: str, block: bytes) -> bytes:
-    header, blocks = _own_blocks(old or b"")
+    header, blocks = own_blocks(old or b"")
     for i, (name, _) in enumerate(blocks):
         if name == alias:
             blocks[i] = (alias, block)
             break
     else:
         blocks.append((alias, block))
-    new = _own_config(header, blocks)
+    new = own_config(header, blocks)
     assert new is not None  # there is at least one block
     return new
 
 
-def _known_hosts_with(old: bytes | None, key_alias: str, host_key: str | None) -> bytes | None:
+def known_hosts_with(old: bytes | None, key_alias: str, host_key: str | None) -> bytes | None:
     lines = text.split_lines(old or b"")
     mine = [line for line in lines if text.pins_name(line, key_alias)]
     wanted = f"{key_alias} {host_key}\n".encode() if host_key is not None else None
@@ -457,33 +476,33 @@ def plan_connect(paths: Paths, entry: HostEntry, host_key: str | None) -> Plan:
     own_old = read_bytes(paths.config)
     own_new = _own_config_with(own_old, entry.alias, block)
     known_old = read_bytes(paths.known_hosts)
-    known_new = _known_hosts_with(known_old, entry.host_key_alias, host_key)
+    known_new = known_hosts_with(known_old, entry.host_key_alias, host_key)
     dirs = (entry.control_dir,) if entry.control_dir is not None else ()
     return Plan({paths.known_hosts: (known_old, known_new), paths.config: (own_old, own_new),
-                 paths.user_config: (user_old, user_new)}, dirs, paths.home)
+                 paths.user_config: (user_old, user_new)}, dirs, paths.home, f"connect {entry.alias}")
 
 
 def plan_forget(paths: Paths, alias: str) -> Plan:
     """Plan removing the session ALIAS: its block, its pin and, with the last session, the Include block."""
     _word("the alias", alias, _NAME)
     own_old = read_bytes(paths.config)
-    header, blocks = _own_blocks(own_old or b"")
-    key_alias = _pinned_alias(own_old or b"", alias)
+    header, blocks = own_blocks(own_old or b"")
+    key_alias = pinned_alias(own_old or b"", alias)
     kept = [(name, chunk) for name, chunk in blocks if name != alias]
     known_old = read_bytes(paths.known_hosts)
     pinned = any(text.pins_name(line, key_alias) for line in text.split_lines(known_old or b""))
     user_old = read_bytes(paths.user_config)
     user_lines = text.split_lines(user_old or b"")
-    _find_block(paths.user_config, user_lines)
+    find_block(paths.user_config, user_lines)
     if len(kept) == len(blocks) and not pinned:
         raise ColabsshError(f"no session named {alias!r} in {paths.config}",
                             "see `colabssh list` for the sessions colabssh knows", BAD_INPUT)
-    own_new = own_old if len(kept) == len(blocks) else _own_config(header, kept)
-    known_new = _known_hosts_with(known_old, key_alias, None)
+    own_new = own_old if len(kept) == len(blocks) else own_config(header, kept)
+    known_new = known_hosts_with(known_old, key_alias, None)
     # the Include goes with the last block (blocks the user added to colabssh's file keep it)
-    user_new = _user_config_without_block(paths, user_old) if own_new is None else user_old
+    user_new = user_config_without_block(paths, user_old) if own_new is None else user_old
     return Plan({paths.known_hosts: (known_old, known_new), paths.config: (own_old, own_new),
-                 paths.user_config: (user_old, user_new)}, (), paths.home)
+                 paths.user_config: (user_old, user_new)}, (), paths.home, f"forget {alias}")
 
 
 def host_key_alias(alias: str) -> str:
@@ -506,7 +525,18 @@ def pinned_key(paths: Paths, alias: str) -> str | None:
     return None
 
 
-def _pinned_alias(own: bytes, alias: str) -> str:
+def block_settings(chunk: bytes) -> dict[str, str]:
+    """A Host block's settings: lower-case keyword -> its first argument (the first line of each, as ssh reads)."""
+    settings: dict[str, str] = {}
+    for line in text.split_lines(chunk)[1:]:
+        parsed = text.keyword_and_rest(line)
+        if parsed is not None and parsed[0] not in settings:
+            args = text.split_args(parsed[1])
+            settings[parsed[0]] = args[0] if args else ""
+    return settings
+
+
+def pinned_alias(own: bytes, alias: str) -> str:
     """The HostKeyAlias the alias's block names (``colabssh-ALIAS`` when there is no block)."""
     lines = text.split_lines(own)
     found = text.host_block(lines, alias)
@@ -540,8 +570,10 @@ def apply(paths: Paths, plan: Plan) -> list[Path]:
     """
     if not plan.changed():
         targets = [resolve_target(path) for path in plan.files]
-        if any(stale_temps(t.parent, t.name) for t in targets):  # a killed run's leftovers: clean them up
+        if paths.journal.exists() or any(stale_temps(t.parent, t.name) for t in targets):  # a killed run's
             with locked(paths):
+                if recover(paths.journal).changed:
+                    raise PlanOutdated(paths.journal)  # it finished a change: the plan saw the files before
                 for target in targets:
                     clean_stale_temps(target.parent, target.name)
         return []
@@ -563,6 +595,7 @@ def apply_with_retry(paths: Paths, make_plan: Callable[[], Plan], attempts: int 
 def _apply_locked(paths: Paths, plan: Plan) -> list[Path]:
     changes = [(path, old, new) for path, (old, new) in plan.files.items() if old != new]
     check_owner(paths.home, paths.ssh_dir)
+    recover(paths.journal)  # a killed run's change first: then the plan's old bytes are checked against whole files
 
     def unchanged_since_planned(path: Path, old: bytes | None) -> None:
         if read_bytes(path) != old:
@@ -579,7 +612,7 @@ def _apply_locked(paths: Paths, plan: Plan) -> list[Path]:
     for folder in plan.dirs:
         ensure_control_dir(folder)
     written: list[Path] = []
-    transaction = Transaction()
+    transaction = Transaction(paths.journal, plan.intent)
     try:
         for path, old, new in changes:
             if new is None and os.path.islink(path):

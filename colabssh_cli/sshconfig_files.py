@@ -11,6 +11,8 @@ can be writing one.
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import stat
 import tempfile
@@ -269,17 +271,31 @@ class _Staged:
     old_tmp: str = ""  # a copy of the old bytes, to rename back if a later file fails
     committed: bool = False
 
+    def as_record(self) -> dict[str, str | None]:
+        return {"target": str(self.target), "new_tmp": self.new_tmp or None, "old_tmp": self.old_tmp or None,
+                "old": _digest(self.old), "new": _digest(self.new)}
+
+
+def _digest(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
 
 class Transaction:
-    """Write several files all or nothing (as far as a file system allows).
+    """Write several files all or nothing, even across a SIGKILL.
 
     Stage: every new version and a copy of every old one go to temp files next to their targets;
-    a failure here has changed nothing visible. Commit: renames and unlinks only, in order; a
-    failure (or an interrupt) renames the old copies back. Then the leftover temp files go.
+    a failure here has changed nothing visible. Journal: the list of targets with their temp files
+    and the digests of their old and new bytes goes to JOURNAL (atomically) before the first rename.
+    Commit: renames and unlinks only, in order; a failure (or an interrupt) renames the old copies
+    back. Then the journal and the leftover temp files go. A run killed between journal and the end
+    is finished by the next one (``recover``): it completes the renames the journal lists (or undoes
+    them, when the run died while rolling back), so the files never stay half changed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Path | None = None, intent: str = "") -> None:
         self._staged: list[_Staged] = []
+        self._journal = journal
+        self._intent = intent
 
     def stage(self, path: Path, target: Path, old: bytes | None, new: bytes | None, mode: int) -> None:
         item = _Staged(path, target, old, new)
@@ -296,6 +312,9 @@ class Transaction:
     def commit(self, check: Callable[[Path, bytes | None], None]) -> None:
         """Put every staged file in place; CHECK(path, old) runs just before each (compare-and-swap)."""
         try:
+            for item in self._staged:
+                check(item.path, item.old)
+            self._write_journal(FORWARD)
             for item in self._staged:
                 check(item.path, item.old)
                 try:
@@ -318,7 +337,21 @@ class Transaction:
     def abort(self) -> None:
         self._discard()
 
+    def _write_journal(self, direction: str) -> None:
+        if self._journal is None:
+            return
+        body = json.dumps({"version": 1, "direction": direction, "intent": self._intent,
+                           "items": [item.as_record() for item in self._staged]}, indent=1)
+        try:
+            atomic_write(self._journal, body.encode("utf-8"), 0o600)
+        except ColabsshError:
+            if direction == FORWARD:
+                raise  # nothing renamed yet: the caller's files are as they were
+            # rolling back: go on without it (the next run then finds the forward journal)
+
     def _roll_back(self) -> None:
+        if any(item.committed for item in self._staged):
+            self._write_journal(BACKWARD)
         for item in reversed(self._staged):
             if not item.committed:
                 continue
@@ -337,6 +370,84 @@ class Transaction:
                 if tmp:
                     _unlink_quietly(tmp)
             item.new_tmp = item.old_tmp = ""
+        if self._journal is not None:
+            _unlink_quietly(str(self._journal))
+            fsync_dir(self._journal.parent)
+
+
+FORWARD, BACKWARD = "forward", "backward"
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What ``recover`` found: the killed run's intent ('' when unknown), its direction, and the files it changed."""
+
+    intent: str = ""
+    direction: str = ""
+    changed: tuple[Path, ...] = ()
+    found: bool = False
+
+
+def recover(journal: Path) -> Recovered:
+    """Finish the transaction a killed run left in JOURNAL; return the files it changed. Call under the lock.
+
+    Forward: every target still holding its old bytes gets its new ones (the staged temp file renamed in,
+    or the file removed); backward (the run died rolling back): every target holding its new bytes gets
+    its old ones back. A target that holds neither (someone edited it since) is left alone. Then the
+    journal and its temp files go.
+    """
+    try:
+        record = json.loads(journal.read_bytes().decode("utf-8"))
+        direction = record["direction"]
+        intent = str(record.get("intent", ""))
+        items = list(record["items"])
+    except FileNotFoundError:
+        return Recovered()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        _unlink_quietly(str(journal))  # a journal cut short was never acted on: nothing was renamed
+        return Recovered(found=True)
+    changed: list[Path] = []
+    for item in items:
+        try:
+            target = Path(item["target"])
+            want, have_tmp = (("new", item.get("new_tmp")) if direction == FORWARD else ("old", item.get("old_tmp")))
+            unwanted = "old" if want == "new" else "new"
+            if _current_digest(target) == item[unwanted] and item[unwanted] != item[want]:
+                if item[want] is None:
+                    os.unlink(target)
+                    changed.append(target)
+                elif have_tmp and _current_digest(Path(have_tmp)) == item[want]:
+                    os.replace(have_tmp, target)
+                    changed.append(target)
+        except (OSError, KeyError, TypeError):
+            continue
+    for item in items:
+        for tmp in (item.get("new_tmp"), item.get("old_tmp")) if isinstance(item, dict) else ():
+            if isinstance(tmp, str) and TEMP_MARK in tmp:
+                _unlink_quietly(tmp)
+    _unlink_quietly(str(journal))
+    for folder in {path.parent for path in changed} | {journal.parent}:
+        fsync_dir(folder)
+    return Recovered(intent, direction, tuple(changed), True)
+
+
+def _current_digest(path: Path) -> str | None:
+    """The SHA-256 of a regular file's bytes; None when missing; "" for anything that is not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 16):
+            digest.update(chunk)
+        return digest.hexdigest()
+    finally:
+        os.close(fd)
 
 
 def stale_temps(folder: Path, name: str) -> list[Path]:

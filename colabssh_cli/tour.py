@@ -61,6 +61,7 @@ class Sandbox:
     def cli_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLABSSH_")}
         env["HOME"] = str(self.home)
+        env["COLABSSH_OPENSSH_HOME"] = str(self.home)  # every ssh of the tour is given -F (openssh_home.py)
         return env
 
     def runtime_env(self) -> dict[str, str]:

@@ -135,7 +135,8 @@ else
 fi
 # The project runs from this checkout (no install step, so nothing to build offline). SSH sessions get
 # PATH and PYTHONPATH from the cell's environment, so `python3` over ssh is this python, with torch.
-export HOME="$WORK/home" PYTHONPATH="$WORK/site:$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# every ssh below gets -F "$HOME/.ssh/config", so the temp HOME is the home "OpenSSH reads" (openssh_home.py)
+export HOME="$WORK/home" COLABSSH_OPENSSH_HOME="$WORK/home" PYTHONPATH="$WORK/site:$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PATH="$(dirname "$PY"):$PATH"
 export PATH
 "$PY" - <<'EOF_PY'

@@ -22,6 +22,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith(("COLABSSH_", "NGROK_", "PYNGROK_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLABSSH_OPENSSH_HOME", str(home))  # the home "OpenSSH reads": never the real one
     return home
 
 

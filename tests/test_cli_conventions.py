@@ -175,3 +175,16 @@ def test_json_of_a_failure_is_still_json_and_the_error_goes_to_stderr(connected)
         assert json.loads(done.stdout)[key] is False
         progress = "doctor: ssh colab true ...\n"  # doctor's one progress line comes first
         assert_one_error(done.returncode, done.stderr.removeprefix(progress), argv)
+
+
+def test_ctrl_c_in_a_command_says_so_and_exits_130(isolated_home, monkeypatch, capsys):
+    """typer turns a KeyboardInterrupt inside a command into a silent exit 130: the boundary says what happened."""
+    from colabssh_cli import sessions
+    from colabssh_cli.app import main
+
+    def interrupted(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sessions, "load_sessions", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "colabssh: interrupted"

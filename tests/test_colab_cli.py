@@ -58,6 +58,10 @@ class ColabRoad:
     def events(self, event: str) -> list[dict]:
         return [call for call in self.calls() if call.get("event") == event]
 
+    def runtimes(self) -> list[str]:
+        """What `colab sessions` lists: each runtime Colab has assigned (and bills), "[NAME] ..." or "[?] ..."."""
+        return running_runtimes(self.exe)
+
     def wait_until_free(self, session: str = "", timeout: float = 15.0) -> None:
         """Block until no connection holds SESSION's runtime (the stand-in's lock), or fail."""
         session = session or self.session
@@ -73,6 +77,12 @@ class ColabRoad:
         assert acquired.wait(timeout), f"the runtime of '{session}' is still held after {timeout} s"
 
 
+def running_runtimes(exe: Path) -> list[str]:
+    done = subprocess.run([str(exe), "sessions"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          check=True)
+    return [line for line in done.stdout.splitlines() if line.startswith("[") and not line.startswith("[colab]")]
+
+
 def colab_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """The stand-in as `colab` first on PATH, its state folder in FAKE_COLAB_DIR; returns (exe, state)."""
     bin_dir = tmp_path / "colab-bin"
@@ -83,8 +93,11 @@ def colab_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path
     state.mkdir()
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_COLAB_DIR", str(state))
-    for name in ("FAKE_COLAB_FAIL", "FAKE_COLAB_VERSION", "FAKE_COLAB_PORT"):
+    for name in ("FAKE_COLAB_FAIL", "FAKE_COLAB_VERSION", "FAKE_COLAB_PORT", "FAKE_COLAB_CREATE_SECONDS",
+                 "FAKE_COLAB_CREATE_GATE"):
         monkeypatch.delenv(name, raising=False)
+    # as for everyone once a newer google-colab-cli is out: its update notice, on stdout (the ssh stream), every time
+    monkeypatch.setenv("FAKE_COLAB_LATEST", "0.8.0")
     return exe, state
 
 

@@ -18,7 +18,7 @@ from colabssh_cli.app import main
 from colabssh_cli.errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote import close_shared_connection
-from tests.test_colab_cli import ColabRoad, colab_on_path, colab_road, via_colab  # noqa: F401  (fixtures)
+from tests.test_colab_cli import ColabRoad, colab_on_path, colab_road, running_runtimes, via_colab  # noqa: F401
 from tests.test_connect_e2e import close_masters_after  # noqa: F401  (fixture)
 
 CONFIG_FILES = (".ssh/config", ".ssh/colabssh/config", ".ssh/colabssh/known_hosts", ".ssh/colabssh/sessions.json")
@@ -42,7 +42,11 @@ def hold_runtime(road: ColabRoad, home: Path) -> subprocess.Popen[bytes]:
     key = home / ".ssh" / "colabssh" / "id_ed25519"
     holder = subprocess.Popen([str(road.exe), "ssh", "--proxy-mode", "-s", road.session, "-i", str(key)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert holder.stdout is not None and holder.stdout.readline().startswith(b"SSH-2.0-")
+    assert holder.stdout is not None
+    line = holder.stdout.readline()
+    while line and not line.startswith(b"SSH-"):  # colab's update notice comes first, on the same stream
+        line = holder.stdout.readline()
+    assert line.startswith(b"SSH-2.0-")
     return holder
 
 
@@ -107,13 +111,17 @@ def test_a_colab_cli_without_ssh_is_exit_4_with_the_upgrade(tmp_path, monkeypatc
 ])
 def test_each_refusal_of_colab_is_explained_and_nothing_is_written(failure, code, line_has, hint_has, tmp_path,
                                                                     monkeypatch, isolated_home, capsys):
-    _, state = colab_on_path(tmp_path, monkeypatch)
+    exe, state = colab_on_path(tmp_path, monkeypatch)
     monkeypatch.setenv("FAKE_COLAB_FAIL", failure)
     assert main(["connect", "--via", "colab-cli", "--no-open"]) == code
-    line, hint = one_error(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    line, hint = one_error(err)
     assert line_has in line and hint_has in hint
     assert config_files(isolated_home) == {}
     assert "refused" in (state / "calls.jsonl").read_text()  # colab really was asked, and said no
+    # colab created session 'colab' for this connect before it was refused: connect stopped that runtime again
+    assert "stopped the runtime of colab session 'colab'" in err
+    assert running_runtimes(exe) == []
 
 
 def test_a_runtime_held_by_another_connection_is_429(colab_road, isolated_home, monkeypatch, capsys):  # noqa: F811

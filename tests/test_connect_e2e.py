@@ -27,6 +27,7 @@ from colabssh_cli.remote import close_shared_connection
 from colabssh_cli.sessions import load_sessions
 from tests.fakes import FAKE_CLOUDFLARED, new_key, ngrok_env, path_with_standins
 from tests.test_connect_code import tree
+from tests.test_sshconfig_support import snapshot
 
 STANDIN_CODE = Path(__file__).parent / "standins" / "code"
 
@@ -275,22 +276,22 @@ def test_when_openssh_fails_where_paramiko_succeeded_the_files_go_back(runtime, 
     assert not paths.config.exists() and not paths.known_hosts.exists() and not paths.sessions.exists()
 
 
-def test_an_overridden_option_is_named_and_the_files_go_back(runtime, isolated_home, monkeypatch, capsys):
-    """`ssh -G` is the oracle; here it is made to report another user, as a config of the user's could."""
-    real = connect_core.effective_options
-
-    def overridden(paths, alias):
-        options = real(paths, alias)
-        options["user"] = ["alice"]
-        return options
-
-    monkeypatch.setattr(connect_core, "effective_options", overridden)
-    before = {k: v for k, v in tree(isolated_home).items() if "colabssh.lock" not in k}
+def test_an_overridden_option_is_refused_before_anything_is_written(runtime, isolated_home, capsys):
+    """`ssh -G` on the planned files is the oracle: a setting of the user's above colabssh's block (where the user
+    may move lines) that wins for the alias is found before a byte is written: no backup, the same inode."""
+    assert main(["connect", runtime.code, "--no-open", "--name", "other"]) == 0
+    paths = Paths.from_env()
+    close_shared_connection(paths, "other")
+    paths.user_config.write_bytes(b"User alice\n" + paths.user_config.read_bytes())
+    saved = {p: p.read_bytes() for p in (paths.config, paths.known_hosts, paths.sessions)}
+    before = snapshot(paths.user_config)
     assert main(["connect", runtime.code, "--no-open"]) == BAD_INPUT
     err = capsys.readouterr().err
-    assert "user: ssh uses alice, colabssh wrote root" in err
-    after = {k: v for k, v in tree(isolated_home).items() if ".colabssh-bak-" not in k and "colabssh.lock" not in k}
-    assert after == before  # the backup of the user's config and the lock file are all that is left
+    assert "user: ssh uses alice, colabssh wrote root" in err and "colabssh changed nothing" in err
+    assert snapshot(paths.user_config) == before
+    assert {p: p.read_bytes() for p in saved} == saved
+    assert [p for p in paths.ssh_dir.iterdir() if "colabssh-bak" in p.name] == []  # none: the file was new
+    assert [p for p in paths.home.rglob("*") if "colabssh-tmp" in p.name] == []
 
 
 def test_connect_through_the_ngrok_stand_in(start_runtime, isolated_home, tmp_path):

@@ -84,8 +84,9 @@ def test_a_connected_session_passes_every_check(connected, code_cli, capsys):  #
     code, checks, err = doctor(capsys)
     assert code == 0, checks
     assert {name: c["status"] for name, c in checks.items()} == {
-        "ssh client": OK, "colabssh key": OK, "ssh config": OK, "sessions": OK, "ssh -G colab": OK,
-        "reach colab": OK, "editor code": OK, "editor cursor": OK, "editor codium": WARN}
+        "ssh client": OK, "colabssh files": OK, "plain ssh": OK, "colabssh key": OK, "ssh config": OK,
+        "sessions": OK, "ssh -G colab": OK, "reach colab": OK,
+        "editor code": OK, "editor cursor": OK, "editor codium": WARN}
     assert "mode 0600" in checks["colabssh key"]["detail"] and "SHA256:" in checks["colabssh key"]["detail"]
     assert "logged in at" in checks["reach colab"]["detail"]
     assert "ms-vscode-remote.remote-ssh" in checks["editor code"]["detail"]

@@ -41,8 +41,8 @@ def test_unknown_tunnel_kind_from_the_environment(start_runtime):
 def test_a_busy_port(start_runtime):
     with socket.create_server(("127.0.0.1", 0)) as held:
         port = held.getsockname()[1]
-        running = _fails(start_runtime, {"COLABSSH_PORT": str(port)}, f"port {port} on 127.0.0.1 is already in use",
-                         "COLABSSH_PORT")
+        running = _fails(start_runtime, {"COLABSSH_PORT": str(port)},
+                         f"port {port} on 127.0.0.1 is in use by pid {os.getpid()} (", "COLABSSH_PORT")
     assert pids_with(str(running.state / "sshd_config")) == []
 
 

@@ -95,6 +95,9 @@ def test_the_effective_config_is_key_only(runtime):
     for line in ("passwordauthentication no", "kbdinteractiveauthentication no", "permitemptypasswords no",
                  "pubkeyauthentication yes", "authenticationmethods publickey", "hostbasedauthentication no",
                  "permituserenvironment no", "x11forwarding no", "allowagentforwarding no",
+                 # behind a public tunnel (issue 10)
+                 "maxauthtries 3", "logingracetime 30", "maxstartups 10:30:60", "allowtcpforwarding local",
+                 "allowstreamlocalforwarding local", "gatewayports no", "permittunnel no",
                  f"listenaddress 127.0.0.1:{runtime.info.port}",
                  f"authorizedkeysfile {runtime.state / 'authorized_keys'}"):
         assert line in effective, line
@@ -177,3 +180,21 @@ def test_a_failed_private_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         write_private(target, "token: \udcff\n")  # a lone surrogate cannot be written as UTF-8
     assert target.read_text() == "old\n"
     assert [path.name for path in folder.iterdir()] == ["ngrok.yml"]
+
+
+def test_per_source_penalties_are_written_only_where_sshd_knows_them_and_never_lock_the_owner_out():
+    """Every tunnel client is 127.0.0.1: only a crash (what only an exploit causes) is penalised, on the
+    releases whose penalty classes are known; 9.8/9.9 charge LoginGraceTime at the crash rate, so: off."""
+    from colab_bootstrap.sshd import per_source_penalties_lines, render_config
+
+    assert per_source_penalties_lines(None) == [] and per_source_penalties_lines((9, 2)) == []  # unknown keyword
+    assert per_source_penalties_lines((9, 8)) == per_source_penalties_lines((9, 9)) == ["PerSourcePenalties no"]
+    assert per_source_penalties_lines((10, 0)) == [
+        "PerSourcePenalties crash:90s authfail:0s noauth:0s grace-exceeded:0s"]
+    assert per_source_penalties_lines((10, 3)) == [
+        "PerSourcePenalties crash:90s authfail:0s noauth:0s grace-exceeded:0s invaliduser:0s"]
+    assert per_source_penalties_lines((10, 6)) == per_source_penalties_lines((11, 0)) == ["PerSourcePenalties no"]
+    config = render_config(Path("/state"), 2222, "root", {}, (10, 5), Path("/etc/profile.d/colabssh-env.sh"))
+    assert "PerSourcePenalties crash:90s" in config and "PerSourcePenaltyExemptList" not in config
+    assert "# login-shell snippet: /etc/profile.d/colabssh-env.sh\n" in config
+    assert "PerSourcePenalties" not in render_config(Path("/state"), 2222, "root", {}, (9, 2))

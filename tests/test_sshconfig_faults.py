@@ -169,8 +169,9 @@ def test_sigkill_mid_write_leaves_the_old_or_the_new_file_never_a_partial_one(pa
             child.wait()
     assert paths.user_config.read_bytes() == (old if when == "before" else new)
     assert leftovers(paths) != []  # the killed run's temp files (new version, copies of the old ones)
-    connect(paths, "colab")
-    assert paths.user_config.read_bytes() == new and leftovers(paths) == []
+    assert paths.journal.exists()  # and its journal: the next run finishes what it started
+    sshconfig.apply_with_retry(paths, lambda: sshconfig.plan_connect(paths, entry(paths, "colab"), KEY_A))
+    assert paths.user_config.read_bytes() == new and leftovers(paths) == [] and not paths.journal.exists()
     assert ssh_g(paths.user_config)["port"] == ["12345"]
 
 

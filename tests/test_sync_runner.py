@@ -296,8 +296,8 @@ def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[st
     assert follower.stdin is not None and follower.stdout is not None
     follower.stdin.write(PAYLOAD)
     follower.stdin.close()
-    start = json.loads(follower.stdout.readline())
-    assert start["event"] == "start"
+    begin, start = json.loads(follower.stdout.readline()), json.loads(follower.stdout.readline())
+    assert begin["event"] == "begin" and begin["pid"] == follower.pid and start["event"] == "start"
     job = tree["state"] / "sync" / "jobs" / start["job"]
     jobs = sync_runner.Jobs(tree["state"])
     deadline = time.monotonic() + 30

@@ -72,22 +72,32 @@ def connect(
         lines.append(f"ssh {outcome.alias} works (checked with OpenSSH)")
     elif target.auth == "password":
         lines.append(f"ssh {outcome.alias} asks for the password you gave colab-ssh (colabssh never stores it)")
-    _show_outcome(outcome.written, lines, outcome.editor)
+    _show_outcome(outcome.alias, outcome.written, lines, outcome.editor)
 
 
-def _show_outcome(written: list[Path], lines: list[str], editor: Optional[EditorOutcome]) -> None:
-    """What either road of connect did: the files written (stderr), then LINES and the editor's notes (stdout)."""
+def _show_outcome(alias: str, written: list[Path], lines: list[str], editor: Optional[EditorOutcome]) -> None:
+    """What either road of connect did: the files written (stderr), then LINES and the editor's notes (stdout);
+    last a warning when plain ssh and VS Code read another ~/.ssh/config than the one colabssh wrote."""
     from ..console import result, status
+    from ..openssh_home import plain_ssh_problem
+    from ..paths import Paths
 
     for path in written:
         status(f"wrote {path}")
     if not written:
         status("no file changed (already connected to this runtime)")
+    paths = Paths.from_env()
+    problem = plain_ssh_problem(paths, alias)
     for line in lines:
+        if problem is not None and line.startswith(f"ssh {alias} works"):
+            line = line.replace("(checked with OpenSSH", f"(checked with OpenSSH given -F {paths.user_config}", 1)
         result(line)
     if editor is not None:
         for note in editor.notes:
             result(note)
+    if problem is not None:
+        status(f"colabssh: warning: {problem.message}")
+        status(f"  hint: {problem.hint}")
 
 
 def _write_diff(diff: str) -> None:
@@ -128,12 +138,15 @@ def _connect_via_colab_cli(session: Optional[str], gpu: Optional[str], alias: st
         shared = " through its open shared connection" if outcome.through_shared_connection else ""
         lines.append(f"ssh {outcome.alias} works (checked with OpenSSH{shared}); ssh, VS Code and colabssh share its "
                      "one connection")
-    _show_outcome(outcome.written, lines, outcome.editor)
+    _show_outcome(outcome.alias, outcome.written, lines, outcome.editor)
 
 
 @app.command()
 def forget(alias: str = typer.Argument(..., help="The session's alias (see `colabssh list`).")) -> None:
-    """Remove a session: its Host block, its pinned key, and the Include when it was the last one."""
+    """Remove a session: its Host block, its pinned key, and the Include when it was the last one.
+
+    A forget that was interrupted half-way is finished, and ~/.ssh/config ends with your exact bytes.
+    """
     from ..colab_cli import colab_session_of
     from ..connect import forget as run_forget
     from ..console import result, status

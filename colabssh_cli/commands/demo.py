@@ -54,17 +54,16 @@ def demo(
 
 def _render(report: DemoReport) -> None:
     from rich.table import Table
-    from rich.text import Text
 
-    from ..console import out_console
+    from ..console import cell, out_console
 
     where = report.figures.get("gpu") or report.device
-    table = Table(title=f"colabssh demo: torch {report.torch} on {where}", title_justify="left")
+    table = Table(title=cell(f"colabssh demo: torch {report.torch} on {where}"), title_justify="left")
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("detail")
-    for check in report.checks:
-        table.add_row(check.name, Text(check.status, style=_STYLES.get(check.status, "")), Text(check.detail))
+    for check in report.checks:  # all of it came from the runtime: plain text
+        table.add_row(cell(check.name), cell(check.status, _STYLES.get(check.status, "")), cell(check.detail))
     console = out_console()
     console.print(table)
     console.print(f"{report.count('passed')} passed, {report.count('failed')} failed, "

@@ -21,7 +21,10 @@ def doctor(
 ) -> None:
     """Check this machine's side: ssh, colabssh's key, ~/.ssh/config, each session (ssh -G, reachable), the editor.
 
-    Every failed check says how to fix it. Exits 1 when a check failed (warnings do not count).
+    Every failed check says how to fix it. Exits 1 when a check failed (warnings do not count). It first
+    finishes what an interrupted connect or forget left and brings colabssh's files back into agreement
+    (Host blocks, pinned keys, sessions), with a row for each thing it repaired; and it checks that plain
+    ssh and VS Code read the ~/.ssh/config colabssh wrote.
     """
     import json
     import sys
@@ -44,19 +47,18 @@ def doctor(
 
 def _render(report: DoctorReport) -> None:
     from rich.table import Table
-    from rich.text import Text
 
-    from ..console import out_console
+    from ..console import cell, out_console, plain
 
     table = Table(title="colabssh doctor", title_justify="left")
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("detail")
-    for check in report.checks:
-        detail = Text(check.detail)
+    for check in report.checks:  # details quote files, ssh and the runtime: plain text
+        detail = cell(check.detail)
         if check.fix:
-            detail.append(f"\nfix: {check.fix}", style="bold")
-        table.add_row(check.name, Text(check.status, style=_STYLES.get(check.status, "")), detail)
+            detail.append(f"\nfix: {plain(check.fix)}", style="bold")
+        table.add_row(cell(check.name), cell(check.status, _STYLES.get(check.status, "")), detail)
     console = out_console()
     console.print(table)
     console.print(f"{report.count('ok')} ok, {report.count('warn')} warning(s), {report.count('fail')} failed, "

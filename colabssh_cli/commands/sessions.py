@@ -55,12 +55,15 @@ def list_sessions(as_json: bool = typer.Option(False, "--json", help="Print the 
         return
     from rich.table import Table
 
+    from ..console import cell
+
     table = Table(box=None, pad_edge=False)
     for column in ("alias", "address", "tunnel", "GPU", "connected (UTC)"):
         table.add_column(column)
-    for s in sessions.values():
-        table.add_row(s.alias, f"{s.user}@{s.address}", s.tunnel + (" (password)" if s.auth == "password" else ""),
-                      s.gpu or "-", s.connected_at.replace("T", " ").rstrip("Z") or "-")
+    for s in sessions.values():  # every cell as plain text: the GPU name and the rest came from the runtime
+        table.add_row(cell(s.alias), cell(f"{s.user}@{s.address}"),
+                      cell(s.tunnel + (" (password)" if s.auth == "password" else "")),
+                      cell(s.gpu or "-"), cell(s.connected_at.replace("T", " ").rstrip("Z") or "-"))
     out_console().print(table)
 
 

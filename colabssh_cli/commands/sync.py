@@ -1,7 +1,8 @@
 """`colabssh sync`, `restore`, `pull` and `push`: thin typer commands over colabssh_cli.sync_client.
 
 Progress and status go to stderr (a rich progress bar: percent, files, bytes, rate); the summary goes to
-stdout (with --json: one JSON document per run, and nothing else on stdout).
+stdout (with --json: one JSON document per run, and nothing else on stdout). Text that came from the runtime (file
+names, paths, rsync's lines) is shown as plain text: never read as rich markup, control characters escaped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from colab_bootstrap.sync_protocol import human_size
+from colab_bootstrap.sync_protocol import human_size, printable
 
 from ..app import app
 
@@ -31,10 +32,12 @@ _JSON = typer.Option(False, "--json", help="Print one JSON document per run and 
 
 
 class ProgressView:
-    """Turns the runner's events into a progress bar and status lines on stderr."""
+    """Turns the runner's events into a progress bar and status lines on stderr. Every text is plain: a path such
+    as ``[link=http://x]y[/link]`` shows as just that (never as rich markup), and control characters are escaped
+    (``printable``)."""
 
     def __init__(self, title: str) -> None:
-        self.title = title
+        self.title = printable(title)
         self.progress: Optional[Progress] = None
         self.task: Any = None
 
@@ -45,10 +48,13 @@ class ProgressView:
 
         from ..console import err_console
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                                 TextColumn("{task.fields[files]} files"), TextColumn("{task.fields[size]}"),
-                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console(),
-                                 transient=True)
+        def plain(template: str) -> TextColumn:
+            return TextColumn(template, markup=False)
+
+        self.progress = Progress(plain("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                 plain("{task.fields[files]} files"), plain("{task.fields[size]}"),
+                                 plain("{task.fields[rate]}"), TimeElapsedColumn(),
+                                 console=err_console(), transient=True)
         self.progress.start()
         self.task = self.progress.add_task(self.title, total=100, files=0, size="0 B", rate="")
         return self
@@ -58,6 +64,7 @@ class ProgressView:
             self.progress.stop()
 
     def say(self, text: str) -> None:
+        text = printable(text)
         if self.progress is not None:
             self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
@@ -71,11 +78,11 @@ class ProgressView:
             self.say(f"{what} {event.get('source')} -> {event.get('dest')}: {event.get('files', 0):,} files, "
                      f"{human_size(event.get('bytes', 0))}{dry}")
         elif kind == "progress" and self.progress is not None:
-            path = str(event.get("current") or self.title)
+            path = printable(event.get("current") or self.title)
             self.progress.update(self.task, completed=min(int(event.get("percent", 0)), 100),
                                  description=path if len(path) <= 40 else "..." + path[-37:],
                                  files=f"{event.get('files', 0):,}", size=human_size(event.get("bytes", 0)),
-                                 rate=str(event.get("rate", "")))
+                                 rate=printable(event.get("rate", "")))
         elif kind == "warning":
             self.say(f"colabssh: warning: {event.get('message')}")
             if event.get("hint"):
@@ -94,7 +101,11 @@ def change_label(change: str) -> str:
 
 
 def summary_lines(outcome: SyncOutcome) -> list[str]:
-    """The human summary of one run (stdout)."""
+    """The human summary of one run (stdout), plain text (names from the runtime escaped: ``printable``)."""
+    return [printable(line) for line in _summary(outcome)]
+
+
+def _summary(outcome: SyncOutcome) -> list[str]:
     report = outcome.report
     restore = report.get("mode") == "restore"
     lines: list[str] = []
@@ -176,6 +187,7 @@ def sync(
     The backup mirrors the content root's layout in FOLDER inside the Drive folder (default colabssh/content).
     Always left out: drive/, sample_data/, .config/ and caches; a .colabsshignore file in the content root adds
     rsync exclude patterns, one per line (# starts a comment). Nothing is deleted from the backup unless --delete.
+    Ctrl-C stops the sync on the runtime too, and says what state the backup is in (exit 130).
     Exit code: rsync's when it failed.
     """
     from ..colab_cli import refuse_drive_commands
@@ -246,9 +258,9 @@ def _transfer(direction: str, local: Path, runtime_path: str, name: Optional[str
     if as_json:
         result(json.dumps(outcome.as_json()))
     else:
-        result(f"{'pushed' if direction == 'push' else 'pulled'} {outcome.source} -> {outcome.target}"
-               + (f": {outcome.files_copied} file(s), {human_size(outcome.bytes_copied)}" if outcome.tool == "rsync"
-                  else "") + f" in {outcome.seconds:.1f} s")
+        result(printable(f"{'pushed' if direction == 'push' else 'pulled'} {outcome.source} -> {outcome.target}"
+                         + (f": {outcome.files_copied} file(s), {human_size(outcome.bytes_copied)}"
+                            if outcome.tool == "rsync" else "") + f" in {outcome.seconds:.1f} s"))
 
 
 @app.command()
