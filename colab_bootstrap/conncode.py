@@ -171,7 +171,7 @@ def _nesting_outside_strings(text: str) -> int:
 
 def info_from_json(data: dict[str, object]) -> ConnectionInfo:
     """A ConnectionInfo from a code's decoded JSON object, every field checked (the one way in from a code)."""
-    if data.get("v") != VERSION or isinstance(data.get("v"), bool):
+    if type(data.get("v")) is not int or data.get("v") != VERSION:  # not True, not 1.0
         raise CodeError("the connection code's inner version is not supported")
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
@@ -234,6 +234,8 @@ def validate_host(host: str) -> str:
     except ValueError:
         address = None
     if address is not None:
+        if address.is_unspecified:
+            raise CodeError(f"the host {host!r} is the unspecified address, not a runtime's")
         return _canonical_address(host, address)
     if _is_loose_ipv4(host):
         raise CodeError(f"the host {host!r} is an IPv4 address in a shorthand form that ssh rewrites "
@@ -267,7 +269,8 @@ def _is_loose_ipv4(host: str) -> bool:
 
 def validate_port(text: str) -> int:
     if not isinstance(text, str) or not _PORT.fullmatch(text):
-        raise CodeError(f"the port {text!r} is not a number of ASCII digits")
+        shown = repr(text) if len(str(text)) <= 20 else repr(str(text)[:12]) + f" ({len(str(text))} characters)"
+        raise CodeError(f"the port {shown} is not a number of ASCII digits 1-65535")
     port = int(text)
     if not 1 <= port <= 65535:
         raise CodeError(f"the port {port} is outside 1-65535")

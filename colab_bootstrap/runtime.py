@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,8 @@ runtimes; this cell is the road for a notebook you already have open."""
 
 PUBKEY_SECRET = "COLABSSH_PUBKEY"
 RUN_ID_NAME = "run.id"  # which run of the cell owns the state folder now
+START_LOCK_NAME = "start.lock"  # held while a run of the cell starts (starting_alone)
+START_LOCK_TIMEOUT = 120.0  # seconds a run waits for another one that is starting
 PERIODIC_ID = Path("sync", "periodic.id")  # sync_runner.start_periodic's timer runs while this names it
 
 
@@ -104,14 +108,49 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
     drive = colab.resolve_drive(settings.drive_override, settings.content, out)
     card = gpu.gpu_name(out)
     sshd.prepare_state(settings.state)
-    port = sshd.claim_port(settings.state, settings.port)  # a port someone else holds: the earlier run serves on
+    with starting_alone(settings.state, out):
+        return _start_locked(settings, key_line, drive, card, environ, out)
+
+
+@contextmanager
+def starting_alone(state: Path, out: Callable[[str], None], timeout: float = START_LOCK_TIMEOUT) -> Iterator[None]:
+    """One start at a time per state folder: a second run of the cell started meanwhile waits, then takes over
+    from the first like any re-run (two starts side by side could each stop the other's sshd)."""
+    try:
+        fd = os.open(state / START_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise BootstrapError(f"cannot use the start lock in {state}: {exc.strerror or exc}",
+                             "set COLABSSH_STATE to a folder of your own") from None
+    try:
+        deadline, told = time.monotonic() + timeout, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BootstrapError("another run of the cell is still starting with this state folder",
+                                         "wait for it, or stop it (colabssh_stop()), then run the cell again") from None
+                if not told:
+                    out("colabssh: another run of the cell is starting; waiting for it, then taking over")
+                    told = True
+                time.sleep(0.05)  # a lock held by another process: nothing to wait on but time
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _start_locked(settings: Settings, key_line: str, drive: Path | None, card: str, environ: Mapping[str, str],
+                  out: Callable[[str], None]) -> Runtime:
+    env = session_environment(settings, drive, environ)
+    snippet = session_env.snippet_path(settings.profile_d)
+    prepared = sshd.prepare(settings.state, settings.port, key_line, env, out, settings.sshd, snippet)
+    # checked: from here on the earlier run (if any) stands down and its sshd is stopped
     run_id = f"{os.getpid()}-{time.time_ns()}"
     (settings.state / RUN_ID_NAME).write_text(run_id + "\n")
-    env = session_environment(settings, drive, environ)
     session_env.write_env_file(env, settings.state / session_env.ENV_FILE_NAME)
-    snippet = session_env.snippet_path(settings.profile_d)
     try:
-        server = sshd.start(settings.state, port, key_line, env, out, settings.sshd, snippet)
+        server = sshd.launch(prepared, out)
     except BaseException:
         release_profile_snippet(snippet)  # the earlier run's, if that run's sshd was stopped
         raise

@@ -27,7 +27,10 @@ _CARRIED = re.compile(
 # A name with any of these words in it, in any case, is never handed on: COLAB_JUPYTER_TOKEN (Colab sets it),
 # a *_API_KEY or *_AUTH* a notebook exported. No CUDA/NVIDIA/NCCL/CUDNN name Colab sets contains one, so
 # none needs an exception (see docs/runtime.md), and a name that does is kept out like any other.
-_SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|COOKIE|CREDENTIAL|AUTH|KEY", re.IGNORECASE)
+# Also shorter spellings (PASS, PWD, CRED), BEARER, PRIVATE, SIGNING/SIGNATURE, and PAT as a word of its own
+# (a personal access token; PATH does not count).
+_SECRET = re.compile(r"TOKEN|SECRET|PASS|PWD|COOKIE|CRED|AUTH|KEY|BEARER|PRIVATE|SIGNING|SIGNATURE"
+                     r"|(?:^|_)PAT(?:_|$)", re.IGNORECASE)
 # A value sshd's SetEnv can carry as one quoted word.
 _SETENV_SAFE = re.compile(r'[^"\'\\\x00-\x1f\x7f]*')
 ENV_FILE_NAME = "session-env.sh"

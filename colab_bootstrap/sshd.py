@@ -399,29 +399,65 @@ def wait_until_bindable(port: int, state: Path, timeout: float = PORT_TIMEOUT) -
         time.sleep(0.02)
 
 
-def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
-          say: Callable[[str], None], sshd_override: str = "", snippet: Path | None = None) -> SshdProcess:
-    """Start this state folder's sshd on ``port`` (0: the earlier run's, else any), after stopping the
-    earlier run's sshd; a port another program holds is refused before anything is stopped."""
+@dataclass
+class Prepared:
+    """Everything a new sshd needs, checked while the earlier run's sshd still serves."""
+
+    sshd: str
+    state: Path
+    port: int
+    host_key: str  # "ssh-ed25519 BASE64"
+    config_text: str
+
+
+def prepare(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
+            say: Callable[[str], None], sshd_override: str = "", snippet: Path | None = None) -> Prepared:
+    """Find sshd, claim the port, make sure of the host key and check the config with ``sshd -t``, all before
+    the earlier run's sshd is touched: whatever fails here leaves that sshd serving."""
     sshd = find_sshd(say, sshd_override)
     prepare_state(state)
     port = claim_port(state, port)
-    stop_leftover(state, say)
-    wait_until_bindable(port, state)
     host_key = ensure_host_key(state)
     write_authorized_key(state, public_key_line)
+    text = render_config(state, port, login_name(), env, sshd_version(sshd), snippet)
+    check_config(sshd, state, text)
+    return Prepared(sshd, state, port, host_key, text)
+
+
+def check_config(sshd: str, state: Path, text: str) -> None:
+    """``sshd -t`` on TEXT, written beside the live config (the running sshd keeps its own)."""
+    candidate = state / (CONFIG_NAME + ".check")
+    write_private(candidate, text)
+    try:
+        check = subprocess.run([sshd, "-t", "-f", str(candidate)], capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BootstrapError(f"sshd could not check colabssh's config: {exc}",
+                             "check that COLABSSH_SSHD (or /usr/sbin/sshd) is OpenSSH's sshd") from None
+    finally:
+        candidate.unlink(missing_ok=True)
+    if check.returncode != 0:
+        detail = (check.stderr.strip().splitlines() or [f"exit status {check.returncode}, no detail"])[-1]
+        if "hostkey" in detail.lower().replace(" ", ""):
+            hint = (f"the runtime's host key in {state} is damaged: remove {state / HOST_KEY_NAME}* and run the "
+                    "cell again (a new key needs a new `colabssh connect`)")
+        else:
+            hint = "check COLABSSH_SSHD; colabssh needs OpenSSH 8.7 or newer (SetEnv)"
+        raise BootstrapError(f"sshd refused colabssh's config: {detail}; the earlier run (if any) serves on", hint)
+
+
+def launch(prepared: Prepared, say: Callable[[str], None]) -> SshdProcess:
+    """Stop the earlier run's sshd (with its connections), then start this one on the claimed port."""
+    state, port = prepared.state, prepared.port
+    stop_leftover(state, say)
+    wait_until_bindable(port, state)
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation
     config = state / CONFIG_NAME
-    write_private(config, render_config(state, port, login_name(), env, sshd_version(sshd), snippet))
-    check = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True)
-    if check.returncode != 0:
-        detail = (check.stderr.strip().splitlines() or ["no detail"])[-1]
-        raise BootstrapError(f"sshd refused colabssh's config: {detail}",
-                             f"see {config}; is OpenSSH older than 8.7 (no SetEnv)?")
+    write_private(config, prepared.config_text)
     log = open(state / LOG_NAME, "ab")
     offset = log.seek(0, os.SEEK_END)
-    process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
+    process = subprocess.Popen([prepared.sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                stdout=log, stderr=log, start_new_session=True)
     log.close()
     try:
@@ -429,7 +465,14 @@ def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
     except BaseException:
         processes.stop_child(process)
         raise
-    return SshdProcess(process=process, port=port, host_key=host_key, state=state)
+    return SshdProcess(process=process, port=port, host_key=prepared.host_key, state=state)
+
+
+def start(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
+          say: Callable[[str], None], sshd_override: str = "", snippet: Path | None = None) -> SshdProcess:
+    """Start this state folder's sshd on ``port`` (0: the earlier run's, else any), after stopping the
+    earlier run's sshd; nothing is stopped until the port, the host key and the config have been checked."""
+    return launch(prepare(state, port, public_key_line, env, say, sshd_override, snippet), say)
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path, offset: int) -> None:

@@ -953,6 +953,12 @@ class Jobs:
 
     # ----- jobs
     def new_job(self, plan: Plan, origin: str, token: str = "") -> Path:
+        try:  # a folder at the pointer's name cannot be renamed over: refused before a job is made
+            mode = os.lstat(self.current).st_mode
+        except FileNotFoundError:
+            mode = stat.S_IFREG
+        if stat.S_ISDIR(mode):
+            raise os_failure(_not_regular(self.current, mode), self.root, "cannot tell which sync ran last")
         job = self.jobs / f"{utc_stamp()}-{os.getpid()}-{time.monotonic_ns() % 1_000_000:06d}"
         job.mkdir(parents=True)
         spec = {"origin": origin, "token": token, "started": time.time(), "argv": plan.argv,
@@ -1181,8 +1187,26 @@ def worker_pid(job: Path) -> Optional[int]:
 
 
 # --------------------------------------------------------------------------------------------- following a job
-def summary(job: Path, parser: LogParser, result: Optional[dict]) -> dict:
-    spec = read_json(job / "job.json") or {}
+def job_spec(job: Path, jobs: Jobs) -> dict:
+    """The job's job.json ({} when it is missing: a run killed as it began). One that is there but is not a small
+    regular file holding a JSON object is refused, naming it: a summary without it would say nothing true."""
+    path = job / "job.json"
+    try:
+        data = json.loads(read_small(path, STATE_FILE_MAX))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise os_failure(exc, jobs.root, "cannot follow the sync") from None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise SyncRefused(f"cannot follow the sync: {path} is damaged", f"it is colabssh's own state on the runtime: "
+                          f"remove it (rm -r -- {job}), then run the sync again", "bad_state", EXIT_BAD_STATE)
+    return data
+
+
+def summary(job: Path, parser: LogParser, result: Optional[dict], spec: Optional[dict] = None) -> dict:
+    spec = (read_json(job / "job.json") or {}) if spec is None else spec
     code = EXIT_LOST if result is None else int(result.get("exit", 1))
     duration = (result or {}).get("ended", time.time()) - spec.get("started", time.time())
     return {
@@ -1256,7 +1280,7 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optiona
     POLL_SECONDS."""
     import select
 
-    spec = read_json(job / "job.json") or {}
+    spec = job_spec(job, jobs)
     parser = LogParser(emit, items=bool(spec.get("dry_run")))
     log = _Reader(open_log(job), parser)
     try:
@@ -1282,7 +1306,7 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optiona
         if done_fd is not None:
             os.close(done_fd)
     parser.close()
-    report = summary(job, parser, result)
+    report = summary(job, parser, result, spec)
     emit(report)
     return report["exit"]
 

@@ -1,3 +1,3 @@
-from colabssh_cli.app import main
+from colabssh_cli.entry import main
 
 raise SystemExit(main())

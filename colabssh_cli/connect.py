@@ -369,10 +369,16 @@ def preview_effective(paths: Paths, plan: Plan, entry: HostEntry) -> None:
     try:
         own_copy = _temp_copy(paths.root, "preview-own", own, temps)
         user_copy = _temp_copy(paths.root, "preview-user", _include_swapped(paths, user, own_copy), temps)
-        wrong = mismatches(effective_options(paths, entry.alias, config=user_copy), entry)
-        if not wrong:
-            return
-        alone = mismatches(effective_options(paths, entry.alias, config=own_copy), entry)
+        copies = {str(user_copy): str(paths.user_config), str(own_copy): str(paths.config)}
+        try:
+            wrong = mismatches(effective_options(paths, entry.alias, config=user_copy), entry)
+            if not wrong:
+                return
+            alone = mismatches(effective_options(paths, entry.alias, config=own_copy), entry)
+        except ColabsshError as exc:  # ssh's message names the copy's path; the user knows the file by its own
+            for copy, real in copies.items():
+                exc.message = exc.message.replace(copy, real)
+            raise
     finally:
         for temp in temps:
             remove_file(Path(temp))

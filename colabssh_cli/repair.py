@@ -166,8 +166,7 @@ def plan_agreement(paths: Paths) -> tuple[Plan, list[Repair]]:
     _drop_orphan_pins(stores, kept)
     new_own = stores.own if len(kept) == len(blocks) else own_config(header, kept)
     new_user = stores.user
-    if new_own is None and stores.user is not None and find_block(paths.user_config,
-                                                                  text.split_lines(stores.user)) is not None:
+    if new_own is None and stores.user is not None and _has_include_block(paths, stores.user):
         new_user = user_config_without_block(paths, stores.user)
         stores.repairs.append(Repair(f"{paths.user_config} includes colabssh's file but no session is left",
                                      "removed colabssh's Include block (your own lines are as they were)"))
@@ -176,6 +175,15 @@ def plan_agreement(paths: Paths) -> tuple[Plan, list[Repair]]:
                  paths.config: (stores.own, new_own), paths.user_config: (stores.user, new_user),
                  paths.sessions: (sessions_raw, new_sessions)}, (), paths.home)
     return plan, stores.repairs
+
+
+def _has_include_block(paths: Paths, user: bytes) -> bool:
+    """Whether the user's config has colabssh's Include block (malformed markers: not judged here; the command
+    that reads them, or doctor's `ssh config` row, says what is wrong)."""
+    try:
+        return find_block(paths.user_config, text.split_lines(user)) is not None
+    except ColabsshError:
+        return False
 
 
 def _drop_block(stores: _Stores, ours: dict[str, bytes], alias: str, why: str, next_step: str) -> None:

@@ -22,11 +22,35 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # an alias, and a
 
 
 def validate_alias(alias: str) -> str:
-    """An alias is a plain ssh Host name: letters, digits, '.', '_', '-' (no patterns, no spaces)."""
+    """An alias is a plain ssh Host name: lower-case letters, digits, '.', '_', '-' (no patterns, no spaces;
+    OpenSSH lower-cases the HostKeyAlias made from it), and not a name of this machine (localhost, an address),
+    whose Host block at the top of ~/.ssh/config would catch every `ssh localhost`."""
     if not NAME_PATTERN.fullmatch(alias or ""):
         raise ColabsshError(f"the alias {alias!r} is not allowed",
                             "use letters, digits, '.', '_' and '-', starting with a letter or digit", BAD_INPUT)
+    if alias != alias.lower():
+        raise ColabsshError(f"the alias {alias!r} has capital letters (OpenSSH lower-cases the host key alias "
+                            "made from it)", f"use {alias.lower()!r}", BAD_INPUT)
+    if alias == "localhost" or alias.startswith("localhost.") or _is_address(alias):
+        raise ColabsshError(f"the alias {alias!r} names this machine: its Host block would catch every ssh to it",
+                            "pick a name of its own, e.g. colab", BAD_INPUT)
     return alias
+
+
+def _is_address(name: str) -> bool:
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(name)
+        return True
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -171,9 +171,9 @@ def find_span(lines: list[bytes], begin_marker: bytes, end_marker: bytes) -> Spa
     if not begins and not ends:
         return None
     if len(begins) > 1:
-        raise MarkerError(f"more than one colabssh start marker ({where})")
+        raise MarkerError(f"more than one colabssh start marker ({', '.join(f'line {i + 1}' for i in begins)})")
     if len(ends) > 1:
-        raise MarkerError(f"more than one colabssh end marker ({where})")
+        raise MarkerError(f"more than one colabssh end marker ({', '.join(f'line {i + 1}' for i in ends)})")
     if not begins:
         raise MarkerError(f"a colabssh end marker without a start marker ({where})")
     if not ends:

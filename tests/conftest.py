@@ -13,6 +13,16 @@ from colabssh_cli.paths import Paths
 from tests.cellrunner import RunningCell, start_cell
 
 
+@pytest.fixture(autouse=True, scope="session")
+def machine_left_alone() -> Iterator[None]:
+    """The suite never changes this machine's /etc/profile.d (where the cell, run as root, puts its snippet)."""
+    folder = Path("/etc/profile.d")
+    before = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    yield
+    after = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    assert after == before, f"the tests changed /etc/profile.d: {before} -> {after}"
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
@@ -23,6 +33,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLABSSH_OPENSSH_HOME", str(home))  # the home "OpenSSH reads": never the real one
+    monkeypatch.setenv("COLABSSH_PROFILE_D", "")  # in-process runtime code: never the machine's /etc/profile.d
     return home
 
 

@@ -188,3 +188,23 @@ def test_ctrl_c_in_a_command_says_so_and_exits_130(isolated_home, monkeypatch, c
     monkeypatch.setattr(sessions, "load_sessions", interrupted)
     assert main(["list"]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "colabssh: interrupted"
+
+
+def test_ctrl_c_while_the_cli_still_imports_is_one_line_not_a_traceback(monkeypatch, capsys):
+    """The console script's entry (colabssh_cli.entry) imports the CLI itself, so a Ctrl-C that lands during the
+    imports (the first ~0.1 s) is answered like any other."""
+    import importlib.abc
+    import sys
+
+    from colabssh_cli import entry
+
+    class Interrupting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "colabssh_cli.app":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "colabssh_cli.app")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    assert entry.main() == 130
+    assert capsys.readouterr().err == "colabssh: interrupted\n"

@@ -230,3 +230,38 @@ def test_validation_and_the_renderer_agree_on_every_host(host: str) -> None:
     entry = HostEntry(alias="colab", hostname=host, port=22, user="root", identity_file=Path("/k"),
                       known_hosts=Path("/kh"), host_key_alias="colabssh-colab", strict_host_key_checking="yes")
     assert f"  HostName {host}\n" in render_host_entry(entry)
+
+
+@pytest.mark.parametrize("alias, says", [
+    ("Colab", "capital letters"), ("localhost", "names this machine"), ("127.0.0.1", "names this machine"),
+    ("2130706433", "names this machine"), ("localhost.localdomain", "names this machine"),
+])
+def test_aliases_ssh_would_lowercase_or_that_name_this_machine_are_refused(
+        alias: str, says: str, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = files(home)
+    capsys.readouterr()
+    assert main(["connect", "--no-open", "--no-check", "--name", alias, code_of(base())]) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert files(home) == before
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"v": 1.0}, "inner version"), ({"v": True}, "inner version"), ({"host": "0.0.0.0"}, "unspecified"),
+    ({"host": "::"}, "unspecified"), ({"port": 10**300}, "characters"),
+])
+def test_odd_values_that_json_allows_are_refused(change: dict[str, Any], says: str) -> None:
+    with pytest.raises(conncode.CodeError, match=says) as caught:
+        conncode.decode(code_of(base(**change)))
+    assert len(str(caught.value)) < 200
+
+
+def test_an_unreadable_config_is_named_by_its_own_path_not_the_preview_copy(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A BOM makes ssh refuse ~/.ssh/config: the message names that file, not colabssh's temp copy of it."""
+    paths = Paths.from_env()
+    paths.user_config.write_bytes(b"\xef\xbb\xbf" + USER_CONFIG)
+    before = files(home)
+    status, err = connect_quietly(code_of(base()), capsys)
+    assert status == BAD_INPUT and str(paths.user_config) in err and "colabssh-tmp" not in err, err
+    assert files(home) == before

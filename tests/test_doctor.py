@@ -125,7 +125,7 @@ def test_malformed_markers_are_reported_with_the_fix(client_key, capsys, isolate
     config.chmod(0o600)
     code, checks, _ = doctor(capsys)
     assert code == FAILURE
-    assert_fixable(checks["ssh config"], FAIL, "more than one colabssh start marker (line 1, line 3, line 4)",
+    assert_fixable(checks["ssh config"], FAIL, "more than one colabssh start marker (line 1, line 3)",
                    "keep exactly one colabssh block")
 
 

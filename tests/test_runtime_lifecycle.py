@@ -243,6 +243,6 @@ def test_colabssh_stop_also_ends_the_periodic_sync(start_runtime, tmp_path):
     assert "every 3600 s" in running.output
     [pid] = sshd_listeners(running.state)
     said: list[str] = []
-    cell_runtime.stop_serving(said.append, environ={"COLABSSH_STATE": str(running.state)})
+    cell_runtime.stop_serving(said.append, environ={"COLABSSH_STATE": str(running.state), "COLABSSH_PROFILE_D": ""})
     assert not marker.exists()
     assert not alive(pid) and said[-1].startswith("colabssh: stopped")

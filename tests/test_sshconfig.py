@@ -312,8 +312,8 @@ def _include(paths: Paths) -> bytes:
 
 
 @pytest.mark.parametrize("shape, lines_named", [
-    ("duplicate start", "line 1, line 3, line 4"),
-    ("duplicate end", "line 1, line 3, line 5"),
+    ("duplicate start", "start marker (line 1, line 3)"),
+    ("duplicate end", "end marker (line 3, line 5)"),
     ("end without start", "line 2"),
     ("start without end", "line 2"),
     ("end before start", "line 1, line 3"),

@@ -279,3 +279,19 @@ def test_the_fork_harness_is_not_fooled(start: Callable[[bool], Paths]) -> None:
     before = own_files(paths)
     assert run_killed_at(1, ["connect", "--no-open", "--no-check", CODE_A]) is True
     assert own_files(paths) == before and sys.platform.startswith("linux")
+
+
+def test_malformed_markers_are_left_to_the_config_check(start: Callable[[bool], Paths],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Two start markers and no session left: repair removes the blocks but does not judge the markers (the
+    user's file keeps its bytes); doctor's `ssh config` row names the problem."""
+    paths = start(True)
+    paths.user_config.write_bytes(BEGIN_MARKER.encode() + b"\n" + paths.user_config.read_bytes())
+    paths.sessions.unlink()
+    user = paths.user_config.read_bytes()
+    capsys.readouterr()
+    main(["doctor", "--json"])
+    rows = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert rows["ssh config"]["status"] == "fail"
+    assert "more than one colabssh start marker" in rows["ssh config"]["detail"]
+    assert paths.user_config.read_bytes() == user and not paths.config.exists()

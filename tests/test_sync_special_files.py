@@ -526,3 +526,35 @@ def test_a_laptop_gone_while_the_runtime_is_still_checking_stops_the_run(tree: d
     assert not (tree["drive"] / "colabssh").exists()
     for job in (tree["state"] / "sync" / "jobs").iterdir():  # a job made before it noticed says so
         assert json.loads((job / "result.json").read_text())["cancelled"] is True
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder", "huge"])
+def test_attach_names_a_job_spec_it_cannot_read_instead_of_reporting_a_sync_of_nothing(tree: dict[str, Path],
+                                                                                      kind: str) -> None:
+    """Found from outside: `sync --attach` said `synced None -> None` and exit 0 with job.json a FIFO."""
+    job = first_run(tree)
+    make_special(job / "job.json", kind)
+    try:
+        code, events, _ = runner(tree, "attach", "--state", str(tree["state"]))
+    finally:
+        release_blocked_readers(job / "job.json")
+    last = events[-1]
+    assert code != 0 and last["event"] == "error", last
+    assert last["message"].startswith(f"cannot follow the sync: {job / 'job.json'}") and "rm -r --" in last["hint"]
+    assert not any(event.get("source") is None and event["event"] == "result" for event in events)
+
+
+def test_a_pointer_that_is_a_folder_is_named_before_a_job_is_made(tree: dict[str, Path]) -> None:
+    """Found from outside: `the sync could not start: Is a directory: .../.current.PID.tmp -> .../current`, and
+    a job folder left behind at each try."""
+    first_run(tree)
+    current = tree["state"] / "sync" / "current"
+    current.unlink()
+    current.mkdir()
+    jobs = sorted(p.name for p in (tree["state"] / "sync" / "jobs").iterdir())
+    code, events, _ = start(tree)
+    assert code != 0 and events[-1]["message"] == f"cannot tell which sync ran last: {current} is a folder, not a " \
+        "regular file", events[-1]
+    assert f"rm -r -- {current}" in events[-1]["hint"] and ".tmp" not in events[-1]["message"]
+    assert sorted(p.name for p in (tree["state"] / "sync" / "jobs").iterdir()) == jobs
+    assert lock_is_free(tree["state"])
