@@ -73,4 +73,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-from .commands import bootstrap, connect, demo, doctor, forward, sessions, sync, tour  # noqa: E402,F401  (registers the commands)
+# Importing a command module registers its command: this order is the order of `colabssh --help`.
+from .commands import bootstrap, connect, forget, demo, doctor, forward, list_, status, ssh  # noqa: E402,F401,I001
+from .commands import sync, restore, pull, push, try_  # noqa: E402,F401,I001

@@ -16,7 +16,7 @@ import colab_bootstrap
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
-from .sshconfig_files import atomic_write
+from .sshconfig.files import atomic_write
 
 TUNNEL_KINDS = ("ngrok", "cloudflared", "local")
 
@@ -89,7 +89,7 @@ def public_key_text(public_key: Path | None, paths: Paths) -> str:
     from colab_bootstrap.errors import BootstrapError
     from colab_bootstrap.pubkey import authorised_key_line
 
-    from .keys import ensure_client_key
+    from .remote.keys import ensure_client_key
 
     if public_key is None:
         text = ensure_client_key(paths)

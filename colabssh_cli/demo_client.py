@@ -28,7 +28,7 @@ _ERROR_EXIT_CODES = {"no-torch": MISSING_TOOL, "no-cuda": FAILURE}
 
 
 class PythonRunner(Protocol):
-    """What the demo needs of the remote seam (colabssh_cli.remote.Remote)."""
+    """What the demo needs of the remote seam (colabssh_cli.remote.runner.Remote)."""
 
     @property
     def alias(self) -> str: ...

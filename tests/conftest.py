@@ -40,8 +40,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def client_key(isolated_home: Path) -> str:
     """colabssh's own client key in the temp HOME; returns its public line."""
-    from colabssh_cli.keys import ensure_client_key
     from colabssh_cli.paths import Paths
+    from colabssh_cli.remote.keys import ensure_client_key
 
     return ensure_client_key(Paths.from_env())
 
@@ -92,7 +92,7 @@ class Connected:
 def connected(runtime: RunningCell) -> Iterator[Connected]:
     """The `runtime`, connected with `colabssh connect CODE --no-open` (alias 'colab')."""
     from colabssh_cli.app import main
-    from colabssh_cli.remote import close_shared_connection
+    from colabssh_cli.remote.runner import close_shared_connection
 
     assert main(["connect", runtime.code, "--no-open"]) == 0
     paths = Paths.from_env()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from colab_bootstrap import conncode
 
+REPO = Path(__file__).resolve().parent.parent  # the checkout
 STANDINS = Path(__file__).parent / "standins"
 FAKE_NGROK = STANDINS / "ngrok"
 FAKE_CLOUDFLARED = STANDINS / "cloudflared"

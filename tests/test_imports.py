@@ -1,4 +1,6 @@
-"""The import rules: colab_bootstrap is standard library only at module level and never imports the CLI side;
+"""The import rules: colab_bootstrap (all its subpackages) is standard library only at module level and never
+imports the CLI side; the CLI's core never imports typer or rich (only commands/, app.py and console.py do);
+at most four laptop modules start processes or speak SSH themselves (the door in colabssh_cli/remote/);
 the CLI imports heavy things (paramiko, pyngrok, torch) only when a command needs them."""
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ from pathlib import Path
 import pytest
 
 import colab_bootstrap
+import colabssh_cli
 
 PACKAGE = Path(colab_bootstrap.__file__).parent
-MODULES = sorted(PACKAGE.glob("*.py"))
+MODULES = sorted(PACKAGE.rglob("*.py"))
+CLI = Path(colabssh_cli.__file__).parent
+CLI_MODULES = sorted(CLI.rglob("*.py"))
+UI = ("commands", "app.py", "console.py")  # the only places that may import typer or rich
+PROCESS_MODULES = {"subprocess", "paramiko", "pty", "asyncio"}
 NEVER = {"colabssh_cli", "typer", "rich", "paramiko", "click"}
 HEAVY = ("paramiko", "pyngrok", "torch", "cryptography", "nacl", "yaml")
 
@@ -52,12 +59,16 @@ def _all_imports(tree: ast.Module) -> list[tuple[str, int]]:
     return found
 
 
+def _name(path: Path, root: Path) -> str:
+    return str(path.relative_to(root))
+
+
 def test_there_are_modules_to_check():
     names = {path.stem for path in MODULES}
     assert {"runtime", "sshd", "conncode", "tunnel_ngrok", "tunnel_cloudflared", "session_env"} <= names
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p, PACKAGE))
 def test_module_level_imports_are_standard_library_only(path):
     tree = ast.parse(path.read_text(), filename=str(path))
     allowed = set(sys.stdlib_module_names) | {"__future__"} | {p.stem for p in MODULES}  # siblings: checked too
@@ -65,11 +76,26 @@ def test_module_level_imports_are_standard_library_only(path):
     assert outside == [], f"{path.name} imports at module level: {outside}"
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p, PACKAGE))
 def test_colab_bootstrap_never_imports_the_cli_side(path):
     tree = ast.parse(path.read_text(), filename=str(path))
     forbidden = [f"{name} (line {line})" for name, line in _all_imports(tree) if name in NEVER]
     assert forbidden == [], f"{path.name} imports {forbidden}"
+
+
+@pytest.mark.parametrize("path", [p for p in CLI_MODULES if not _name(p, CLI).startswith(UI)],
+                         ids=lambda p: _name(p, CLI))
+def test_the_cli_core_never_imports_typer_or_rich(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    ui = [f"{name} (line {line})" for name, line in _all_imports(tree) if name in {"typer", "rich", "click"}]
+    assert ui == [], f"{_name(path, CLI)} imports {ui}: only commands/, app.py and console.py may"
+
+
+def test_few_laptop_modules_start_processes_themselves():
+    starters = sorted(_name(path, CLI) for path in CLI_MODULES
+                      if {name for name, _ in _all_imports(ast.parse(path.read_text()))} & PROCESS_MODULES)
+    assert len(starters) <= 4, f"these start processes or speak SSH themselves: {starters}; use colabssh_cli/remote/"
+    assert "remote/process.py" in starters
 
 
 def test_the_checker_catches_what_it_should():

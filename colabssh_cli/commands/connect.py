@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from ..app import app
-from ..sessions import DEFAULT_ALIAS
+from ..session import DEFAULT_ALIAS
 
 if TYPE_CHECKING:
     from ..editor import EditorOutcome
@@ -43,9 +43,9 @@ def connect(
 
     Or, with --via colab-cli, to a runtime that Google's `colab` CLI reaches (`colab ssh --proxy-mode`).
     """
-    from ..colab_cli import check_road_arguments
-    from ..connect import ConnectOptions
-    from ..connect import connect as run_connect
+    from ..connection.colab_cli import check_road_arguments
+    from ..connection.flow import ConnectOptions
+    from ..connection.flow import connect as run_connect
     from ..console import status
 
     given = {"CODE": code is not None, "--host": host is not None, "--port": port is not None,
@@ -79,8 +79,8 @@ def _show_outcome(alias: str, written: list[Path], lines: list[str], editor: Opt
     """What either road of connect did: the files written (stderr), then LINES and the editor's notes (stdout);
     last a warning when plain ssh and VS Code read another ~/.ssh/config than the one colabssh wrote."""
     from ..console import result, status
-    from ..openssh_home import plain_ssh_problem
     from ..paths import Paths
+    from ..sshconfig.openssh_home import plain_ssh_problem
 
     for path in written:
         status(f"wrote {path}")
@@ -114,7 +114,7 @@ def _write_diff(diff: str) -> None:
 
 def _connect_via_colab_cli(session: Optional[str], gpu: Optional[str], alias: str, no_open: bool, editor: str,
                            no_check: bool, dry_run: bool) -> None:
-    from ..colab_cli import ColabCliOptions, connect_via_colab_cli
+    from ..connection.colab_cli import ColabCliOptions, connect_via_colab_cli
     from ..console import status
 
     options = ColabCliOptions(session=session, gpu=gpu, alias=alias, open_editor=not no_open, editor=editor,
@@ -139,25 +139,3 @@ def _connect_via_colab_cli(session: Optional[str], gpu: Optional[str], alias: st
         lines.append(f"ssh {outcome.alias} works (checked with OpenSSH{shared}); ssh, VS Code and colabssh share its "
                      "one connection")
     _show_outcome(outcome.alias, outcome.written, lines, outcome.editor)
-
-
-@app.command()
-def forget(alias: str = typer.Argument(..., help="The session's alias (see `colabssh list`).")) -> None:
-    """Remove a session: its Host block, its pinned key, and the Include when it was the last one.
-
-    A forget that was interrupted half-way is finished, and ~/.ssh/config ends with your exact bytes.
-    """
-    from ..colab_cli import colab_session_of
-    from ..connect import forget as run_forget
-    from ..console import result, status
-    from ..paths import Paths
-    from ..sessions import load_sessions
-
-    known = load_sessions(Paths.from_env()).get(alias)
-    for path in run_forget(alias, report=status):
-        status(f"wrote {path}")
-    result(f"forgot {alias}")
-    colab_session = colab_session_of(known) if known is not None else ""
-    if colab_session:
-        result(f"the runtime of colab session '{colab_session}' keeps running (and using compute units): "
-               f"`colab stop -s {colab_session}` ends it")

@@ -31,7 +31,7 @@ def demo(
     from ..console import status
     from ..demo_client import DemoUnavailable, run_demo
     from ..errors import FAILURE, ColabsshError
-    from ..remote import Remote
+    from ..remote.runner import Remote
 
     remote = Remote.for_alias(name)
     status(f"{remote.alias}: running the demo on the runtime{' (GPU required)' if gpu else ''}...")

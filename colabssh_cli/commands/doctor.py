@@ -9,7 +9,7 @@ import typer
 from ..app import app
 
 if TYPE_CHECKING:
-    from ..doctor import DoctorReport
+    from ..diagnosis import DoctorReport
 
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -30,7 +30,7 @@ def doctor(
     import sys
 
     from ..console import status
-    from ..doctor import run_doctor
+    from ..diagnosis import run_doctor
     from ..errors import FAILURE, ColabsshError
 
     report = run_doctor(report=status)

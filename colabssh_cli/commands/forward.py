@@ -25,8 +25,8 @@ def forward(
     (pinned host key, colabssh's key), on a connection of its own unless --shared; Ctrl-C stops it and exits 0.
     """
     from ..console import result, status
-    from ..forward import parse_spec, run_forward
-    from ..remote import Remote
+    from ..remote.forwarding import parse_spec, run_forward
+    from ..remote.runner import Remote
 
     spec = parse_spec(ports)
     remote = Remote.for_alias(name)

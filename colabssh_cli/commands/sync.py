@@ -1,166 +1,13 @@
-"""`colabssh sync`, `restore`, `pull` and `push`: thin typer commands over colabssh_cli.sync_client.
-
-Progress and status go to stderr (a rich progress bar: percent, files, bytes, rate); the summary goes to
-stdout (with --json: one JSON document per run, and nothing else on stdout). Text that came from the runtime (file
-names, paths, rsync's lines) is shown as plain text: never read as rich markup, control characters escaped.
-"""
+"""`colabssh sync`: back the runtime's content root up to Drive (rsync on the runtime)."""
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Optional
 
 import typer
 
-from colab_bootstrap.sync_protocol import human_size, printable
-
 from ..app import app
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
-    from ..remote import Remote
-    from ..sync_client import SyncOptions, SyncOutcome
-
-DEFAULT_FOLDER = "colabssh/content"  # sync_protocol.DEFAULT_FOLDER (literal: --help imports nothing more)
-
-_NAME = typer.Option(None, "--name", "-n", metavar="ALIAS",
-                     help="The session to use (default: 'colab', or the only one).")
-_JSON = typer.Option(False, "--json", help="Print one JSON document per run and nothing else on stdout.")
-
-
-class ProgressView:
-    """Turns the runner's events into a progress bar and status lines on stderr. Every text is plain: a path such
-    as ``[link=http://x]y[/link]`` shows as just that (never as rich markup), and control characters are escaped
-    (``printable``)."""
-
-    def __init__(self, title: str) -> None:
-        self.title = printable(title)
-        self.progress: Optional[Progress] = None
-        self.task: Any = None
-
-    def __enter__(self) -> ProgressView:
-        if not sys.stderr.isatty():  # no bar in a pipe or a log: status lines only (and no rich to import)
-            return self
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-        from ..console import err_console
-
-        def plain(template: str) -> TextColumn:
-            return TextColumn(template, markup=False)
-
-        self.progress = Progress(plain("{task.description}"), BarColumn(), TaskProgressColumn(),
-                                 plain("{task.fields[files]} files"), plain("{task.fields[size]}"),
-                                 plain("{task.fields[rate]}"), TimeElapsedColumn(),
-                                 console=err_console(), transient=True)
-        self.progress.start()
-        self.task = self.progress.add_task(self.title, total=100, files=0, size="0 B", rate="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def say(self, text: str) -> None:
-        text = printable(text)
-        if self.progress is not None:
-            self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        else:
-            sys.stderr.write(text + "\n")
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "start":
-            what = "restoring" if event.get("mode") == "restore" else "syncing"
-            dry = " (dry run: nothing is changed)" if event.get("dry_run") else ""
-            self.say(f"{what} {event.get('source')} -> {event.get('dest')}: {event.get('files', 0):,} files, "
-                     f"{human_size(event.get('bytes', 0))}{dry}")
-        elif kind == "progress" and self.progress is not None:
-            path = printable(event.get("current") or self.title)
-            self.progress.update(self.task, completed=min(int(event.get("percent", 0)), 100),
-                                 description=path if len(path) <= 40 else "..." + path[-37:],
-                                 files=f"{event.get('files', 0):,}", size=human_size(event.get("bytes", 0)),
-                                 rate=printable(event.get("rate", "")))
-        elif kind == "warning":
-            self.say(f"colabssh: warning: {event.get('message')}")
-            if event.get("hint"):
-                self.say(f"  hint: {event.get('hint')}")
-        elif kind == "message":
-            self.say(f"  {event.get('text')}")
-
-
-def change_label(change: str) -> str:
-    """What a dry run says about one itemized change ('' for folders)."""
-    if change.startswith("*deleting"):
-        return "would move to the trash"
-    if change[1:2] != "f":
-        return ""
-    return "would copy (new)" if "+++++++++" in change else "would update"
-
-
-def summary_lines(outcome: SyncOutcome) -> list[str]:
-    """The human summary of one run (stdout), plain text (names from the runtime escaped: ``printable``)."""
-    return [printable(line) for line in _summary(outcome)]
-
-
-def _summary(outcome: SyncOutcome) -> list[str]:
-    report = outcome.report
-    restore = report.get("mode") == "restore"
-    lines: list[str] = []
-    if report.get("dry_run"):
-        for change in outcome.changes:
-            label = change_label(change["change"])
-            if label:
-                lines.append(f"{label}: {change['path']}")
-        counts = f"{report['new_files']} new, {report['changed_files']} changed, {report['deleted']} to the trash"
-        lines.append(f"dry run of {'restore' if restore else 'sync'} {report['source']} -> {report['dest']}: {counts}; "
-                     "nothing was changed")
-        return lines
-    verb = "restored" if restore else "synced"
-    unchanged = max(int(report.get("files_total", 0)) - report["new_files"] - report["changed_files"], 0)
-    lines.append(f"{verb} {report['source']} -> {report['dest']}: {report['new_files']} new and "
-                 f"{report['changed_files']} changed file(s) copied ({human_size(report['bytes_copied'])}), "
-                 f"{unchanged:,} unchanged, in {report['seconds']:.1f} s")
-    if report.get("deleted") or (report.get("trash") and report.get("changed_files")):
-        lines.append(f"moved to the trash: {report['deleted']} deleted and {report['changed_files']} replaced "
-                     f"file(s), in {report['trash']}")
-    if report.get("skipped"):
-        shown = ", ".join(report["skipped"][:10]) + (" ..." if len(report["skipped"]) > 10 else "")
-        lines.append(f"not copied (symbolic links and special files are skipped): {shown}")
-    if report.get("kept_newer_count"):
-        shown = ", ".join(report["kept_newer"][:10]) + (" ..." if report["kept_newer_count"] > 10 else "")
-        lines.append(f"kept {report['kept_newer_count']} file(s) that are newer on the runtime "
-                     f"(--force overwrites them): {shown}")
-    if outcome.exit_code == 0 and not restore:
-        if report.get("drive_cache"):
-            lines.append("written to Drive's local cache on the runtime; Google Drive is still uploading it in the "
-                         "background (large files take minutes): check drive.google.com before the runtime ends")
-        else:
-            lines.append(f"copied into {report['dest']}")
-    return lines
-
-
-def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
-    from ..console import result
-
-    if as_json:
-        result(json.dumps(outcome.as_json()))
-    else:
-        for line in summary_lines(outcome):
-            result(line)
-
-
-def _run(remote: Remote, options: Optional[SyncOptions]) -> SyncOutcome:
-    """One run with its progress bar; options None: follow the run in progress (--attach)."""
-    from .. import sync_client
-
-    if options is None:
-        with ProgressView(f"{remote.alias}: following") as view:
-            return sync_client.attach(remote, view)
-    with ProgressView(f"{remote.alias}: {'restore' if options.mode == 'restore' else 'sync'}") as view:
-        return sync_client.run_sync(remote, options, view)
+from .transfer_view import DEFAULT_FOLDER, JSON_OPTION, NAME_OPTION, print_outcome, run_with_view
 
 
 @app.command()
@@ -179,8 +26,8 @@ def sync(
                               "one still runs)."),
     attach: bool = typer.Option(False, "--attach", help="Follow the sync already running on the runtime."),
     bwlimit: int = typer.Option(0, "--bwlimit", min=0, metavar="KBPS", help="Limit rsync's rate (KiB/s)."),
-    name: Optional[str] = _NAME,
-    as_json: bool = _JSON,
+    name: Optional[str] = NAME_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Back the runtime's content root (/content) up to Google Drive, with rsync on the runtime.
 
@@ -190,11 +37,11 @@ def sync(
     Ctrl-C stops the sync on the runtime too, and says what state the backup is in (exit 130).
     Exit code: rsync's when it failed.
     """
-    from ..colab_cli import refuse_drive_commands
+    from ..connection.colab_cli import refuse_drive_commands
     from ..console import status
     from ..errors import BAD_INPUT, ColabsshError
-    from ..remote import Remote
-    from ..sync_client import SyncOptions, check, run_every
+    from ..remote.runner import Remote
+    from ..transfer.client import SyncOptions, check, run_every
 
     if attach and (paths or delete or dry_run or every or exclude):
         raise ColabsshError("--attach follows the running sync; it takes no other options", "", BAD_INPUT)
@@ -203,85 +50,14 @@ def sync(
     options = None if attach else SyncOptions("backup", list(paths or []), to, list(exclude or []), delete, dry_run,
                                               bwlimit=bwlimit)
     if not every:
-        outcome = _run(remote, options)
-        _print_outcome(outcome, as_json)
+        outcome = run_with_view(remote, options)
+        print_outcome(outcome, as_json)
         check(outcome)
         return
 
     def failed(exc: ColabsshError) -> None:
         status(f"colabssh: this sync failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
 
-    run_every(every, lambda: _run(remote, options), lambda outcome: _print_outcome(outcome, as_json), failed,
+    run_every(every, lambda: run_with_view(remote, options), lambda outcome: print_outcome(outcome, as_json), failed,
               lambda seconds: status(f"next sync in {seconds:g} s (Ctrl-C stops)"))
     status("colabssh: stopped syncing")
-
-
-@app.command()
-def restore(
-    paths: Optional[list[str]] = typer.Argument(None, metavar="PATH",
-                                               help="Parts of the backup to restore (default: all of it)."),
-    from_: str = typer.Option(DEFAULT_FOLDER, "--from", metavar="FOLDER",
-                              help="The backup folder, relative to the Drive folder."),
-    force: bool = typer.Option(False, "--force", help="Also overwrite files that are newer on the runtime."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would change; change nothing."),
-    exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", metavar="PATTERN",
-                                                help="Leave out files matching an rsync pattern (repeatable)."),
-    name: Optional[str] = _NAME,
-    as_json: bool = _JSON,
-) -> None:
-    """Copy a Drive backup back into the runtime's content root (a fresh runtime + restore = the old one's work).
-
-    Never overwrites a file that is newer on the runtime unless --force; never deletes anything.
-    """
-    from ..colab_cli import refuse_drive_commands
-    from ..remote import Remote
-    from ..sync_client import SyncOptions, check
-
-    remote = Remote.for_alias(name)
-    refuse_drive_commands(remote.session, "restore")
-    options = SyncOptions("restore", list(paths or []), from_, list(exclude or []), dry_run=dry_run, force=force)
-    outcome = _run(remote, options)
-    _print_outcome(outcome, as_json)
-    check(outcome)
-
-
-def _transfer(direction: str, local: Path, runtime_path: str, name: Optional[str], as_json: bool) -> None:
-    from ..console import result, status
-    from ..remote import Remote
-    from ..sync_client import transfer
-
-    remote = Remote.for_alias(name)
-    with ProgressView(f"{remote.alias}: {direction}") as view:
-        outcome = transfer(remote, direction, local, runtime_path, view)
-    if outcome.tool == "scp":
-        status("(no rsync on this machine: copied with scp, without progress or skipping unchanged files)")
-    if as_json:
-        result(json.dumps(outcome.as_json()))
-    else:
-        result(printable(f"{'pushed' if direction == 'push' else 'pulled'} {outcome.source} -> {outcome.target}"
-                         + (f": {outcome.files_copied} file(s), {human_size(outcome.bytes_copied)}"
-                            if outcome.tool == "rsync" else "") + f" in {outcome.seconds:.1f} s"))
-
-
-@app.command()
-def pull(
-    remote_path: str = typer.Argument(..., metavar="REMOTE_PATH",
-                                      help="A file or folder on the runtime (relative: to the content root)."),
-    local_dir: Path = typer.Argument(Path("."), metavar="LOCAL_DIR", help="Where it goes (default: here)."),
-    name: Optional[str] = _NAME,
-    as_json: bool = _JSON,
-) -> None:
-    """Copy a file or folder from the runtime into a local folder (rsync over the pinned connection)."""
-    _transfer("pull", local_dir, remote_path, name, as_json)
-
-
-@app.command()
-def push(
-    local_path: Path = typer.Argument(..., metavar="LOCAL_PATH", help="A local file or folder."),
-    remote_dir: str = typer.Argument(".", metavar="REMOTE_DIR",
-                                     help="The folder on the runtime it goes into (relative: to the content root)."),
-    name: Optional[str] = _NAME,
-    as_json: bool = _JSON,
-) -> None:
-    """Copy a local file or folder into a folder on the runtime (rsync over the pinned connection)."""
-    _transfer("push", local_path, remote_dir, name, as_json)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.connection.test_flow_e2e import close_masters_after  # noqa: F401  (fixture)
 from tests.fakes import STANDINS, ngrok_env, ngrok_records, path_with_standins
-from tests.test_connect_e2e import close_masters_after  # noqa: F401  (fixture)
 
 COLABSSH = str(Path(sys.executable).with_name("colabssh"))
 USER_CONFIG = (b"# my own settings\r\n"

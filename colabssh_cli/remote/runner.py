@@ -1,0 +1,235 @@
+"""The remote seam: every remote command the CLI runs goes through here.
+
+OpenSSH (``ssh -F /abs/home/.ssh/config ALIAS ...``) through the very config that
+VS Code uses (the user's config, which includes colabssh's own file), so what works
+for `colabssh status` works for VS Code. ``-F`` is always given with an absolute
+path because ssh finds ``~`` through the password database, not ``$HOME``. The
+Host block's connection sharing (ControlMaster/ControlPath/ControlPersist; not on
+Windows) lets every command after the first skip the handshake. Remote exit codes
+become advice (255: ssh itself failed; 127: a command missing on the runtime), as
+sshuttle does. Files go up through stdin (`write_file`) or scp (`upload`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..errors import BAD_INPUT, FAILURE, MISSING_TOOL, UNREACHABLE, ColabsshError
+from ..paths import Paths
+from ..session import Session, resolve
+from . import process
+from .advice import explain_ssh_stderr
+from .process import LineSink
+
+CONTROL_TIMEOUT = 15.0  # seconds for an `ssh -O` answer from a shared connection
+_CONFIG_MISSING = re.compile(r"Can't open user config file (.+?): (.+)")
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def ssh_binary() -> str:
+    found = shutil.which("ssh")
+    if not found:
+        raise ColabsshError("OpenSSH's ssh client is not installed",
+                            "install it (Debian/Ubuntu: apt-get install openssh-client; Windows: the "
+                            "OpenSSH Client optional feature)", MISSING_TOOL)
+    return found
+
+
+def scp_binary() -> str:
+    found = shutil.which("scp")
+    if not found:
+        raise ColabsshError("OpenSSH's scp is not installed", "install the OpenSSH client", MISSING_TOOL)
+    return found
+
+
+def shares_connections() -> bool:
+    """OpenSSH's connection sharing needs Unix sockets; OpenSSH for Windows has none."""
+    return os.name != "nt"
+
+
+def ssh_config_file(paths: Paths) -> Path:
+    """The config every ssh call is given with -F: the user's own, which includes colabssh's file."""
+    return paths.user_config
+
+
+def ssh_base(paths: Paths, program: Optional[str] = None) -> list[str]:
+    """Every OpenSSH call starts so: the program (ssh unless given, e.g. scp) and ``-F`` with the user's config."""
+    return [program or ssh_binary(), "-F", str(ssh_config_file(paths))]
+
+
+def control_command(paths: Paths, alias: str, command: str, extra: Sequence[str] = (),
+                    timeout: Optional[float] = None) -> process.Finished:
+    """``ssh -O COMMAND [EXTRA] ALIAS`` (check, exit, forward, cancel) against the alias's shared connection.
+
+    A master that does not answer within TIMEOUT (default CONTROL_TIMEOUT) comes back as ssh's own failure
+    (exit 255), never as an exception.
+    """
+    timeout = CONTROL_TIMEOUT if timeout is None else timeout
+    argv = [*ssh_base(paths), "-O", command, *extra, alias]
+    try:
+        return process.run(argv, timeout=timeout)
+    except process.TimedOut:
+        return process.Finished(argv, 255, "", f"ssh -O {command}: the shared connection did not answer "
+                                               f"within {timeout:.0f} s\n")
+
+
+def shared_connection_alive(paths: Paths, alias: str) -> bool:
+    if not shares_connections() or not ssh_config_file(paths).exists():
+        return False
+    try:
+        return control_command(paths, alias, "check").returncode == 0
+    except OSError:
+        return False
+
+
+def close_shared_connection(paths: Paths, alias: str) -> bool:
+    """Close the alias's shared connection if one is open (so nothing reaches an old runtime); True if closed."""
+    if not shared_connection_alive(paths, alias):
+        return False
+    try:
+        return control_command(paths, alias, "exit").returncode == 0
+    except OSError:
+        return False
+
+
+def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshError:
+    """Turn ssh's own failure (exit 255) or a missing remote command into advice."""
+    text = stderr.strip()
+    last = text.splitlines()[-1] if text else ""
+    if returncode == 255:
+        missing_config = _CONFIG_MISSING.search(text)
+        if missing_config:
+            return ColabsshError(f"{alias}: ssh cannot open its config file {missing_config.group(1)} "
+                                 f"({missing_config.group(2)})",
+                                 f"it holds the Include that makes '{alias}' work: run `colabssh connect` again "
+                                 "with the code the cell printed (`colabssh doctor` shows what else is missing)",
+                                 BAD_INPUT)
+        colab_road = explain_ssh_stderr(alias, text)  # sessions through Google's `colab ssh --proxy-mode`
+        if colab_road is not None:
+            return colab_road
+        if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
+            return ColabsshError(f"{alias}: the runtime's host key is not the one pinned for this session",
+                                 "if you restarted the runtime, run the cell again and `colabssh connect` "
+                                 "the new code; otherwise someone may be in the middle", UNREACHABLE)
+        if "Permission denied" in text:
+            return ColabsshError(f"{alias}: the runtime refused colabssh's key",
+                                 "the cell was made for another key: render it again with `colabssh "
+                                 "bootstrap` and re-run it", UNREACHABLE)
+        if "cloudflared" in text and ("not found" in text or "No such file" in text):
+            return ColabsshError(f"{alias}: cloudflared is not installed on this machine",
+                                 "install cloudflared, then try again", MISSING_TOOL)
+        return ColabsshError(f"{alias}: the runtime did not answer ({last or 'ssh failed'})",
+                             "the tunnel is down or the runtime is gone: re-run the cell in Colab, then "
+                             "`colabssh connect` the new code", UNREACHABLE)
+    if returncode == 127:
+        return ColabsshError(f"{alias}: a command is missing on the runtime ({last or 'exit 127'})",
+                             "re-run the cell (it installs what colabssh needs)", FAILURE)
+    return ColabsshError(f"{alias}: the remote command failed with exit code {returncode}"
+                         + (f": {last}" if last else ""), "", FAILURE)
+
+
+class Remote:
+    """A session's runtime, reached with OpenSSH through colabssh's own config file."""
+
+    def __init__(self, session: Session, paths: Optional[Paths] = None) -> None:
+        self.session = session
+        self.paths = paths or Paths.from_env()
+
+    @classmethod
+    def for_alias(cls, alias: Optional[str]) -> Remote:
+        paths = Paths.from_env()
+        return cls(resolve(alias, paths), paths)
+
+    @property
+    def alias(self) -> str:
+        return self.session.alias
+
+    def _batch_mode(self) -> list[str]:
+        """Key sessions never prompt (a password session's ssh asks for the password)."""
+        return ["-o", "BatchMode=yes"] if self.session.auth == "key" else []
+
+    def ssh_argv(self, remote_command: Optional[str] = None, *, tty: bool = False,
+                 options: Sequence[str] = ()) -> list[str]:
+        argv = ssh_base(self.paths) + self._batch_mode()
+        argv += ["-t" if tty else "-T", *options, self.alias]
+        if remote_command is not None:
+            argv += ["--", remote_command]
+        return argv
+
+    def python_command(self, args: Sequence[str] = ()) -> str:
+        """The remote shell command that runs the runtime's python on a script from stdin."""
+        return shlex.join([self.session.python, "-", *args])
+
+    def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
+            check: bool = True) -> Completed:
+        """Run a remote shell command; with check, ssh failures and exit 127 raise advice."""
+        try:
+            result = process.run_bytes(self.ssh_argv(command), input=input, timeout=timeout)
+        except process.TimedOut:
+            raise ColabsshError(f"{self.alias}: the runtime did not answer within {timeout:.0f} s",
+                                "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
+        if check and result.returncode in (255, 127):
+            raise explain_ssh_failure(self.alias, result.returncode, result.stderr.decode(errors="replace"))
+        return Completed(result.returncode, result.stdout, result.stderr)
+
+    def stream(self, command: str, *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
+               on_stderr: Optional[LineSink] = None, check: bool = True) -> int:
+        """Run a remote command, handing each output line to a callback as it arrives; return its exit code."""
+        returncode, stderr_tail = process.stream(self.ssh_argv(command), input=input, on_stdout=on_stdout,
+                                                 on_stderr=on_stderr)
+        if check and returncode in (255, 127):
+            raise explain_ssh_failure(self.alias, returncode, "\n".join(stderr_tail))
+        return returncode
+
+    def run_python(self, source: str, args: Sequence[str] = (), *, on_stdout: Optional[LineSink] = None,
+                   on_stderr: Optional[LineSink] = None) -> int:
+        """Ship a stdlib-only script as source and run it with the runtime's python (the cell's)."""
+        return self.stream(self.python_command(args), input=source.encode("utf-8"),
+                           on_stdout=on_stdout, on_stderr=on_stderr)
+
+    def write_file(self, remote_path: str, data: bytes, *, mode: int = 0o644) -> None:
+        """Write bytes to a file on the runtime through stdin: a temp file beside it, then a rename."""
+        target = shlex.quote(remote_path)
+        temp = shlex.quote(f"{remote_path}.colabssh-tmp")
+        command = (f"umask 077 && cat > {temp} && chmod {mode:o} {temp} && mv -f {temp} {target}"
+                   f" || {{ rc=$?; rm -f {temp}; exit $rc; }}")
+        result = self.run(command, input=data)
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace").strip().splitlines()
+            raise ColabsshError(f"{self.alias}: could not write {remote_path} on the runtime"
+                                + (f": {detail[-1]}" if detail else ""), "", FAILURE)
+
+    def upload(self, local: Path, remote_path: str) -> None:
+        """Copy a local file to the runtime with scp (OpenSSH, same config, same shared connection)."""
+        argv = ssh_base(self.paths, scp_binary()) + ["-q", "-p", *self._batch_mode(),
+                                                      "--", str(local), f"{self.alias}:{remote_path}"]
+        result = process.run_bytes(argv)
+        if result.returncode != 0:
+            stderr = result.stderr.decode(errors="replace")
+            if result.returncode == 255 or "Connection closed" in stderr or "Permission denied (" in stderr:
+                raise explain_ssh_failure(self.alias, 255, stderr)
+            last = (stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+            raise ColabsshError(f"{self.alias}: could not copy {local} to {remote_path}: {last}", "", FAILURE)
+
+    def interactive(self, command: Sequence[str] = ()) -> int:
+        """Run OpenSSH with the alias on this terminal (a shell, or COMMAND); return ssh's exit code."""
+        argv = [*ssh_base(self.paths), self.alias]
+        if command:
+            argv += ["--", *command]
+        return process.run_attached(argv)
+
+    def shared_connection_alive(self) -> bool:
+        return shared_connection_alive(self.paths, self.alias)

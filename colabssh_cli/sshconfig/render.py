@@ -1,0 +1,187 @@
+"""How one session's ``Host`` block reads: the entry, its rendering and the ControlPath folder.
+
+The files it goes into, and the rules for changing them, are described in ``plan.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BAD_INPUT, FAILURE, ColabsshError
+from ..paths import Paths
+from .files import make_private_dir
+
+BEGIN_MARKER = "# >>> colabssh managed block (do not edit; `colabssh forget` removes it) >>>"
+END_MARKER = "# <<< colabssh managed block <<<"
+CREATED_NOTE = "# (colabssh created this file; `colabssh forget` removes it again when nothing else is in it)"
+OWN_HEADER = "# colabssh sessions: one Host block per session, managed by colabssh (`colabssh forget ALIAS`).\n"
+
+SOCKET_PATH_LIMIT = 104  # sizeof(sun_path) on macOS/BSD (108 on Linux), counting the final NUL
+# ControlPath is "<dir>/%C": "/" + 40 hex digits; while setting the socket up ssh binds "<path>.<16 random>".
+_CONTROL_PATH_EXTRA = 1 + 40 + 17 + 1
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9.:_-]*")  # conncode.validate_host decides; this is a backstop
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\$?")
+HOST_KEY = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@+,~%-]+")
+_STRICT = ("yes", "ask", "accept-new")
+_PROXY_PATH = re.compile(r"[A-Za-z0-9 /._+\-:()~@,=]+")  # no quotes, $, `, %, \ or control characters
+
+
+# ------------------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    identity_file: Path
+    known_hosts: Path
+    host_key_alias: str  # stable per alias, e.g. f"colabssh-{alias}"
+    strict_host_key_checking: str  # "yes" when pinned from the code; "ask" for unpinned (password) sessions
+    proxy_command: str | None = None  # already built, e.g. '"/abs/cloudflared" access ssh --hostname %h'
+    control_dir: Path | None = None  # connection sharing folder; None = no ControlMaster (e.g. Windows)
+    password_auth: bool = False  # colab-ssh sessions: allow a password, still IdentitiesOnly
+    connect_timeout: int | None = 20  # seconds; None for a ProxyCommand that may take minutes (colab creating
+    # a runtime): OpenSSH's ConnectTimeout covers the banner and ends the ProxyCommand when it runs out
+
+
+def _no_controls(what: str, value: str) -> None:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{what} contains a control character: {value!r}")
+
+
+def word(what: str, value: str, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"{what} is not allowed in an ssh config: {value!r}")
+    return value
+
+
+def quoted(value: str) -> str:
+    """VALUE as one ssh_config argument: bare when plain, else in double quotes."""
+    return value if _PLAIN.fullmatch(value) else f'"{value}"'
+
+
+def path_text(what: str, path: Path) -> str:
+    """An absolute path as ssh_config text (forward slashes; refused when ssh could misread it)."""
+    if not path.is_absolute():
+        raise ValueError(f"{what} must be an absolute path (ssh expands ~ from the password database): {path}")
+    value = path.as_posix()
+    _no_controls(what, value)
+    for bad in ('"', "\\", "${"):
+        if bad in value:
+            raise ValueError(f"{what} contains {bad!r}, which ssh would misread: {value!r}")
+    return value
+
+
+def _token_path(what: str, path: Path, suffix: str = "") -> str:
+    """A path for an option that expands %-tokens: a literal '%' is written '%%'."""
+    return quoted(path_text(what, path).replace("%", "%%") + suffix)
+
+
+def proxy_path_is_safe(path: str) -> bool:
+    """Whether PATH may stand in double quotes in a ProxyCommand (ssh runs it with /bin/sh): nothing that the
+    shell or ssh's %-tokens would read. A backslash only on Windows, where it separates folders."""
+    return bool(_PROXY_PATH.fullmatch(path.replace("\\", "/") if os.name == "nt" else path))
+
+
+def control_path_fits(control_dir: Path) -> bool:
+    """Whether ``CONTROL_DIR/%C`` stays under the socket path limit while ssh sets the socket up."""
+    return len(os.fsencode(str(control_dir))) + _CONTROL_PATH_EXTRA <= SOCKET_PATH_LIMIT
+
+
+def render_host_entry(entry: HostEntry) -> str:
+    """The session's ``Host`` block (LF line endings, ending with a newline)."""
+    alias = word("the alias", entry.alias, NAME)
+    hostname = word("the host name", entry.hostname, _HOSTNAME)
+    user = word("the user name", entry.user, _USER)
+    key_alias = word("the host key alias", entry.host_key_alias, NAME)
+    if isinstance(entry.port, bool) or not isinstance(entry.port, int) or not 1 <= entry.port <= 65535:
+        raise ValueError(f"the port must be 1-65535: {entry.port!r}")
+    if entry.strict_host_key_checking not in _STRICT:
+        raise ValueError(f"StrictHostKeyChecking must be one of {', '.join(_STRICT)}: "
+                         f"{entry.strict_host_key_checking!r}")
+    lines = [
+        f"Host {alias}",
+        f"  HostName {hostname}",
+        f"  Port {entry.port}",
+        f"  User {user}",
+        f"  IdentityFile {_token_path('the identity file', entry.identity_file)}",
+        "  IdentitiesOnly yes",
+        f"  HostKeyAlias {key_alias}",
+        f"  UserKnownHostsFile {_token_path('the known_hosts file', entry.known_hosts)}",
+        f"  StrictHostKeyChecking {entry.strict_host_key_checking}",
+        "  CheckHostIP no",
+        "  UpdateHostKeys no",
+        "  HashKnownHosts no",
+    ]
+    if entry.password_auth:
+        lines.append("  PasswordAuthentication yes")
+    else:
+        lines += ["  PasswordAuthentication no", "  KbdInteractiveAuthentication no"]
+    lines += ["  ServerAliveInterval 15", "  ServerAliveCountMax 4"]
+    if entry.connect_timeout is not None:
+        if isinstance(entry.connect_timeout, bool) or not 1 <= entry.connect_timeout <= 3600:
+            raise ValueError(f"the connect timeout must be 1-3600 s: {entry.connect_timeout!r}")
+        lines.append(f"  ConnectTimeout {entry.connect_timeout}")
+    if entry.proxy_command is not None:
+        command = entry.proxy_command.strip()
+        _no_controls("the ProxyCommand", command)
+        if not command:
+            raise ValueError("the ProxyCommand is empty")
+        lines.append(f"  ProxyCommand {command}")
+    if entry.control_dir is not None:
+        if not control_path_fits(entry.control_dir):
+            raise ValueError(f"the connection sharing folder is too long for a socket path: {entry.control_dir}")
+        lines += ["  ControlMaster auto",
+                  f"  ControlPath {_token_path('the connection sharing folder', entry.control_dir, '/%C')}",
+                  "  ControlPersist 10m"]
+    return "\n".join(lines) + "\n"
+
+
+def control_dir_for(paths: Paths, *, short_root: Path = Path("/tmp")) -> Path:
+    """Where connection-sharing sockets go: ``~/.ssh/colabssh/cm`` when its socket paths fit the
+    104-byte limit, else a short private folder ``/tmp/colabssh-<uid>`` (0700, ours).
+
+    Nothing is created here (`apply` creates the folder of a planned entry; `ensure_control_dir`
+    is there for the remote seam). A fallback folder that exists but is not safely ours is refused.
+    On Windows, pass ``control_dir=None`` to HostEntry instead: OpenSSH for Windows has no ControlMaster.
+    """
+    if control_path_fits(paths.control_dir) or not hasattr(os, "geteuid"):
+        return paths.control_dir
+    short = short_root / f"colabssh-{os.geteuid()}"
+    _check_private_dir(short)
+    if not control_path_fits(short):
+        raise ColabsshError(f"no folder short enough for ssh's connection sharing sockets ({short})",
+                            "use a shorter home folder", FAILURE)
+    return short
+
+
+def _check_private_dir(folder: Path) -> None:
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise ColabsshError(f"{folder} exists and is not a private folder of this user",
+                            f"remove {folder} (someone else may have made it), then try again", BAD_INPUT)
+
+
+def ensure_control_dir(folder: Path) -> None:
+    """Create the connection sharing folder (0700) if missing: ssh fails when it is not there."""
+    if hasattr(os, "geteuid"):
+        _check_private_dir(folder)
+    make_private_dir(folder, parents=True)
+    if hasattr(os, "geteuid"):
+        _check_private_dir(folder)
+        if os.stat(folder).st_mode & 0o077:
+            os.chmod(folder, 0o700)
+
+

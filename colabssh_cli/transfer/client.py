@@ -1,0 +1,539 @@
+"""The laptop side of `colabssh sync`, `restore`, `pull` and `push` (no typer, no rich: commands/sync.py renders).
+
+``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command
+ships ``colab_bootstrap/sync_protocol.py`` and ``sync_runner.py`` as source (stdin) and runs the runner with the
+runtime's python. This side imports only the portable ``sync_protocol`` (the runner needs POSIX: fcntl, fork). That one
+command takes the lock, checks, starts rsync detached and follows its log; each line it prints is a JSON event
+(progress, items, warnings, then the result), handed here to ``on_event`` as it arrives. A Ctrl-C stops the run
+on the runtime too (a dropped link does not: ``attach`` follows a run again): the laptop names its run with a
+random token, and on Ctrl-C a second command (``cancel --token``) stops that run, whatever phase it is in, waits
+for it to end and says what became of it; within two seconds the command ends (exit 130) with one line saying
+what state the backup is in and what to run (``SyncInterrupted``).
+
+``pull`` and ``push`` copy between the laptop and the runtime with the laptop's rsync over the same pinned
+OpenSSH connection (``rsync -e "ssh -F <config>"``), or with scp where there is no rsync (Windows).
+
+``run_every`` is ``sync --every``: a run now and then on a period, until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import secrets
+import shlex
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import colab_bootstrap
+from colab_bootstrap import sync_protocol
+from colab_bootstrap.processes import stop_child
+
+from ..errors import BAD_INPUT, FAILURE, INTERRUPTED, MISSING_TOOL, UNREACHABLE, ColabsshError
+from ..remote.runner import Remote, explain_ssh_failure
+
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+
+DEFAULT_FOLDER = sync_protocol.DEFAULT_FOLDER
+CTRL_C_SECONDS = 2.0  # a Ctrl-C ends the command within this, the state of the backup said
+STOP_WAIT = 0.7  # how long the runtime waits for the stopped run to end before it answers
+STOP_MARGIN = 0.7  # of CTRL_C_SECONDS, for what comes before the stop (ssh ending: 0.25 s on a dead link) and after
+printable = sync_protocol.printable
+
+# The runner's refusals (kind) as laptop exit codes; rsync's own non-zero codes pass through unchanged.
+_KIND_EXIT_CODES = {"bad_input": BAD_INPUT, "no_backup": BAD_INPUT, "no_job": BAD_INPUT, "no_content": FAILURE,
+                    "no_drive": FAILURE, "no_space": FAILURE, "locked": FAILURE, "no_rsync": MISSING_TOOL,
+                    "failed": FAILURE, "bad_state": FAILURE}
+
+
+class SyncInterrupted(ColabsshError):
+    """Ctrl-C: the command ends with exit 130 and one line saying what state the backup is in, and what to run."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message, hint, INTERRUPTED)
+
+
+@dataclass
+class SyncOptions:
+    mode: str = "backup"  # backup (sync) | restore
+    paths: list[str] = field(default_factory=list)
+    folder: str = DEFAULT_FOLDER  # relative to the Drive folder
+    excludes: list[str] = field(default_factory=list)
+    delete: bool = False
+    dry_run: bool = False
+    force: bool = False
+    bwlimit: int = 0
+
+
+@dataclass
+class SyncOutcome:
+    report: Event  # the runner's "result" event
+    changes: list[Event] = field(default_factory=list)  # itemized changes (what a dry run would do)
+    warnings: list[Event] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        code = int(self.report.get("exit", FAILURE))
+        return FAILURE if code == sync_protocol.EXIT_LOST else code
+
+    def as_json(self) -> dict[str, Any]:
+        document = {k: v for k, v in self.report.items() if k != "event"}
+        document["warnings"] = [{"message": w.get("message", ""), "hint": w.get("hint", "")} for w in self.warnings]
+        if self.report.get("dry_run"):
+            document["changes"] = [{"change": c["change"], "path": c["path"]} for c in self.changes]
+        return document
+
+
+def runner_payload() -> bytes:
+    """What the remote command reads on stdin (sync_protocol.BOOT): the protocol's source, then the runner's."""
+    package = resources.files(colab_bootstrap)
+    return sync_protocol.pack(package.joinpath("sync_protocol.py").read_text(encoding="utf-8"),
+                              package.joinpath("sync_runner.py").read_text(encoding="utf-8"))
+
+
+def runner_command(remote: Remote, args: Sequence[str]) -> str:
+    """The one remote shell command: the runtime's python reads the runner's source from stdin, then runs it."""
+    return shlex.join([remote.session.python, "-S", "-c", sync_protocol.BOOT, *args])  # -S: stdlib only, no site
+
+
+def remote_relative(path: str, content: str, what: str = "PATH") -> str:
+    """A PATH argument as the runner wants it: relative to the content root (an absolute one inside it is fine)."""
+    text = path.strip()
+    if text.startswith("/"):
+        root = content.rstrip("/") or "/"
+        if text != root and not text.startswith(root + "/"):
+            raise ColabsshError(f"{what} {path!r} is outside the content root {content}",
+                                "give paths relative to the content root", BAD_INPUT)
+        text = posixpath.relpath(text, root)
+    try:
+        return sync_protocol.clean_relative(text, what)
+    except sync_protocol.SyncRefused as exc:
+        raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
+
+
+def start_args(remote: Remote, options: SyncOptions, token: str = "") -> list[str]:
+    session = remote.session
+    try:
+        folder = sync_protocol.clean_relative(options.folder, "the Drive folder")
+    except sync_protocol.SyncRefused as exc:
+        raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
+    if folder == ".":
+        raise ColabsshError("the backup folder cannot be the Drive folder itself",
+                            f"name a folder inside it, e.g. {DEFAULT_FOLDER}", BAD_INPUT)
+    args = ["start", "--mode", options.mode, "--content", session.content, "--folder", folder]
+    if token:
+        args += ["--token", token]
+    if session.drive:
+        args += ["--drive", session.drive]
+    for pattern in options.excludes:
+        if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
+            raise ColabsshError(f"the exclude pattern {pattern!r} is empty or has a control character", "",
+                                BAD_INPUT)
+        args.append(f"--exclude={pattern}")
+    if options.delete:
+        args.append("--delete")
+    if options.dry_run:
+        args.append("--dry-run")
+    if options.force:
+        args.append("--force")
+    if options.bwlimit:
+        args.append(f"--bwlimit={options.bwlimit}")
+    return args + ["--", *[remote_relative(p, session.content) for p in options.paths]]
+
+
+class _EventReader:
+    """Collects the runner's JSON events and hands each one on."""
+
+    def __init__(self, on_event: EventSink) -> None:
+        self.on_event = on_event
+        self.error: Optional[Event] = None
+        self.started: Optional[Event] = None
+        self.result: Optional[Event] = None
+        self.changes: list[Event] = []
+        self.warnings: list[Event] = []
+        self.stderr: list[str] = []
+
+    def stdout_line(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        kind = event.get("event")
+        if kind == "error":
+            self.error = event
+        elif kind == "result":
+            self.result = event
+        elif kind == "start":
+            self.started = event
+        elif kind == "item":
+            self.changes.append(event)
+        elif kind == "warning":
+            self.warnings.append(event)
+        self.on_event(event)
+
+    def stderr_line(self, line: str) -> None:
+        self.stderr.append(line)
+        del self.stderr[:-20]
+
+    def outcome(self, alias: str, returncode: int) -> SyncOutcome:
+        if self.error is not None:
+            raise ColabsshError(printable(self.error.get("message", "the sync was refused")),
+                                printable(self.error.get("hint", "")),
+                                _KIND_EXIT_CODES.get(str(self.error.get("kind")), FAILURE))
+        if self.result is None:
+            last = printable(next((line for line in reversed(self.stderr) if line.strip()),
+                                  f"exit code {returncode}"))
+            raise ColabsshError(f"{alias}: the sync runner failed on the runtime: {last}",
+                                "is the runtime's python 3.8 or newer? Re-run the cell, then try again", FAILURE)
+        return SyncOutcome(self.result, self.changes, self.warnings)
+
+
+def _noop(event: Event) -> None:
+    pass
+
+
+def stop_run(remote: Remote, token: str, timeout: float) -> Optional[Event]:
+    """Stop the run the laptop started with TOKEN (``cancel --token``), and hear what became of it: the runner's
+    "cancelled" event (state: stopped, finished, not_found, lost, running), or None without an answer in time."""
+    command = runner_command(remote, ["cancel", "--token", token, "--wait", f"{min(STOP_WAIT, timeout / 2):.2f}"])
+    try:
+        result = remote.run(command, input=runner_payload(), timeout=max(timeout, 0.1), check=False)
+    except (ColabsshError, KeyboardInterrupt):  # no answer in time, or a second Ctrl-C: not waiting any longer
+        return None
+    for line in result.stdout.decode("utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "cancelled":
+            return event
+    return None
+
+
+def _words(options: SyncOptions) -> tuple[str, str, str]:
+    """What a message calls the run, what it changes, and the command that runs it again."""
+    if options.mode == "restore":
+        return "restore", "the content root", "colabssh restore"
+    return "sync", "the backup", "colabssh sync"
+
+
+def _when(report: Event) -> str:
+    ended = report.get("ended")
+    return time.strftime(" as of %H:%M:%S", time.localtime(ended)) if isinstance(ended, (int, float)) else ""
+
+
+def interrupted(options: SyncOptions, answer: Optional[Event], report: Optional[Event] = None) -> SyncInterrupted:
+    """Ctrl-C during a sync or restore: one line on the state it left, from the result the laptop already had
+    (REPORT) or the runtime's ANSWER to the stop."""
+    run, target, again = _words(options)
+    report = report if report is not None else (answer or {}).get("report")
+    state = "finished" if report is not None and answer is None else str((answer or {}).get("state", "unknown"))
+    if options.dry_run and state != "unknown":
+        return SyncInterrupted("interrupted: the dry run was stopped; nothing was changed")
+    if state in ("stopped", "finished") and report is not None and not report.get("cancelled"):
+        if int(report.get("exit", 1)) == 0:
+            return SyncInterrupted(f"interrupted, but the {run} had already finished: {target} is complete"
+                                   f"{_when(report)}")
+        return SyncInterrupted(f"interrupted; the {run} had already ended with exit code {report.get('exit')}: "
+                               f"{printable(report.get('advice', ''))}", f"run `{again}` again")
+    touched = report is not None and any(report.get(key) for key in ("new_files", "changed_files", "new_folders",
+                                                                      "deleted"))
+    if state == "not_found" or (state == "stopped" and not touched):
+        return SyncInterrupted(f"interrupted before anything was copied: {target} is unchanged",
+                               f"run `{again}` to start it again")
+    if state == "lost":
+        return SyncInterrupted(f"interrupted: the {run} on the runtime ended without recording a result; {target} "
+                               "may be partial", f"run `{again}` again to complete it")
+    if state == "stopped":
+        return SyncInterrupted(f"interrupted: the {run} was stopped on the runtime part-way; {target} is partial "
+                               "(every file in it is whole: its old version or its new one)",
+                               f"run `{again}` again to complete it (it copies only what is missing)")
+    return SyncInterrupted(f"interrupted: could not confirm within {CTRL_C_SECONDS:.0f} s that the {run} stopped on "
+                           f"the runtime; it may still be running, and {target} may be partial",
+                           f"see it with `colabssh sync --attach` (Ctrl-C there only stops following), then run "
+                           f"`{again}` again")
+
+
+def run_sync(remote: Remote, options: SyncOptions, on_event: EventSink = _noop) -> SyncOutcome:
+    """One sync or restore on the runtime, followed to its end. A Ctrl-C stops it there too (within
+    CTRL_C_SECONDS) and raises SyncInterrupted, which says what state the backup is in."""
+    reader = _EventReader(on_event)
+    token = secrets.token_hex(8)
+    try:
+        code = remote.stream(runner_command(remote, start_args(remote, options, token)), input=runner_payload(),
+                             on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+    except KeyboardInterrupt:
+        begun = time.monotonic()
+        if reader.result is not None:
+            raise interrupted(options, None, reader.result) from None
+        if reader.error is not None:
+            raise interrupted(options, {"state": "not_found"}) from None
+        answer = stop_run(remote, token, CTRL_C_SECONDS - STOP_MARGIN - (time.monotonic() - begun))
+        raise interrupted(options, answer) from None
+    except ColabsshError:
+        if reader.started is None or reader.result is not None:
+            raise
+        raise dropped(remote, options) from None
+    if (code < 0 or code == 255) and reader.started is not None and reader.result is None:
+        raise dropped(remote, options)  # ssh was killed, or lost the link: the runner itself did not end
+    return reader.outcome(remote.alias, code)
+
+
+def dropped(remote: Remote, options: SyncOptions) -> ColabsshError:
+    """The link broke after the run had started: the run is detached on the runtime and goes on."""
+    return ColabsshError(f"{remote.alias}: the connection to the runtime dropped during the {_words(options)[0]}; it "
+                         "goes on there", "follow it with `colabssh sync --attach` (it says when it ends and how)",
+                         UNREACHABLE)
+
+
+def attach(remote: Remote, on_event: EventSink = _noop) -> SyncOutcome:
+    """Follow the runtime's running sync (or replay its latest) to the end; Ctrl-C only stops following."""
+    reader = _EventReader(on_event)
+    try:
+        code = remote.stream(runner_command(remote, ["attach"]), input=runner_payload(),
+                             on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+    except KeyboardInterrupt:
+        raise SyncInterrupted("interrupted: stopped following; the sync goes on on the runtime",
+                              "`colabssh sync --attach` follows it again") from None
+    return reader.outcome(remote.alias, code)
+
+
+def check(outcome: SyncOutcome) -> None:
+    """Raise the run's failure (after the summary was shown): rsync's exit code and its advice."""
+    report = outcome.report
+    if report.get("lost"):
+        raise ColabsshError("the sync on the runtime stopped without recording a result (its worker was killed)",
+                            str(report.get("advice", "")), FAILURE)
+    code = outcome.exit_code
+    if code:
+        what = "restore" if report.get("mode") == "restore" else "sync"
+        raise ColabsshError(f"the {what} ended with rsync exit code {code}", str(report.get("advice", "")), code)
+
+
+def run_every(every: float, run: Callable[[], SyncOutcome], show: Callable[[SyncOutcome], None],
+              on_failure: Callable[[ColabsshError], None], on_wait: Callable[[float], None],
+              wait: Callable[[float], None] = time.sleep) -> None:
+    """`sync --every`: RUN now and then every EVERY seconds until Ctrl-C; SHOW each outcome, then check it.
+
+    A failed run goes to ON_FAILURE and the loop goes on, except for bad input and a missing tool, which no later
+    run can fix: those are raised. Ctrl-C during a run is raised as it is (the run stopped it on the runtime too,
+    and says in what state: SyncInterrupted, or a bare KeyboardInterrupt);
+    Ctrl-C while waiting ends the loop: it returns when the last run succeeded, and raises that run's failure
+    (and so its exit code) when it did not."""
+    last: Optional[ColabsshError] = None
+    while True:
+        try:
+            outcome = run()
+            show(outcome)
+            check(outcome)
+            last = None
+        except ColabsshError as exc:
+            if exc.exit_code in (BAD_INPUT, MISSING_TOOL, INTERRUPTED):
+                raise
+            last = exc
+            on_failure(exc)
+        try:
+            on_wait(every)
+            wait(every)
+        except KeyboardInterrupt:
+            if last is None:
+                return
+            raise ColabsshError(f"stopped syncing; the last sync failed: {last.message}", last.hint,
+                                last.exit_code) from None
+
+
+# --------------------------------------------------------------------------------------------- pull / push
+@dataclass
+class TransferOutcome:
+    tool: str  # rsync | scp
+    source: str
+    target: str
+    files_copied: int = 0
+    bytes_copied: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def remote_path(path: str, content: str) -> str:
+    """A path on the runtime: absolute as given, relative to the content root otherwise."""
+    if not path or any(ord(ch) < 32 for ch in path):
+        raise ColabsshError(f"the runtime path {path!r} is empty or has a control character", "", BAD_INPUT)
+    return posixpath.normpath(path if path.startswith("/") else posixpath.join(content, path))
+
+
+def _ssh_command(remote: Remote) -> list[str]:
+    """ssh with colabssh's config and options, without the alias (rsync and scp add the host)."""
+    argv = remote.ssh_argv()
+    return argv[:-1]
+
+
+def _needs_rsync_installed(stderr: str) -> bool:
+    return "rsync: not found" in stderr or "rsync: command not found" in stderr or \
+        ("rsync" in stderr and "No such file or directory" in stderr and "exec" in stderr)
+
+
+def install_remote_rsync(remote: Remote) -> None:
+    result = remote.run(runner_command(remote, ["ensure-rsync"]), input=runner_payload(), timeout=600,
+                        check=True)
+    if result.returncode != 0:
+        raise ColabsshError("rsync is not installed on the runtime and could not be installed",
+                            "install it there: apt-get install rsync", MISSING_TOOL)
+
+
+def transfer(remote: Remote, direction: str, local: Path, runtime_path: str,
+             on_event: EventSink = _noop) -> TransferOutcome:
+    """Copy LOCAL to RUNTIME_PATH (push: into that folder) or RUNTIME_PATH into LOCAL (pull: a folder)."""
+    target = remote_path(runtime_path, remote.session.content)
+    if direction == "push":
+        check_pushable(local)
+    else:
+        if local.exists() and not local.is_dir():
+            raise ColabsshError(f"{local} is not a folder", "pull into a folder (default: the current one)",
+                                BAD_INPUT)
+        make_local_folder(local)
+    started = time.monotonic()
+    rsync = shutil.which("rsync")
+    outcome: Optional[TransferOutcome]
+    if rsync is None:
+        outcome = _scp(remote, direction, local, target)
+    else:
+        outcome = _rsync(remote, rsync, direction, local, target, on_event)
+        if outcome is None:  # the runtime had no rsync: install it there, then once more
+            install_remote_rsync(remote)
+            outcome = _rsync(remote, rsync, direction, local, target, on_event)
+    if outcome is None:
+        raise ColabsshError("rsync is missing on the runtime", "install it there: apt-get install rsync",
+                            MISSING_TOOL)
+    outcome.seconds = round(time.monotonic() - started, 3)
+    return outcome
+
+
+def check_pushable(local: Path) -> None:
+    """LOCAL must be a file or a folder (a link to one is fine): a FIFO would block the copy, a device such as
+    /dev/zero would never end (scp reads what rsync skips)."""
+    try:
+        mode = os.stat(local).st_mode
+    except FileNotFoundError:
+        raise ColabsshError(f"{local} does not exist", "give an existing file or folder to push", BAD_INPUT) from None
+    except OSError as exc:
+        raise ColabsshError(f"cannot read {local}: {exc.strerror or exc}", "give a file or folder you can read",
+                            BAD_INPUT) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+        raise ColabsshError(f"{printable(local)} is {kind}, not a file or folder",
+                            "push regular files and folders (special files are never copied)", BAD_INPUT)
+
+
+def transfer_interrupted(direction: str, tool: str) -> SyncInterrupted:
+    """Ctrl-C during pull or push: what the copy left, and what to run."""
+    where = "on the runtime" if direction == "push" else "here"
+    if tool == "scp":
+        return SyncInterrupted(f"interrupted: the {direction} stopped part-way; what scp had copied stays {where}, "
+                               "and the file it was writing may be incomplete",
+                               f"run the same `colabssh {direction}` again to copy it whole")
+    return SyncInterrupted(f"interrupted: the {direction} stopped part-way; the files already copied are complete "
+                           f"{where}, and the one being copied was not kept",
+                           f"run the same `colabssh {direction}` again to finish (it skips what is already there)")
+
+
+def make_local_folder(local: Path) -> None:
+    """LOCAL as a folder (made with its parents if missing); a file in the way is bad input, not a traceback."""
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (local, *local.parents) if p.exists() or p.is_symlink()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise ColabsshError(f"cannot pull into {local}: {blocker} is a file, not a folder",
+                                "pull into a folder (default: the current one)", BAD_INPUT) from None
+        raise ColabsshError(f"cannot create the folder {local}: {exc.strerror or exc}",
+                            "pull into a folder you can write to (default: the current one)", FAILURE) from None
+
+
+def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
+           on_event: EventSink) -> Optional[TransferOutcome]:
+    argv = [rsync, "-rlt", "--protect-args", "--itemize-changes", "--8-bit-output", "--info=progress2,stats2",
+            "-e", shlex.join(_ssh_command(remote))]
+    if direction == "push":
+        argv += ["--rsync-path", f"mkdir -p -- {shlex.quote(target)} && rsync",
+                 "--", str(local), f"{remote.alias}:{target}/"]
+        source, destination = str(local), f"{remote.alias}:{target}/"
+    else:
+        argv += ["--", f"{remote.alias}:{target}", f"{local}/"]
+        source, destination = f"{remote.alias}:{target}", f"{local}/"
+    parser = sync_protocol.LogParser(on_event)
+    stderr: list[bytes] = []
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "LC_ALL": "C"})
+    assert process.stdout is not None and process.stderr is not None
+    reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)  # type: ignore
+    reader.start()
+    try:
+        while True:
+            chunk = process.stdout.read1(1 << 16)  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            parser.feed(chunk)
+        code = process.wait()
+    except KeyboardInterrupt:
+        stop_child(process, grace=1.0)  # a Ctrl-C never waits long for rsync
+        raise transfer_interrupted(direction, "rsync") from None
+    reader.join()
+    parser.close()
+    text = b"".join(stderr).decode("utf-8", errors="replace")
+    if code != 0:
+        if _needs_rsync_installed(text):
+            return None
+        if code == 255 or "connection unexpectedly closed" in text and "ssh:" in text:
+            raise explain_ssh_failure(remote.alias, 255, text)
+        last = printable(next((line for line in reversed(text.splitlines()) if line.strip()), f"exit code {code}"))
+        if "No such file or directory" in text and direction == "pull":
+            raise ColabsshError(f"{target} does not exist on the runtime", "check the path (relative paths start "
+                                f"at the content root, {remote.session.content})", BAD_INPUT)
+        raise ColabsshError(f"{direction} failed: {last}", sync_protocol.advice_for(code),
+                            code if 0 < code < 64 else FAILURE)
+    return TransferOutcome("rsync", source, destination, parser.stats.get("files_copied", 0),
+                           parser.stats.get("bytes_copied", 0))
+
+
+def _scp(remote: Remote, direction: str, local: Path, target: str) -> TransferOutcome:
+    scp = shutil.which("scp")
+    if scp is None:
+        raise ColabsshError("neither rsync nor scp is installed on this machine",
+                            "install rsync, or the OpenSSH client (scp)", MISSING_TOOL)
+    options = [arg for arg in _ssh_command(remote)[1:] if arg != "-T"]
+    if direction == "push":
+        made = remote.run(shlex.join(["mkdir", "-p", "--", target]), timeout=60)
+        if made.returncode != 0:
+            raise ColabsshError(f"could not create {target} on the runtime", "", FAILURE)
+        argv = [scp, *options, "-r", "-p", "--", str(local), f"{remote.alias}:{target}/"]
+        source, destination = str(local), f"{remote.alias}:{target}/"
+    else:
+        argv = [scp, *options, "-r", "-p", "--", f"{remote.alias}:{target}", f"{local}/"]
+        source, destination = f"{remote.alias}:{target}", f"{local}/"
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+    except KeyboardInterrupt:  # subprocess.run has killed scp
+        raise transfer_interrupted(direction, "scp") from None
+    if result.returncode != 0:
+        text = result.stderr.decode("utf-8", errors="replace")
+        if result.returncode == 255 and "scp:" not in text:
+            raise explain_ssh_failure(remote.alias, 255, text)
+        last = printable(next((line for line in reversed(text.splitlines()) if line.strip()),
+                              f"exit {result.returncode}"))
+        raise ColabsshError(f"{direction} failed: {last}", "check the paths", FAILURE)
+    return TransferOutcome("scp", source, destination)
