@@ -1,4 +1,9 @@
-"""Shared fixtures. Tests never touch the real HOME, ~/.ssh or the system's sshd config."""
+"""Shared fixtures. Tests never touch the real HOME, ~/.ssh or the system's sshd config.
+
+The fast tier (``pytest -m "not slow"``, ``scripts/test.sh --fast``): a test is marked ``slow`` here when it
+starts a runtime (it uses one of RUNTIME_FIXTURES, directly or through another fixture), lives in
+tests/e2e/, or says so itself (``pytest.mark.slow``: it starts a cell, an sshd or torch on its own).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,16 @@ import pytest
 
 from colabssh_cli.paths import Paths
 from tests.cellrunner import RunningCell, start_cell
+
+RUNTIME_FIXTURES = {"start_runtime", "runtime", "connected"}
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        starts_a_runtime = RUNTIME_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if starts_a_runtime or E2E in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")
