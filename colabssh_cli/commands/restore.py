@@ -7,7 +7,15 @@ from typing import Optional
 import typer
 
 from ..app import app
-from .transfer_view import DEFAULT_FOLDER, JSON_OPTION, NAME_OPTION, print_outcome, run_with_view
+from .transfer_view import (
+    DEFAULT_FOLDER,
+    DRY_RUN_OPTION,
+    EXCLUDE_OPTION,
+    JSON_OPTION,
+    NAME_OPTION,
+    print_outcome,
+    run_with_view,
+)
 
 
 @app.command()
@@ -17,9 +25,8 @@ def restore(
     from_: str = typer.Option(DEFAULT_FOLDER, "--from", metavar="FOLDER",
                               help="The backup folder, relative to the Drive folder."),
     force: bool = typer.Option(False, "--force", help="Also overwrite files that are newer on the runtime."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would change; change nothing."),
-    exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", metavar="PATTERN",
-                                                help="Leave out files matching an rsync pattern (repeatable)."),
+    dry_run: bool = DRY_RUN_OPTION,
+    exclude: Optional[list[str]] = EXCLUDE_OPTION,
     name: Optional[str] = NAME_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -7,7 +7,15 @@ from typing import Optional
 import typer
 
 from ..app import app
-from .transfer_view import DEFAULT_FOLDER, JSON_OPTION, NAME_OPTION, print_outcome, run_with_view
+from .transfer_view import (
+    DEFAULT_FOLDER,
+    DRY_RUN_OPTION,
+    EXCLUDE_OPTION,
+    JSON_OPTION,
+    NAME_OPTION,
+    print_outcome,
+    run_with_view,
+)
 
 
 @app.command()
@@ -16,11 +24,10 @@ def sync(
                                                help="Parts of the content root to back up (default: all of it)."),
     to: str = typer.Option(DEFAULT_FOLDER, "--to", metavar="FOLDER",
                            help="The backup folder, relative to the Drive folder."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would change; change nothing."),
+    dry_run: bool = DRY_RUN_OPTION,
     delete: bool = typer.Option(False, "--delete", help="Also remove from the backup what is gone from the runtime "
                                 "(moved, with replaced files, to a dated trash folder on Drive)."),
-    exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", metavar="PATTERN",
-                                                help="Leave out files matching an rsync pattern (repeatable)."),
+    exclude: Optional[list[str]] = EXCLUDE_OPTION,
     every: int = typer.Option(0, "--every", min=0, metavar="SECONDS",
                               help="Keep syncing on this period until Ctrl-C (a failed run is reported; the next "
                               "one still runs)."),

@@ -26,6 +26,9 @@ DEFAULT_FOLDER = "colabssh/content"  # sync_protocol.DEFAULT_FOLDER (literal: --
 
 NAME_OPTION = typer.Option(None, "--name", "-n", metavar="ALIAS",
                      help="The session to use (default: 'colab', or the only one).")
+DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="List what would change; change nothing.")
+EXCLUDE_OPTION = typer.Option(None, "--exclude", "-x", metavar="PATTERN",
+                              help="Leave out files matching an rsync pattern (repeatable).")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document per run and nothing else on stdout.")
 
 

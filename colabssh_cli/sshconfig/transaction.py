@@ -41,6 +41,16 @@ def _digest(data: bytes | None) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
+
+def _swap_in(target: Path, data: bytes | None, tmp: str) -> str:
+    """Make TARGET the staged temp file TMP (renamed over it), or remove it when DATA is None; the temp
+    file is then used up, so this returns what the caller's temp path becomes: ""."""
+    if data is None:
+        os.unlink(target)
+        return tmp
+    os.replace(tmp, target)
+    return ""
+
 class Transaction:
     """Write several files all or nothing, even across a SIGKILL.
 
@@ -79,11 +89,7 @@ class Transaction:
             for item in self._staged:
                 check(item.path, item.old)
                 try:
-                    if item.new is None:
-                        os.unlink(item.target)
-                    else:
-                        os.replace(item.new_tmp, item.target)
-                        item.new_tmp = ""
+                    item.new_tmp = _swap_in(item.target, item.new, item.new_tmp)
                 except OSError as exc:
                     raise io_error("remove" if item.new is None else "write", item.path, exc) from None
                 item.committed = True
@@ -117,11 +123,7 @@ class Transaction:
             if not item.committed:
                 continue
             try:
-                if item.old is None:
-                    os.unlink(item.target)
-                else:
-                    os.replace(item.old_tmp, item.target)
-                    item.old_tmp = ""
+                item.old_tmp = _swap_in(item.target, item.old, item.old_tmp)
             except OSError:
                 pass  # best effort: that file then keeps its new (complete) version
 
