@@ -7,28 +7,19 @@ from typing import Optional
 import typer
 
 from ..app import app
-from .transfer_view import (
-    DEFAULT_FOLDER,
-    DRY_RUN_OPTION,
-    EXCLUDE_OPTION,
-    JSON_OPTION,
-    NAME_OPTION,
-    print_outcome,
-    run_with_view,
-)
+from . import transfer_view as view
 
 
 @app.command()
 def restore(
-    paths: Optional[list[str]] = typer.Argument(None, metavar="PATH",
-                                               help="Parts of the backup to restore (default: all of it)."),
-    from_: str = typer.Option(DEFAULT_FOLDER, "--from", metavar="FOLDER",
+    paths: Optional[list[str]] = view.paths_argument("Parts of the backup to restore (default: all of it)."),
+    from_: str = typer.Option(view.DEFAULT_FOLDER, "--from", metavar="FOLDER",
                               help="The backup folder, relative to the Drive folder."),
     force: bool = typer.Option(False, "--force", help="Also overwrite files that are newer on the runtime."),
-    dry_run: bool = DRY_RUN_OPTION,
-    exclude: Optional[list[str]] = EXCLUDE_OPTION,
-    name: Optional[str] = NAME_OPTION,
-    as_json: bool = JSON_OPTION,
+    dry_run: bool = view.DRY_RUN_OPTION,
+    exclude: Optional[list[str]] = view.EXCLUDE_OPTION,
+    name: Optional[str] = view.NAME_OPTION,
+    as_json: bool = view.JSON_OPTION,
 ) -> None:
     """Copy a Drive backup back into the runtime's content root (a fresh runtime + restore = the old one's work).
 
@@ -41,6 +32,6 @@ def restore(
     remote = Remote.for_alias(name)
     refuse_drive_commands(remote.session, "restore")
     options = SyncOptions("restore", list(paths or []), from_, list(exclude or []), dry_run=dry_run, force=force)
-    outcome = run_with_view(remote, options)
-    print_outcome(outcome, as_json)
+    outcome = view.run_with_view(remote, options)
+    view.print_outcome(outcome, as_json)
     check(outcome)

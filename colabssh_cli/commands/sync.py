@@ -7,34 +7,25 @@ from typing import Optional
 import typer
 
 from ..app import app
-from .transfer_view import (
-    DEFAULT_FOLDER,
-    DRY_RUN_OPTION,
-    EXCLUDE_OPTION,
-    JSON_OPTION,
-    NAME_OPTION,
-    print_outcome,
-    run_with_view,
-)
+from . import transfer_view as view
 
 
 @app.command()
 def sync(
-    paths: Optional[list[str]] = typer.Argument(None, metavar="PATH",
-                                               help="Parts of the content root to back up (default: all of it)."),
-    to: str = typer.Option(DEFAULT_FOLDER, "--to", metavar="FOLDER",
+    paths: Optional[list[str]] = view.paths_argument("Parts of the content root to back up (default: all of it)."),
+    to: str = typer.Option(view.DEFAULT_FOLDER, "--to", metavar="FOLDER",
                            help="The backup folder, relative to the Drive folder."),
-    dry_run: bool = DRY_RUN_OPTION,
+    dry_run: bool = view.DRY_RUN_OPTION,
     delete: bool = typer.Option(False, "--delete", help="Also remove from the backup what is gone from the runtime "
                                 "(moved, with replaced files, to a dated trash folder on Drive)."),
-    exclude: Optional[list[str]] = EXCLUDE_OPTION,
+    exclude: Optional[list[str]] = view.EXCLUDE_OPTION,
     every: int = typer.Option(0, "--every", min=0, metavar="SECONDS",
                               help="Keep syncing on this period until Ctrl-C (a failed run is reported; the next "
                               "one still runs)."),
     attach: bool = typer.Option(False, "--attach", help="Follow the sync already running on the runtime."),
     bwlimit: int = typer.Option(0, "--bwlimit", min=0, metavar="KBPS", help="Limit rsync's rate (KiB/s)."),
-    name: Optional[str] = NAME_OPTION,
-    as_json: bool = JSON_OPTION,
+    name: Optional[str] = view.NAME_OPTION,
+    as_json: bool = view.JSON_OPTION,
 ) -> None:
     """Back the runtime's content root (/content) up to Google Drive, with rsync on the runtime.
 
@@ -57,14 +48,15 @@ def sync(
     options = None if attach else SyncOptions("backup", list(paths or []), to, list(exclude or []), delete, dry_run,
                                               bwlimit=bwlimit)
     if not every:
-        outcome = run_with_view(remote, options)
-        print_outcome(outcome, as_json)
+        outcome = view.run_with_view(remote, options)
+        view.print_outcome(outcome, as_json)
         check(outcome)
         return
 
     def failed(exc: ColabsshError) -> None:
         status(f"colabssh: this sync failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
 
-    run_every(every, lambda: run_with_view(remote, options), lambda outcome: print_outcome(outcome, as_json), failed,
+    run_every(every, lambda: view.run_with_view(remote, options),
+              lambda outcome: view.print_outcome(outcome, as_json), failed,
               lambda seconds: status(f"next sync in {seconds:g} s (Ctrl-C stops)"))
     status("colabssh: stopped syncing")

@@ -26,6 +26,13 @@ DEFAULT_FOLDER = "colabssh/content"  # sync_protocol.DEFAULT_FOLDER (literal: --
 
 NAME_OPTION = typer.Option(None, "--name", "-n", metavar="ALIAS",
                      help="The session to use (default: 'colab', or the only one).")
+
+
+def paths_argument(help: str) -> Any:
+    """The PATH arguments of sync and restore: parts of the content root (or of the backup); default all."""
+    return typer.Argument(None, metavar="PATH", help=help)
+
+
 DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="List what would change; change nothing.")
 EXCLUDE_OPTION = typer.Option(None, "--exclude", "-x", metavar="PATTERN",
                               help="Leave out files matching an rsync pattern (repeatable).")
