@@ -13,11 +13,12 @@ file): VS Code asks once which platform the host runs; the answer is "Linux".
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import quote
+
+from .remote import process
 
 LIST_TIMEOUT = 30.0
 LAUNCH_TIMEOUT = 60.0
@@ -64,9 +65,8 @@ def editor_argv(spec: EditorSpec, alias: str, folder: str, cli: Optional[str] = 
 def installed_extensions(cli: str) -> Optional[set[str]]:
     """The CLI's extension ids (lower case), or None when it cannot tell."""
     try:
-        listed = subprocess.run([cli, "--list-extensions"], stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, errors="replace", timeout=LIST_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired):
+        listed = process.run([cli, "--list-extensions"], timeout=LIST_TIMEOUT)
+    except (OSError, process.TimedOut):
         return None
     if listed.returncode != 0:
         return None
@@ -91,10 +91,10 @@ def open_editor(editor: str, alias: str, folder: str, report: Callable[[str], No
     outcome.argv = editor_argv(spec, alias, folder, cli)
     report(f"opening {spec.name} on {alias}:{folder}")
     try:
-        launched = subprocess.run(outcome.argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  errors="replace", timeout=LAUNCH_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        outcome.notes += [f"could not start {spec.cli} ({type(exc).__name__}); open the session with:",
+        launched = process.run(outcome.argv, timeout=LAUNCH_TIMEOUT)
+    except (OSError, process.TimedOut) as exc:
+        why = "TimeoutExpired" if isinstance(exc, process.TimedOut) else type(exc).__name__  # as it always said
+        outcome.notes += [f"could not start {spec.cli} ({why}); open the session with:",
                           f"  {shown}", f"  or the link {outcome.link}"]
         return outcome
     if launched.returncode != 0:

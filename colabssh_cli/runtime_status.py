@@ -9,7 +9,6 @@ and the GPU that ``nvidia-smi`` reports (none is not an error).
 from __future__ import annotations
 
 import shlex
-import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -80,14 +79,11 @@ def runtime_status(remote: Remote, timeout: float = TIMEOUT) -> RuntimeStatus:
     status = RuntimeStatus(alias=session.alias, address=session.address, reachable=False, content=session.content)
     script = _SCRIPT.format(content=shlex.quote(session.content))
     try:
-        result = remote.run(f"sh -c {shlex.quote(script)}", timeout=timeout, check=True)
+        result = remote.run(f"sh -c {shlex.quote(script)}", timeout=timeout, advise=True)
     except ColabsshError as exc:
         if exc.exit_code != UNREACHABLE:
             raise
         status.error, status.hint = exc.message, exc.hint
-        return status
-    except subprocess.SubprocessError as exc:  # pragma: no cover - run() turns timeouts into ColabsshError
-        status.error = str(exc)
         return status
     text = result.stdout.decode("utf-8", errors="replace")
     if "status=done" not in text:

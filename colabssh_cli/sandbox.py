@@ -14,7 +14,6 @@ import os
 import queue
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from colab_bootstrap.processes import stop_child
-
 from . import console
 from .errors import FAILURE, MISSING_TOOL, ColabsshError
+from .remote import process
 
 CONNECT_PREFIX = "colabssh connect "
 SAMPLE_FILES = {
@@ -77,7 +75,7 @@ class Tour:
         self.say = say
         self.open_editor = open_editor
         self.editor = editor
-        self.runtime: Optional[subprocess.Popen[str]] = None
+        self.runtime: Optional[process.Child] = None
         self.sandbox: Optional[Sandbox] = None
 
     def step(self, title: str, fix: str, action: Callable[[], str]) -> None:
@@ -92,11 +90,11 @@ class Tour:
             self.say(f"    {line}")
         self.say(f"    done in {elapsed:.1f} s")
 
-    def colabssh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def colabssh(self, *args: str, check: bool = True) -> process.Finished:
+        """Run this colabssh as a child in the sandbox (its stderr merged into its stdout)."""
         assert self.sandbox is not None
         env = {**self.sandbox.cli_env(), "COLUMNS": str(max(60, shutil.get_terminal_size().columns - 4))}
-        result = subprocess.run([sys.executable, "-m", "colabssh_cli", *args], env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        result = process.run([sys.executable, "-m", "colabssh_cli", *args], env=env, merge_stderr=True)
         if check and result.returncode != 0:
             last = (result.stdout.strip().splitlines() or [f"exit code {result.returncode}"])
             raise ColabsshError(" / ".join(line.strip() for line in last[-2:]), "", FAILURE)
@@ -157,7 +155,7 @@ class Tour:
         if cli is None:
             return (f"{spec.cli} is not on PATH; with it, this would run:\n  {shlex.join(argv)}\n"
                     "(the tour goes on without an editor)")
-        opened = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        opened = process.run(argv, timeout=120)
         if opened.returncode != 0:
             last = (opened.stderr.strip().splitlines() or [f"exit code {opened.returncode}"])[-1]
             return f"{spec.cli} could not open a window ({last}); the tour goes on without it"
@@ -176,9 +174,8 @@ class Tour:
         if not (shutil.which("sshd") or os.access("/usr/sbin/sshd", os.X_OK)) and not is_root:
             raise ColabsshError("OpenSSH's sshd is not installed", "sudo apt-get install openssh-server",
                                 MISSING_TOOL)
-        self.runtime = subprocess.Popen([sys.executable, str(cell)], env=self.sandbox.runtime_env(),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.runtime = process.spawn([sys.executable, str(cell)], env=self.sandbox.runtime_env(),
+                                     stdout=process.PIPE, stderr=process.STDOUT, text=True, new_session=True)
         lines: queue.Queue[Optional[str]] = queue.Queue()
 
         def pump() -> None:
@@ -228,8 +225,8 @@ class Tour:
 
     def _stop_runtime(self) -> None:
         if self.runtime is not None:
-            stop_child(self.runtime, grace=20)  # the cell stops its sshd on SIGTERM
+            process.stop(self.runtime, grace=20)  # the cell stops its sshd on SIGTERM
 
     @staticmethod
-    def _output(result: subprocess.CompletedProcess[str]) -> str:
+    def _output(result: process.Finished) -> str:
         return result.stdout.strip()

@@ -12,14 +12,9 @@ from ..app import app
 
 
 def _size(n: Optional[int]) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
+    from ..units import human_size
+
+    return "?" if n is None else human_size(n)
 
 
 def _duration(seconds: Optional[float]) -> str:

@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import FAILURE, MISSING_TOOL, ColabsshError
+from ..errors import FAILURE, ColabsshError
 from ..paths import Paths
 from ..sshconfig.files import atomic_write, make_private_dir
+from . import process
 
 KEYGEN_TIMEOUT = 60.0
 SCRATCH_PREFIX = ".keygen-"  # ssh-keygen's private folder inside ~/.ssh/colabssh while a key is made
 
 
 def _keygen() -> str:
-    found = shutil.which("ssh-keygen")
-    if not found:
-        raise ColabsshError("ssh-keygen is not installed", "install the OpenSSH client", MISSING_TOOL)
-    return found
+    return process.require("ssh-keygen", "ssh-keygen is not installed", "install the OpenSSH client")
 
 
 def _run_keygen(args: list[str], what: str) -> str:
     """ssh-keygen ARGS; its stdout. Any failure becomes one ColabsshError."""
     try:
-        result = subprocess.run([_keygen(), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                errors="replace", timeout=KEYGEN_TIMEOUT)
-    except (OSError, subprocess.SubprocessError) as exc:
+        result = process.run([_keygen(), *args], timeout=KEYGEN_TIMEOUT)
+    except (OSError, process.TimedOut) as exc:
         raise ColabsshError(f"cannot {what}: {getattr(exc, 'strerror', None) or exc}",
                             "check that ssh-keygen runs (`ssh-keygen -V`)", FAILURE) from None
     if result.returncode != 0:

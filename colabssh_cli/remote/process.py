@@ -9,12 +9,15 @@ SIGKILL after a grace period; always reaped).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Optional, Union
+
+from ..errors import MISSING_TOOL, ColabsshError
 
 LineSink = Callable[[str], None]
 Child = subprocess.Popen  # a started child (``spawn``); stop it with ``stop``
@@ -55,6 +58,14 @@ class FinishedBytes:
     returncode: int
     stdout: bytes
     stderr: bytes
+
+
+def require(program: str, message: str, hint: str) -> str:
+    """PROGRAM's path on PATH; a missing one is one ColabsshError (MESSAGE, HINT, exit code MISSING_TOOL)."""
+    found = shutil.which(program)
+    if not found:
+        raise ColabsshError(message, hint, MISSING_TOOL)
+    return found
 
 
 def _env(env: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:

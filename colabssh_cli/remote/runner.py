@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,19 +39,13 @@ class Completed:
 
 
 def ssh_binary() -> str:
-    found = shutil.which("ssh")
-    if not found:
-        raise ColabsshError("OpenSSH's ssh client is not installed",
-                            "install it (Debian/Ubuntu: apt-get install openssh-client; Windows: the "
-                            "OpenSSH Client optional feature)", MISSING_TOOL)
-    return found
+    return process.require("ssh", "OpenSSH's ssh client is not installed",
+                           "install it (Debian/Ubuntu: apt-get install openssh-client; Windows: the "
+                           "OpenSSH Client optional feature)")
 
 
 def scp_binary() -> str:
-    found = shutil.which("scp")
-    if not found:
-        raise ColabsshError("OpenSSH's scp is not installed", "install the OpenSSH client", MISSING_TOOL)
-    return found
+    return process.require("scp", "OpenSSH's scp is not installed", "install the OpenSSH client")
 
 
 def shares_connections() -> bool:
@@ -163,34 +156,41 @@ class Remote:
 
     def ssh_argv(self, remote_command: Optional[str] = None, *, tty: bool = False,
                  options: Sequence[str] = ()) -> list[str]:
-        argv = ssh_base(self.paths) + self._batch_mode()
-        argv += ["-t" if tty else "-T", *options, self.alias]
+        argv = self.transport_argv(tty=tty) + [*options, self.alias]
         if remote_command is not None:
             argv += ["--", remote_command]
         return argv
+
+    def transport_argv(self, *, tty: bool = False) -> list[str]:
+        """ssh with colabssh's config and options but no host: what rsync's ``-e`` runs (it adds the host)."""
+        return ssh_base(self.paths) + self._batch_mode() + ["-t" if tty else "-T"]
 
     def python_command(self, args: Sequence[str] = ()) -> str:
         """The remote shell command that runs the runtime's python on a script from stdin."""
         return shlex.join([self.session.python, "-", *args])
 
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
-            check: bool = True) -> Completed:
-        """Run a remote shell command; with check, ssh failures and exit 127 raise advice."""
+            advise: bool = True) -> Completed:
+        """Run a remote shell command and return what it did, whatever its exit code.
+
+        With ADVISE, ssh's own failure (exit 255) and a command missing on the runtime (127) raise a
+        ColabsshError with advice instead (``explain_ssh_failure``); a timeout always does."""
         try:
             result = process.run_bytes(self.ssh_argv(command), input=input, timeout=timeout)
         except process.TimedOut:
             raise ColabsshError(f"{self.alias}: the runtime did not answer within {timeout:.0f} s",
                                 "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
-        if check and result.returncode in (255, 127):
+        if advise and result.returncode in (255, 127):
             raise explain_ssh_failure(self.alias, result.returncode, result.stderr.decode(errors="replace"))
         return Completed(result.returncode, result.stdout, result.stderr)
 
     def stream(self, command: str, *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
-               on_stderr: Optional[LineSink] = None, check: bool = True) -> int:
-        """Run a remote command, handing each output line to a callback as it arrives; return its exit code."""
+               on_stderr: Optional[LineSink] = None, advise: bool = True) -> int:
+        """Run a remote command, handing each output line to a callback as it arrives; return its exit code
+        (with ADVISE, exits 255 and 127 raise advice as in ``run``)."""
         returncode, stderr_tail = process.stream(self.ssh_argv(command), input=input, on_stdout=on_stdout,
                                                  on_stderr=on_stderr)
-        if check and returncode in (255, 127):
+        if advise and returncode in (255, 127):
             raise explain_ssh_failure(self.alias, returncode, "\n".join(stderr_tail))
         return returncode
 

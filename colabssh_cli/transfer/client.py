@@ -25,7 +25,6 @@ import secrets
 import shlex
 import shutil
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,9 +35,9 @@ from typing import Any, Optional
 
 import colab_bootstrap
 from colab_bootstrap import sync_protocol
-from colab_bootstrap.processes import stop_child
 
 from ..errors import BAD_INPUT, FAILURE, INTERRUPTED, MISSING_TOOL, UNREACHABLE, ColabsshError
+from ..remote import process
 from ..remote.runner import Remote, explain_ssh_failure
 
 Event = dict[str, Any]
@@ -209,7 +208,7 @@ def stop_run(remote: Remote, token: str, timeout: float) -> Optional[Event]:
     "cancelled" event (state: stopped, finished, not_found, lost, running), or None without an answer in time."""
     command = runner_command(remote, ["cancel", "--token", token, "--wait", f"{min(STOP_WAIT, timeout / 2):.2f}"])
     try:
-        result = remote.run(command, input=runner_payload(), timeout=max(timeout, 0.1), check=False)
+        result = remote.run(command, input=runner_payload(), timeout=max(timeout, 0.1), advise=False)
     except (ColabsshError, KeyboardInterrupt):  # no answer in time, or a second Ctrl-C: not waiting any longer
         return None
     for line in result.stdout.decode("utf-8", errors="replace").splitlines():
@@ -375,12 +374,6 @@ def remote_path(path: str, content: str) -> str:
     return posixpath.normpath(path if path.startswith("/") else posixpath.join(content, path))
 
 
-def _ssh_command(remote: Remote) -> list[str]:
-    """ssh with colabssh's config and options, without the alias (rsync and scp add the host)."""
-    argv = remote.ssh_argv()
-    return argv[:-1]
-
-
 def _needs_rsync_installed(stderr: str) -> bool:
     return "rsync: not found" in stderr or "rsync: command not found" in stderr or \
         ("rsync" in stderr and "No such file or directory" in stderr and "exec" in stderr)
@@ -388,7 +381,7 @@ def _needs_rsync_installed(stderr: str) -> bool:
 
 def install_remote_rsync(remote: Remote) -> None:
     result = remote.run(runner_command(remote, ["ensure-rsync"]), input=runner_payload(), timeout=600,
-                        check=True)
+                        advise=True)
     if result.returncode != 0:
         raise ColabsshError("rsync is not installed on the runtime and could not be installed",
                             "install it there: apt-get install rsync", MISSING_TOOL)
@@ -467,7 +460,7 @@ def make_local_folder(local: Path) -> None:
 def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
            on_event: EventSink) -> Optional[TransferOutcome]:
     argv = [rsync, "-rlt", "--protect-args", "--itemize-changes", "--8-bit-output", "--info=progress2,stats2",
-            "-e", shlex.join(_ssh_command(remote))]
+            "-e", shlex.join(remote.transport_argv())]
     if direction == "push":
         argv += ["--rsync-path", f"mkdir -p -- {shlex.quote(target)} && rsync",
                  "--", str(local), f"{remote.alias}:{target}/"]
@@ -477,20 +470,19 @@ def _rsync(remote: Remote, rsync: str, direction: str, local: Path, target: str,
         source, destination = f"{remote.alias}:{target}", f"{local}/"
     parser = sync_protocol.LogParser(on_event)
     stderr: list[bytes] = []
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "LC_ALL": "C"})
-    assert process.stdout is not None and process.stderr is not None
-    reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)  # type: ignore
+    child = process.spawn(argv, stdout=process.PIPE, stderr=process.PIPE, env={**os.environ, "LC_ALL": "C"})
+    assert child.stdout is not None and child.stderr is not None
+    reader = threading.Thread(target=lambda: stderr.append(child.stderr.read()), daemon=True)  # type: ignore
     reader.start()
     try:
         while True:
-            chunk = process.stdout.read1(1 << 16)  # type: ignore[attr-defined]
+            chunk = child.stdout.read1(1 << 16)  # type: ignore[attr-defined]
             if not chunk:
                 break
             parser.feed(chunk)
-        code = process.wait()
+        code = child.wait()
     except KeyboardInterrupt:
-        stop_child(process, grace=1.0)  # a Ctrl-C never waits long for rsync
+        process.stop(child, grace=1.0)  # a Ctrl-C never waits long for rsync
         raise transfer_interrupted(direction, "rsync") from None
     reader.join()
     parser.close()
@@ -515,7 +507,7 @@ def _scp(remote: Remote, direction: str, local: Path, target: str) -> TransferOu
     if scp is None:
         raise ColabsshError("neither rsync nor scp is installed on this machine",
                             "install rsync, or the OpenSSH client (scp)", MISSING_TOOL)
-    options = [arg for arg in _ssh_command(remote)[1:] if arg != "-T"]
+    options = [arg for arg in remote.transport_argv()[1:] if arg != "-T"]
     if direction == "push":
         made = remote.run(shlex.join(["mkdir", "-p", "--", target]), timeout=60)
         if made.returncode != 0:
@@ -526,8 +518,8 @@ def _scp(remote: Remote, direction: str, local: Path, target: str) -> TransferOu
         argv = [scp, *options, "-r", "-p", "--", f"{remote.alias}:{target}", f"{local}/"]
         source, destination = f"{remote.alias}:{target}", f"{local}/"
     try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
-    except KeyboardInterrupt:  # subprocess.run has killed scp
+        result = process.run_bytes(argv)
+    except KeyboardInterrupt:  # process.run_bytes has killed scp
         raise transfer_interrupted(direction, "scp") from None
     if result.returncode != 0:
         text = result.stderr.decode("utf-8", errors="replace")
