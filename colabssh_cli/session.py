@@ -2,7 +2,7 @@
 ``~/.ssh/colabssh/sessions.json``).
 
 A ``Session`` is what `connect` learns from a connection code (``Session.from_code``), from the colab-ssh
-options (connection/colab_ssh.py) or from `--via colab-cli` (connection/colab_cli.py); the same value is
+options (connection/tunnel_input.py) or from `--via colab-cli` (connection/colab_cli.py); the same value is
 written to sessions.json and read back by `list`, `status`, `sync`, `demo` and `forget`. Its transport and
 login method are enums, checked once where a session enters: a decoded code, the options, sessions.json.
 The ssh config's Host block (sshconfig/render.py ``HostEntry``) and the pre-flight login

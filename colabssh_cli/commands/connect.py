@@ -44,11 +44,12 @@ def connect(
 
     Or, with --via colab-cli, to a runtime that Google's `colab` CLI reaches (`colab ssh --proxy-mode`).
     """
-    from ..connection.colab_cli import ColabCliConnector, check_transport_arguments
-    from ..connection.colab_ssh import TunnelInput
+    from ..connection.colab_cli import ColabCliConnector
+    from ..connection.colab_cli_input import check_transport_arguments
     from ..connection.flow import ConnectOptions
     from ..connection.flow import connect as run_connect
     from ..connection.tunnel import TunnelConnector
+    from ..connection.tunnel_input import TunnelInput
     from ..console import status
     from ..session import Login
 

@@ -22,9 +22,9 @@ from ..remote.runner import close_shared_connection, shares_connections
 from ..session import Session, Transport, load_sessions
 from ..sshconfig.plan import pinned_key
 from ..sshconfig.render import HostEntry, control_dir_for, entry_for, proxy_path_is_safe
-from .colab_ssh import TunnelInput, session_from_input
 from .commit import confirm_with_openssh
 from .flow import ConnectResult
+from .tunnel_input import TunnelInput, session_from_input
 
 Report = Callable[[str], None]
 
