@@ -16,9 +16,10 @@ import colab_bootstrap
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
+from .session import Transport
 from .sshconfig.files import atomic_write
 
-TUNNEL_KINDS = ("ngrok", "cloudflared", "local")
+TUNNEL_KINDS = tuple(t.value for t in Transport if t != Transport.COLAB_CLI)  # what the cell starts
 
 _LOADER = '''\
 import importlib.abc as _abc, importlib.util as _util, sys as _sys

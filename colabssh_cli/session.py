@@ -1,8 +1,12 @@
-"""The sessions colabssh knows: one per alias, in ``~/.ssh/colabssh/sessions.json``.
+"""The one description of a runtime, and the sessions colabssh knows (one per alias, in
+``~/.ssh/colabssh/sessions.json``).
 
-A session is what `connect` learned from a connection code (or from the colab-ssh
-options), kept so that `list`, `status`, `sync`, `demo` and `forget` know where
-the content root, the Drive folder and the runtime's python are.
+A ``Session`` is what `connect` learns from a connection code (``Session.from_code``), from the colab-ssh
+options (connection/tunnel_input.py) or from `--via colab-cli` (connection/colab_cli.py); the same value is
+written to sessions.json and read back by `list`, `status`, `sync`, `demo` and `forget`. Its transport and
+login method are enums, checked once where a session enters: a decoded code, the options, sessions.json.
+The ssh config's Host block (sshconfig/render.py ``HostEntry``) and the pre-flight login
+(remote/preflight.py) are computed from it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Optional
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
@@ -53,35 +58,94 @@ def _is_address(name: str) -> bool:
         return False
 
 
+class Transport(str, Enum):
+    """How the laptop reaches the runtime's sshd (the ``tunnel`` of a session; its value is what sessions.json
+    and the connection code hold)."""
+
+    NGROK = "ngrok"  # a TCP address of ngrok's
+    CLOUDFLARED = "cloudflared"  # a trycloudflare.com name, through `cloudflared access ssh` (a ProxyCommand)
+    LOCAL = "local"  # a plain host and port (tests, `colabssh try`)
+    COLAB_CLI = "colab-cli"  # Google's `colab ssh --proxy-mode -s SESSION` (a ProxyCommand; no cell, no tunnel)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Login(str, Enum):
+    """How ssh logs in (the ``auth`` of a session)."""
+
+    KEY = "key"  # colabssh's own ed25519 key
+    PASSWORD = "password"  # runtimes started by colab-ssh: ssh or VS Code asks; colabssh never stores it
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Session:
     alias: str
     host: str
     port: int
     user: str
-    tunnel: str  # ngrok | cloudflared | local | colab-cli
-    hostkey: str = ""  # "" when not pinned from a code (colab-ssh sessions, colab-cli)
+    tunnel: Transport
+    hostkey: str = ""  # "ssh-ed25519 BASE64" from a code; "" when not pinned (colab-ssh sessions, colab-cli)
     content: str = "/content"
     drive: str = ""
     python: str = "python3"
     gpu: str = ""
     code: str = ""
-    auth: str = "key"  # key | password
+    auth: Login = Login.KEY
     connected_at: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # colab-cli: {"session": NAME, "colab": PATH}
+
+    def __post_init__(self) -> None:
+        """Checked once, as a session enters: an unknown transport or login is a ValueError."""
+        object.__setattr__(self, "tunnel", Transport(self.tunnel))
+        object.__setattr__(self, "auth", Login(self.auth))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    @classmethod
+    def from_code(cls, alias: str, text: str) -> Session:
+        """The runtime a connection code describes (decoded strictly: a bad code is BAD_INPUT)."""
+        from colab_bootstrap import conncode
+
+        try:
+            info = conncode.decode(text)
+        except conncode.CodeError as exc:
+            raise ColabsshError(f"bad connection code: {exc}",
+                                "copy the whole `colabssh connect ...` line that the cell printed last",
+                                BAD_INPUT) from None
+        return cls(alias=alias, host=info.host, port=info.port, user=info.user, tunnel=Transport(info.tunnel),
+                   hostkey=info.hostkey, content=info.content, drive=info.drive, python=info.python, gpu=info.gpu,
+                   code=text.strip(" \t\r\n"))
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the host key came with the code (else ssh asks, or pins it at first contact)."""
+        return bool(self.hostkey)
+
+    @property
+    def fingerprint(self) -> str:
+        from colab_bootstrap.conncode import fingerprint
+
+        return fingerprint(self.hostkey) if self.hostkey else ""
+
+    @property
+    def colab_session(self) -> str:
+        """The colab session name behind a colab-cli session ('' for other transports)."""
+        return str(self.extra.get("session", self.alias)) if self.tunnel == Transport.COLAB_CLI else ""
+
     @property
     def address(self) -> str:
         """host:port, the bare host name for cloudflared sessions (reached through cloudflared), or
         colab-cli:SESSION for a runtime reached through Google's `colab ssh --proxy-mode -s SESSION`."""
-        if self.tunnel == "colab-cli":
-            return f"colab-cli:{self.extra.get('session', self.alias)}"
-        return self.host if self.tunnel == "cloudflared" else f"{self.host}:{self.port}"
+        if self.tunnel == Transport.COLAB_CLI:
+            return f"colab-cli:{self.colab_session}"
+        return self.host if self.tunnel == Transport.CLOUDFLARED else f"{self.host}:{self.port}"
 
     def same_runtime(self, other: Session) -> bool:
         """Equal in everything but the time of connecting."""

@@ -1,4 +1,4 @@
-"""`colabssh connect` and `colabssh forget`: thin typer layers over colabssh_cli/connect.py."""
+"""`colabssh connect`: a thin typer layer over colabssh_cli/connection/ (flow.py and its transports)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..app import app
 from ..session import DEFAULT_ALIAS
 
 if TYPE_CHECKING:
+    from ..connection.flow import ConnectResult
     from ..editor import EditorOutcome
 
 
@@ -43,26 +44,30 @@ def connect(
 
     Or, with --via colab-cli, to a runtime that Google's `colab` CLI reaches (`colab ssh --proxy-mode`).
     """
-    from ..connection.colab_cli import check_road_arguments
+    from ..connection.colab_cli import ColabCliConnector
+    from ..connection.colab_cli_input import check_transport_arguments
     from ..connection.flow import ConnectOptions
     from ..connection.flow import connect as run_connect
+    from ..connection.tunnel import TunnelConnector
+    from ..connection.tunnel_input import TunnelInput
     from ..console import status
+    from ..session import Login
 
     given = {"CODE": code is not None, "--host": host is not None, "--port": port is not None,
              "--cloudflared-host": cloudflared_host is not None, "--password": password, "--user": user != "root"}
-    code_road = [option for option, present in given.items() if present]
-    if check_road_arguments(via, session=session, gpu=gpu, code_road_options=code_road):
-        _connect_via_colab_cli(session, gpu, name, no_open, editor, no_check, dry_run)
+    code_options = [option for option, present in given.items() if present]
+    options = ConnectOptions(alias=name, open_editor=not no_open, editor=editor, check=not no_check, dry_run=dry_run)
+    if check_transport_arguments(via, session=session, gpu=gpu, code_options=code_options):
+        _show_colab_cli(run_connect(options, lambda alias: ColabCliConnector(alias, session, gpu), report=status))
         return
-    options = ConnectOptions(code=code, alias=name, open_editor=not no_open, editor=editor, check=not no_check,
-                             dry_run=dry_run, host=host, port=port, cloudflared_host=cloudflared_host,
-                             password=password, user=user)
-    outcome = run_connect(options, report=status)
-    target = outcome.target
+    tunnel_input = TunnelInput(code=code, host=host, port=port, cloudflared_host=cloudflared_host, password=password,
+                               user=user)
+    outcome = run_connect(options, lambda alias: TunnelConnector.from_input(alias, tunnel_input), report=status)
+    target = outcome.session
     if outcome.dry_run:
         _write_diff(outcome.diff)
         return
-    lines = [f"{outcome.alias}: {target.user}@{target.where} ({target.tunnel} tunnel)"]
+    lines = [f"{outcome.alias}: {target.user}@{target.address} ({target.tunnel} tunnel)"]
     if target.pinned:
         lines.append(f"host key {target.fingerprint} (pinned from the code)")
     elif outcome.presented_fingerprint:
@@ -70,13 +75,13 @@ def connect(
                      "Code ask once, accept it only if it is this one)")
     if outcome.login_checked:
         lines.append(f"ssh {outcome.alias} works (checked with OpenSSH)")
-    elif target.auth == "password":
+    elif target.auth == Login.PASSWORD:
         lines.append(f"ssh {outcome.alias} asks for the password you gave colab-ssh (colabssh never stores it)")
     _show_outcome(outcome.alias, outcome.written, lines, outcome.editor)
 
 
 def _show_outcome(alias: str, written: list[Path], lines: list[str], editor: Optional[EditorOutcome]) -> None:
-    """What either road of connect did: the files written (stderr), then LINES and the editor's notes (stdout);
+    """What connect did, whatever the transport: the files written (stderr), then LINES and the editor's notes (stdout);
     last a warning when plain ssh and VS Code read another ~/.ssh/config than the one colabssh wrote."""
     from ..console import result, status
     from ..paths import Paths
@@ -112,22 +117,16 @@ def _write_diff(diff: str) -> None:
         status("dry run: connect would change no file")
 
 
-def _connect_via_colab_cli(session: Optional[str], gpu: Optional[str], alias: str, no_open: bool, editor: str,
-                           no_check: bool, dry_run: bool) -> None:
-    from ..connection.colab_cli import ColabCliOptions, connect_via_colab_cli
-    from ..console import status
-
-    options = ColabCliOptions(session=session, gpu=gpu, alias=alias, open_editor=not no_open, editor=editor,
-                              check=not no_check, dry_run=dry_run)
-    outcome = connect_via_colab_cli(options, report=status)
+def _show_colab_cli(outcome: ConnectResult) -> None:
     if outcome.dry_run:
         _write_diff(outcome.diff)
         return
-    gpu_note = f"; GPU {outcome.gpu} when colab creates the runtime" if outcome.gpu else ""
-    lines = [f"{outcome.alias}: root@colab-cli:{outcome.session} (Google's `colab ssh --proxy-mode`{gpu_note})"]
+    runtime = outcome.session
+    gpu_note = f"; GPU {runtime.gpu} when colab creates the runtime" if runtime.gpu else ""
+    lines = [f"{outcome.alias}: root@{runtime.address} (Google's `colab ssh --proxy-mode`{gpu_note})"]
     if outcome.replaced_fingerprint:
-        lines.append(f"host key {outcome.fingerprint} (a new runtime behind '{outcome.session}': it replaces the pin "
-                     f"{outcome.replaced_fingerprint})")
+        lines.append(f"host key {outcome.fingerprint} (a new runtime behind '{runtime.colab_session}': it replaces "
+                     f"the pin {outcome.replaced_fingerprint})")
     elif outcome.fingerprint:
         lines.append(f"host key {outcome.fingerprint} (pinned at first contact, through Colab's authenticated "
                      "connection)")

@@ -13,8 +13,7 @@ def forget(alias: str = typer.Argument(..., help="The session's alias (see `cola
 
     A forget that was interrupted half-way is finished, and ~/.ssh/config ends with your exact bytes.
     """
-    from ..connection.colab_cli import colab_session_of
-    from ..connection.flow import forget as run_forget
+    from ..connection.commit import forget as run_forget
     from ..console import result, status
     from ..paths import Paths
     from ..session import load_sessions
@@ -23,7 +22,7 @@ def forget(alias: str = typer.Argument(..., help="The session's alias (see `cola
     for path in run_forget(alias, report=status):
         status(f"wrote {path}")
     result(f"forgot {alias}")
-    colab_session = colab_session_of(known) if known is not None else ""
+    colab_session = known.colab_session if known is not None else ""
     if colab_session:
         result(f"the runtime of colab session '{colab_session}' keeps running (and using compute units): "
                f"`colab stop -s {colab_session}` ends it")

@@ -15,7 +15,7 @@ def list_sessions(as_json: bool = typer.Option(False, "--json", help="Print the 
     """List the sessions colabssh has connected."""
     from ..console import out_console, status
     from ..paths import Paths
-    from ..session import load_sessions
+    from ..session import Login, load_sessions
 
     sessions = load_sessions(Paths.from_env())
     if as_json:
@@ -36,6 +36,6 @@ def list_sessions(as_json: bool = typer.Option(False, "--json", help="Print the 
         table.add_column(column)
     for s in sessions.values():  # every cell as plain text: the GPU name and the rest came from the runtime
         table.add_row(cell(s.alias), cell(f"{s.user}@{s.address}"),
-                      cell(s.tunnel + (" (password)" if s.auth == "password" else "")),
+                      cell(s.tunnel + (" (password)" if s.auth == Login.PASSWORD else "")),
                       cell(s.gpu or "-"), cell(s.connected_at.replace("T", " ").rstrip("Z") or "-"))
     out_console().print(table)

@@ -11,68 +11,26 @@ import shutil
 import time
 from typing import Optional
 
-from ..connection.flow import effective_options
 from ..errors import ColabsshError
 from ..paths import Paths
 from ..remote import process
 from ..remote.runner import Remote, explain_ssh_failure
-from ..session import Session
+from ..session import Login, Session, Transport
 from ..sshconfig import text
+from ..sshconfig.effective import written_mismatches, written_options
 from .report import FAIL, OK, SKIP, WARN, Check, Report
 
 REACH_TIMEOUT = 10  # seconds, ssh's ConnectTimeout for the reachability check
 COLAB_LIST_TIMEOUT = 60  # seconds for `colab sessions` (it may refresh a token first)
 CLOUDFLARED_URL = "https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/"
-_COMPARED = ("hostname", "port", "user", "hostkeyalias", "userknownhostsfile", "stricthostkeychecking",
-             "identityfile", "identitiesonly", "checkhostip", "proxycommand")
-_PATH_OPTIONS = ("identityfile", "userknownhostsfile")
-_AS_SSH_G_SHOWS = {"yes": "true", "no": "false"}  # StrictHostKeyChecking, as `ssh -G` prints it
-
-
-def written_options(paths: Paths, alias: str) -> Optional[dict[str, str]]:
-    """The options colabssh wrote in the alias's Host block, as `ssh -G` shows them (None: no block)."""
-    try:
-        lines = text.split_lines(paths.config.read_bytes())
-    except OSError:
-        return None
-    found = text.host_block(lines, alias)
-    if found is None:
-        return None
-    options: dict[str, str] = {}
-    for line in lines[found[0] + 1:found[1]]:
-        parsed = text.keyword_and_rest(line)
-        if parsed is None or parsed[0] not in _COMPARED or parsed[0] in options:
-            continue
-        keyword, rest = parsed
-        if keyword == "proxycommand":
-            options[keyword] = rest.strip()
-            continue
-        args = text.split_args(rest)
-        value = args[0] if args else ""
-        if keyword in _PATH_OPTIONS:
-            value = value.replace("%%", "%")
-        if keyword == "hostname":
-            value = value.lower()
-        options[keyword] = _AS_SSH_G_SHOWS.get(value, value) if keyword == "stricthostkeychecking" else value
-    return options
 
 
 def effective_check(paths: Paths, alias: str, written: dict[str, str]) -> Check:
     name = f"ssh -G {alias}"
     try:
-        effective = effective_options(paths, alias)
+        wrong = written_mismatches(paths, alias, written)
     except ColabsshError as exc:
         return Check(name, FAIL, exc.message, exc.hint)
-    wrong = []
-    for key, want in written.items():
-        got = effective.get(key, [])
-        ok = want in got if key == "identityfile" else got[:1] == [want]
-        if not ok:
-            wrong.append(f"{key}: ssh uses {' '.join(got) or 'nothing'}, colabssh wrote {want}")
-    for key in ("proxyjump", "proxycommand"):
-        got = effective.get(key, [])
-        if key not in written and got and got != ["none"]:
-            wrong.append(f"{key}: ssh uses {' '.join(got)}, colabssh wrote nothing")
     if wrong:
         return Check(name, FAIL, "; ".join(wrong), f"a setting in {paths.user_config} above colabssh's block (or in "
                      f"a file it includes) wins for '{alias}': remove it or scope it to other hosts")
@@ -91,7 +49,8 @@ def install_hint(tool: str) -> str:
 
 def _colab_check(name: str, program: str) -> Check:
     """Google's `colab`: its version from `colab version` (it has no --version), and whether it has `ssh`."""
-    from ..remote.advice import colab_version, has_proxy_mode
+    from ..remote.advice import has_proxy_mode
+    from ..remote.colab_log import colab_version
 
     version = colab_version(program)
     if version is not None and has_proxy_mode(version) is False:
@@ -129,12 +88,11 @@ def proxy_check(alias: str, written: dict[str, str]) -> Optional[Check]:
 def colab_runtime_gone(paths: Paths, session: Session) -> Optional[Check]:
     """For a `--via colab-cli` session with no open shared connection: a WARN when `colab sessions` does not list
     its runtime (an ssh now would make colab create a new, billable one: doctor never does that); else None."""
-    from ..remote.advice import ROAD
     from ..remote.runner import shared_connection_alive
 
-    if session.tunnel != ROAD or shared_connection_alive(paths, session.alias):
+    if session.tunnel != Transport.COLAB_CLI or shared_connection_alive(paths, session.alias):
         return None
-    name = str(session.extra.get("session", session.alias))
+    name = session.colab_session
     colab = str(session.extra.get("colab") or shutil.which("colab") or "colab")
     try:
         listed = process.run([colab, "sessions"], timeout=COLAB_LIST_TIMEOUT, new_session=True).stdout
@@ -155,7 +113,7 @@ def reach_check(paths: Paths, session: Session) -> Check:
     and a colab that is still starting is not to be cut off (``colab_runtime_gone`` has ruled out a creation)."""
     name = f"reach {session.alias}"
     remote = Remote(session, paths)
-    via_colab = session.tunnel == "colab-cli"
+    via_colab = session.tunnel == Transport.COLAB_CLI
     timeout = REACH_TIMEOUT + (COLAB_LIST_TIMEOUT if via_colab else 20)
     argv = remote.ssh_argv("true", options=() if via_colab else ("-o", f"ConnectTimeout={REACH_TIMEOUT}"))
     started = time.monotonic()
@@ -169,7 +127,7 @@ def reach_check(paths: Paths, session: Session) -> Check:
     seconds = time.monotonic() - started
     if done.returncode == 0:
         return Check(name, OK, f"ssh {session.alias} true: logged in at {session.address} in {seconds:.1f} s")
-    if session.auth == "password" and done.returncode == 255 and "Permission denied" in done.stderr:
+    if session.auth == Login.PASSWORD and done.returncode == 255 and "Permission denied" in done.stderr:
         return Check(name, OK, f"{session.address} answers (it asks for the password colab-ssh set)")
     error = explain_ssh_failure(session.alias, done.returncode, done.stderr)
     return Check(name, FAIL, error.message, error.hint)

@@ -1,25 +1,19 @@
-"""colab's own failures, as colabssh explains them: the stderr of Google's `colab ssh --proxy-mode`, and the
-log where each `--via colab-cli` session's ProxyCommand keeps it.
+"""colab's own failures, as colabssh explains them: the stderr of Google's `colab ssh --proxy-mode` (and what
+ssh said with it), each turned into one ColabsshError with its fix.
 
-A small module of its own so that the remote seam (remote.py) and `forget` (connect.py) can read colab's
-explanations without importing the colab-cli road (colab_cli.py), which itself builds on connect.py.
+Pure functions of what the processes said: nothing here reads a file or starts a program. The callers read
+colab's log and the session record (remote/colab_log.py) and pass them in.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 from ..errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE, ColabsshError
-from ..paths import Paths
-from ..session import load_sessions
-from ..sshconfig.files import remove_file
+from ..session import Session, Transport
 
-ROAD = "colab-cli"  # the tunnel of a session reached through `colab ssh --proxy-mode`
 INSTALL_HINT = ("install Google's Colab CLI: `pip install google-colab-cli` (Python 3.12 or newer; Linux or macOS, "
                 "not Windows), run `colab sessions` once to log in, then connect again")
 LOGIN_PROMPT = re.compile(r"accounts\.google\.com|authorization code|Enter the code", re.IGNORECASE)
@@ -29,7 +23,6 @@ SSH_SINCE = (0, 7)  # google-colab-cli's first version with `colab ssh --proxy-m
 # `colab stop -s NAME` can stop it (commands/session.py new).
 CREATING = "[colab] Creating runtime '{session}'..."
 READY = "[colab] Session READY."
-_VERSION_LINE = re.compile(r"^Version:\s*(\S+)\s*$", re.MULTILINE)
 
 
 # ---- colab's own words: its rich boxes, its tracebacks, its "[colab] " lines ------------------------------
@@ -110,36 +103,10 @@ def colab_message(text: str) -> str:
     return plain[-1] if plain else ""
 
 
-def colab_version(program: str, timeout: float = 15.0) -> Optional[str]:
-    """What `PROGRAM version` says ("Version: 0.7.5"); None when it says no version.
-
-    The real CLI has no --version: it answers that with a usage error, exit 2. `colab version` skips the update
-    check, so it needs no network."""
-    try:
-        done = subprocess.run([program, "version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    found = _VERSION_LINE.search(done.stdout) if done.returncode == 0 else None
-    return found.group(1) if found else None
-
-
 def has_proxy_mode(version: str) -> Optional[bool]:
     """Whether google-colab-cli VERSION has `colab ssh --proxy-mode`; None for a version colabssh cannot read."""
     parts = re.match(r"(\d+)\.(\d+)", version)
     return None if parts is None else (int(parts.group(1)), int(parts.group(2))) >= SSH_SINCE
-
-
-# ---- the log of colab's stderr ---------------------------------------------------------------------------
-
-
-def log_path(paths: Paths, alias: str) -> Path:
-    """Where the alias's ProxyCommand writes colab's stderr (each connection attempt starts it afresh).
-
-    OpenSSH sends a ProxyCommand's stderr to /dev/null when ControlPersist is on, so without this file colab's
-    own explanation of a failure (404, 429, ...) would be lost to colabssh and to the user alike.
-    """
-    return paths.root / f"colab-{alias}.log"
 
 
 # ---- colab's errors ---------------------------------------------------------------------------------------
@@ -223,38 +190,17 @@ def _colab_gone(text: str) -> bool:
     return bool(re.search(r"/colab: (not found|No such file or directory|Permission denied)", text))
 
 
-def last_colab_output(paths: Paths, alias: str, limit: int = 8192) -> str:
-    """What colab wrote to stderr in the alias's latest connection attempt (its log's tail; '' if none)."""
-    try:
-        with open(log_path(paths, alias), "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(handle.tell() - limit, 0))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
+def explain_ssh_stderr(alias: str, stderr: str, session: Optional[Session] = None, logged: str = ""
+                       ) -> Optional[ColabsshError]:
+    """ssh's failure (exit 255) for a colab-cli SESSION, or one whose stderr has colab's lines; else None.
 
-
-def drop_log(paths: Paths, alias: str) -> bool:
-    """Remove the alias's colab log (forget); True when there was one."""
-    return remove_file(log_path(paths, alias))
-
-
-def explain_ssh_stderr(alias: str, stderr: str, paths: Optional[Paths] = None) -> Optional[ColabsshError]:
-    """ssh's failure (exit 255) for a colab-cli session, or one whose stderr has colab's lines; else None.
-
-    Read with colab's own stderr from the alias's log (OpenSSH discards it under ControlPersist)."""
-    paths = paths or Paths.from_env()
-    try:
-        session = load_sessions(paths).get(alias)
-    except ColabsshError:
-        session = None
-    road = session is not None and session.tunnel == ROAD
-    logged = last_colab_output(paths, alias) if road or log_path(paths, alias).exists() else ""
+    LOGGED: colab's own stderr from the alias's log (OpenSSH discards it under ControlPersist), read by the
+    caller (colab_log.colab_context)."""
+    via_colab = session is not None and session.tunnel == Transport.COLAB_CLI
     text = stderr + ("\n" + logged if logged else "")
-    road = road or "[colab] " in text
-    if not road:
+    if not (via_colab or "[colab] " in text):
         return None
-    name = str(session.extra.get("session", alias)) if session is not None and session.tunnel == ROAD else alias
+    name = session.colab_session if session is not None and via_colab else alias
     retry = f"colabssh connect --via colab-cli --session {name} --name {alias}"
     known = explain_colab_stderr(text, name)
     if known is not None:

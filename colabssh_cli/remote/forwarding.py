@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import BAD_INPUT, UNREACHABLE, ColabsshError
+from ..session import Transport
 from . import process
 from .process import Finished
 from .runner import Remote, control_command, explain_ssh_failure, shared_connection_alive, shares_connections
@@ -98,8 +99,8 @@ def forward_argv(remote: Remote, local_port: int, remote_port: int) -> list[str]
 
 
 def uses_shared_connection(remote: Remote, shared: bool) -> bool:
-    """Colab's own road allows one connection per runtime: its forwards go over the shared one."""
-    if not (shared or remote.session.tunnel == "colab-cli"):
+    """Colab's own transport allows one connection per runtime: its forwards go over the shared one."""
+    if not (shared or remote.session.tunnel == Transport.COLAB_CLI):
         return False
     if not shares_connections():
         raise ColabsshError("this machine's OpenSSH has no shared connections (ControlMaster, as on Windows)",

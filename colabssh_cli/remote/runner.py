@@ -22,9 +22,10 @@ from typing import Optional
 
 from ..errors import BAD_INPUT, FAILURE, MISSING_TOOL, UNREACHABLE, ColabsshError
 from ..paths import Paths
-from ..session import Session, resolve
+from ..session import Login, Session, resolve
 from . import process
 from .advice import explain_ssh_stderr
+from .colab_log import colab_context
 from .process import LineSink
 
 CONTROL_TIMEOUT = 15.0  # seconds for an `ssh -O` answer from a shared connection
@@ -110,9 +111,9 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
                                  f"it holds the Include that makes '{alias}' work: run `colabssh connect` again "
                                  "with the code the cell printed (`colabssh doctor` shows what else is missing)",
                                  BAD_INPUT)
-        colab_road = explain_ssh_stderr(alias, text)  # sessions through Google's `colab ssh --proxy-mode`
-        if colab_road is not None:
-            return colab_road
+        via_colab = explain_ssh_stderr(alias, text, *colab_context(Paths.from_env(), alias))  # `colab ssh`
+        if via_colab is not None:
+            return via_colab
         if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
             return ColabsshError(f"{alias}: the runtime's host key is not the one pinned for this session",
                                  "if you restarted the runtime, run the cell again and `colabssh connect` "
@@ -152,7 +153,7 @@ class Remote:
 
     def _batch_mode(self) -> list[str]:
         """Key sessions never prompt (a password session's ssh asks for the password)."""
-        return ["-o", "BatchMode=yes"] if self.session.auth == "key" else []
+        return ["-o", "BatchMode=yes"] if self.session.auth == Login.KEY else []
 
     def ssh_argv(self, remote_command: Optional[str] = None, *, tty: bool = False,
                  options: Sequence[str] = ()) -> list[str]:

@@ -57,6 +57,7 @@ from .render import (
     NAME,
     OWN_HEADER,
     HostEntry,
+    host_key_alias,
     path_text,
     quoted,
     render_host_entry,
@@ -322,11 +323,6 @@ def plan_forget(paths: Paths, alias: str) -> Plan:
     user_new = user_config_without_block(paths, user_old) if own_new is None else user_old
     return Plan({paths.known_hosts: (known_old, known_new), paths.config: (own_old, own_new),
                  paths.user_config: (user_old, user_new)}, (), paths.home, f"forget {alias}")
-
-
-def host_key_alias(alias: str) -> str:
-    """The stable HostKeyAlias of a session: its pin survives a new host name or port."""
-    return f"colabssh-{alias}"
 
 
 def pinned_key(paths: Paths, alias: str) -> str | None:

@@ -1,4 +1,5 @@
-"""How one session's ``Host`` block reads: the entry, its rendering and the ControlPath folder.
+"""How one session's ``Host`` block reads: the entry (a view of a ``Session``), its rendering and the ControlPath
+folder.
 
 The files it goes into, and the rules for changing them, are described in ``plan.py``.
 """
@@ -10,9 +11,11 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..errors import BAD_INPUT, FAILURE, ColabsshError
 from ..paths import Paths
+from ..session import Login, Session, Transport
 from .files import make_private_dir
 
 BEGIN_MARKER = "# >>> colabssh managed block (do not edit; `colabssh forget` removes it) >>>"
@@ -51,6 +54,28 @@ class HostEntry:
     password_auth: bool = False  # colab-ssh sessions: allow a password, still IdentitiesOnly
     connect_timeout: int | None = 20  # seconds; None for a ProxyCommand that may take minutes (colab creating
     # a runtime): OpenSSH's ConnectTimeout covers the banner and ends the ProxyCommand when it runs out
+
+
+def host_key_alias(alias: str) -> str:
+    """The stable HostKeyAlias of a session: its pin survives a new host name or port."""
+    return f"colabssh-{alias}"
+
+
+def entry_for(session: Session, paths: Paths, *, proxy_command: Optional[str] = None,
+              control_dir: Optional[Path] = None, connect_timeout: Optional[int] = 20) -> HostEntry:
+    """The Host block of SESSION: what its transport adds (a ProxyCommand, connection sharing, no ConnectTimeout
+    for a ProxyCommand that may take minutes) is passed in by the transport (connection/)."""
+    if session.pinned:
+        strict = "yes"  # the code's key, pinned in colabssh's known_hosts
+    elif session.tunnel == Transport.COLAB_CLI:
+        strict = "accept-new"  # pinned at first contact through Colab's authenticated connection
+    else:
+        strict = "ask"  # colab-ssh runtimes: ssh (or VS Code) asks once
+    return HostEntry(alias=session.alias, hostname=session.host, port=session.port, user=session.user,
+                     identity_file=paths.key, known_hosts=paths.known_hosts,
+                     host_key_alias=host_key_alias(session.alias), strict_host_key_checking=strict,
+                     proxy_command=proxy_command, control_dir=control_dir,
+                     password_auth=session.auth == Login.PASSWORD, connect_timeout=connect_timeout)
 
 
 def _no_controls(what: str, value: str) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from colabssh_cli import console
 from colabssh_cli.app import main
-from colabssh_cli.connection import colab_cli
+from colabssh_cli.connection import colab_bridge
 from colabssh_cli.errors import INTERRUPTED, UNREACHABLE
 from tests.cli.connection.test_colab_cli import ColabRoad, colab_road  # noqa: F401  (fixture)
 from tests.cli.connection.test_flow_e2e import close_masters_after, user_ssh  # noqa: F401  (fixture)
@@ -113,7 +113,7 @@ def silent_sshd() -> Iterator[int]:
 
 def test_no_banner_within_the_first_contacts_time_is_one_error_and_the_runtime_is_stopped(
         road, silent_sshd, isolated_home, monkeypatch, capsys):
-    monkeypatch.setattr(colab_cli, "FIRST_CONTACT_TIMEOUT", 1.0)  # counted from the runtime being made
+    monkeypatch.setattr(colab_bridge, "FIRST_CONTACT_TIMEOUT", 1.0)  # counted from the runtime being made
     monkeypatch.setenv("FAKE_COLAB_PORT", str(silent_sshd))
     assert main(road.connect_argv()) == UNREACHABLE
     err = capsys.readouterr().err
@@ -219,7 +219,7 @@ def test_a_second_ctrl_c_leaves_colab_to_finish_and_says_how_to_stop_the_runtime
 def test_colab_creating_for_too_long_is_left_to_finish_and_said_so(road, gate, isolated_home, monkeypatch,
                                                                      capsys):
     fifo = gate
-    monkeypatch.setattr(colab_cli, "CREATE_LIMIT", 1.0)
+    monkeypatch.setattr(colab_bridge, "CREATE_LIMIT", 1.0)
     assert main(road.connect_argv()) == UNREACHABLE
     err = capsys.readouterr().err
     s = road.session

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from colabssh_cli.connection import colab_cli
+from colabssh_cli.connection import colab_bridge
 from colabssh_cli.diagnosis import FAIL, OK, proxy_check
 from colabssh_cli.errors import ColabsshError
 from colabssh_cli.paths import Paths
@@ -157,7 +157,7 @@ def test_a_usage_error_of_colab_is_relayed_as_its_message(exe, client_key):
     paths = Paths.from_env()
     argv = [str(exe), "ssh", "--proxy-mode", "-s", "x", "-i", str(paths.key), "--no-such-flag"]
     with pytest.raises(ColabsshError) as caught:
-        colab_cli.first_contact(argv, "x.colab-cli.invalid", paths.key, "x", lambda line: None)
+        colab_bridge.first_contact(argv, "x.colab-cli.invalid", paths.key, "x", lambda line: None)
     message = caught.value.message
     assert "(No such option: --no-such-flag)" in message
     assert not set("╭╮╰╯│─") & set(message + caught.value.hint)

@@ -16,10 +16,10 @@ import subprocess
 from pathlib import Path
 
 from colabssh_cli.app import main
-from colabssh_cli.connection import flow as connect_core
 from colabssh_cli.errors import UNREACHABLE
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote.runner import close_shared_connection
+from colabssh_cli.sshconfig.effective import effective_options
 from tests.cli.connection.test_flow import tree
 from tests.cli.connection.test_flow_e2e import close_masters_after, cloudflared_env, stats  # noqa: F401  (fixtures)
 
@@ -45,7 +45,7 @@ def test_a_colab_ssh_session_pins_the_key_at_first_contact(runtime, isolated_hom
     assert f"host key {info.fingerprint} (shown by the runtime now; not pinned" in out
     paths = Paths.from_env()
     assert not paths.known_hosts.exists()  # nothing pinned yet
-    options = connect_core.effective_options(paths, "colab")
+    options = effective_options(paths, "colab")
     assert options["stricthostkeychecking"] == ["ask"]
     assert options["passwordauthentication"] == ["yes"]
     assert options["hostkeyalias"] == ["colabssh-colab"]
@@ -77,7 +77,7 @@ def test_a_colab_ssh_cloudflared_session_uses_the_local_cloudflared(start_runtim
     running = start_runtime("cloudflared", extra_env=cloudflared_env)
     assert main(["connect", "--cloudflared-host", running.info.host, "--password", "--no-open"]) == 0
     paths = Paths.from_env()
-    options = connect_core.effective_options(paths, "colab")
+    options = effective_options(paths, "colab")
     exe = str(tmp_path / "cloudflared-bin" / "cloudflared")
     assert options["proxycommand"] == [f'"{exe}" access ssh --hostname %h']
     assert options["hostname"] == [running.info.host] and options["port"] == ["22"]

@@ -20,11 +20,12 @@ import pytest
 
 from colab_bootstrap import conncode
 from colabssh_cli.app import main
-from colabssh_cli.connection import flow as connect_core
+from colabssh_cli.connection.tunnel import TunnelConnector
 from colabssh_cli.errors import BAD_INPUT, MISSING_TOOL, UNREACHABLE, ColabsshError
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote.runner import close_shared_connection
-from colabssh_cli.session import load_sessions
+from colabssh_cli.session import Session, load_sessions
+from colabssh_cli.sshconfig import effective as ssh_g
 from tests.cli.connection.test_flow import tree
 from tests.cli.sshconfig.test_support import snapshot
 from tests.fakes import FAKE_CLOUDFLARED, STANDINS, new_key, ngrok_env, path_with_standins
@@ -107,9 +108,9 @@ def test_connect_then_openssh_logs_in_with_the_written_config(runtime, isolated_
     assert not (isolated_home / ".ssh" / "known_hosts").exists()
     # the oracle agrees with what colabssh meant to write
     paths = Paths.from_env()
-    entry = connect_core.host_entry(paths, "colab", connect_core.target_from_code(runtime.code), None)
-    effective = connect_core.effective_options(paths, "colab")
-    assert connect_core.mismatches(effective, entry) == []
+    entry = TunnelConnector(Session.from_code("colab", runtime.code)).host_entry(paths)
+    effective = ssh_g.effective_options(paths, "colab")
+    assert ssh_g.mismatches(effective, ssh_g.expected_options(entry)) == []
     # B5: a dead tunnel is noticed (keep-alives through the encrypted channel, a connect timeout)
     assert [effective[k] for k in ("serveraliveinterval", "serveralivecountmax", "connecttimeout")] == [
         ["15"], ["4"], ["20"]]

@@ -220,3 +220,20 @@ def test_other_versions_texts_are_recognised(text, has):
     assert error is not None and has in error.message
     unrelated = "kex_exchange_identification: Connection closed by remote host"
     assert colab_cli_errors.explain_colab_stderr(unrelated, "x") is None
+
+
+def test_advice_is_a_function_of_what_was_said_and_reads_no_file(isolated_home):
+    """explain_ssh_stderr takes the session and colab's log as arguments: no session store, no log, no HOME."""
+    from colabssh_cli.session import Session, Transport
+
+    runtime = Session(alias="gpu", host="work.colab-cli.invalid", port=22, user="root", tunnel=Transport.COLAB_CLI,
+                        extra={"session": "work"})
+    error = colab_cli_errors.explain_ssh_stderr("gpu", "kex_exchange_identification: Connection closed", runtime,
+                                                "[colab] Error: HTTP 404 /colab/ssh endpoint\n")
+    assert error is not None and error.message == "gpu: the runtime of colab session 'work' has no SSH (HTTP 404)"
+    assert not (isolated_home / ".ssh").exists()
+    tunnel = Session(alias="colab", host="h", port=1, user="root", tunnel=Transport.NGROK)
+    assert colab_cli_errors.explain_ssh_stderr("colab", "Connection refused", tunnel, "") is None
+    assert colab_cli_errors.explain_ssh_stderr("colab", "Connection refused") is None
+    said = colab_cli_errors.explain_ssh_stderr("colab", "[colab] Error: HTTP 429 too many", None, "")
+    assert said is not None and "HTTP 429" in said.message

@@ -1,0 +1,140 @@
+"""connect's transaction on the files, and its exact inverse: apply a plan once ``ssh -G`` agrees, check it with
+OpenSSH and put the files back when a check fails (``apply_and_verify``); `forget` (``forget``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+from ..errors import BAD_INPUT, UNREACHABLE, ColabsshError
+from ..paths import Paths
+from ..remote import process
+from ..remote.colab_log import drop_log, log_path
+from ..remote.runner import close_shared_connection, explain_ssh_failure, ssh_base
+from ..session import Session, load_sessions, planned_sessions, validate_alias, with_session, without_session
+from ..sshconfig.apply import apply, apply_with_retry
+from ..sshconfig.effective import preview_effective, verify_effective
+from ..sshconfig.files import BACKUP_MARK, remove_file
+from ..sshconfig.files import resolve_target as file_behind
+from ..sshconfig.plan import Plan, plan_connect, plan_forget
+from ..sshconfig.render import HostEntry
+from ..sshconfig.text import host_block, split_lines
+
+Report = Callable[[str], None]
+CHECK_TIMEOUT = 60.0
+
+
+def planned(make: Callable[[], Plan]) -> Plan:
+    """A plan, with the renderer's refusal of a value (ValueError) turned into one clear line."""
+    try:
+        return make()
+    except ValueError as exc:
+        raise ColabsshError(f"colabssh will not write this into an ssh config: {exc}",
+                            "use plain host names, user names and folder names", BAD_INPUT) from None
+
+
+def undo(paths: Paths, plan: Plan, written: list[Path]) -> None:
+    """Put the files back to the bytes they had before `plan` was applied, and drop the backup of the user's
+    config that applying it made (WRITTEN: what apply returned; the backup holds the bytes put back)."""
+    reverse = plan.reversed()
+    if reverse.changed():
+        apply(paths, reverse)
+    for path in written:
+        if BACKUP_MARK in path.name and path.parent == file_behind(paths.user_config).parent:
+            remove_file(path)
+
+
+def confirm_with_openssh(paths: Paths, alias: str) -> None:
+    """``ssh -F <user config> -o BatchMode=yes ALIAS true``: what works here works for VS Code."""
+    argv = [*ssh_base(paths), "-o", "BatchMode=yes", "-T", alias, "true"]
+    try:
+        result = process.run(argv, timeout=CHECK_TIMEOUT)
+    except process.TimedOut:
+        raise ColabsshError(f"`ssh {alias} true` did not finish within {CHECK_TIMEOUT:.0f} s",
+                            "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
+    if result.returncode != 0:
+        error = explain_ssh_failure(alias, result.returncode, result.stderr)
+        detail = (result.stderr.strip().splitlines() or [""])[-1]
+        raise ColabsshError(f"OpenSSH could not log in where colabssh's own check could: {error.message}"
+                            + (f" [{detail}]" if detail and detail not in error.message else ""),
+                            error.hint or "look for a setting in ~/.ssh/config that applies to every host",
+                            UNREACHABLE)
+
+
+def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_check: Optional[Callable[[], None]],
+                     before_undo: Callable[[], object] = lambda: None, session: Optional[Session] = None
+                     ) -> list[Path]:
+    """Write ENTRY, PIN and SESSION (its record in sessions.json) as one transaction under the lock, once
+    ``ssh -G`` on the planned files agrees; then check what OpenSSH makes of the written files and run
+    LOGIN_CHECK (None: no login). If a check fails, BEFORE_UNDO runs, the files go back to the bytes they had,
+    and the error says so. Returns the paths written (none when the files were already so)."""
+    applied: list[Plan] = []
+
+    def make_plan() -> Plan:
+        fresh = planned(lambda: plan_connect(paths, entry, pin))
+        if session is not None:
+            fresh = fresh.with_file(paths.sessions, *planned_sessions(paths, with_session(session)))
+        if fresh.changed():
+            preview_effective(paths, fresh, entry)
+        applied.append(fresh)
+        return fresh
+
+    written = list(apply_with_retry(paths, make_plan) or [])
+    try:
+        verify_effective(paths, entry)
+        if login_check is not None:
+            login_check()
+    except (ColabsshError, KeyboardInterrupt) as exc:  # Ctrl-C during the login check: the files go back too
+        if applied and written:
+            before_undo()
+            try:
+                undo(paths, applied[-1], written)
+                note = "colabssh put its files back as they were"
+            except ColabsshError as undo_error:
+                note = f"colabssh could not put its files back: {undo_error.message}"
+            if isinstance(exc, ColabsshError):
+                exc.hint = f"{exc.hint}; {note}" if exc.hint else note
+        raise
+    return written
+
+
+def _known(paths: Paths, alias: str) -> bool:
+    """Whether ALIAS has a session record or a Host block (read without the lock: a hint, not a decision)."""
+    try:
+        return alias in load_sessions(paths) or host_block(split_lines(paths.config.read_bytes()), alias) is not None
+    except (ColabsshError, OSError):
+        return False
+
+
+def forget(alias: str, paths: Optional[Paths] = None, report: Report = lambda line: None) -> list[Path]:
+    """The exact inverse of connect: close the shared connection, then remove the block, the pin and the session
+    in one transaction (the Include block with the last session).
+
+    It first finishes what a killed run left (repair.py); when that already removed ALIAS (a forget of it that
+    was cut short), the forget is done."""
+    from ..sshconfig.repair import dropped, repair
+
+    paths = paths or Paths.from_env()
+    validate_alias(alias)
+    known_before = _known(paths, alias)
+    repairs = repair(paths)
+    for fixed in repairs:
+        report(f"repaired: {fixed.line}")  # said here too: repair_first would hide which alias went
+    if not _known(paths, alias) and (known_before or dropped(repairs, alias)):
+        drop_log(paths, alias)
+        return []
+    plan_forget(paths, alias)  # an unknown alias or malformed markers: refused before anything is closed
+    written: list[Path] = []
+    if close_shared_connection(paths, alias):
+        report(f"closed the shared connection of '{alias}'")
+
+    def make_plan() -> Plan:
+        plan = plan_forget(paths, alias)
+        return plan.with_file(paths.sessions, *planned_sessions(paths, without_session(alias)))
+
+    written += list(apply_with_retry(paths, make_plan) or [])
+    if drop_log(paths, alias):
+        written.append(log_path(paths, alias))
+    return written
