@@ -2,9 +2,8 @@
 path rules, rsync's exit codes in plain words, and the parser that turns rsync's output into events.
 
 Standard library only, and portable: the laptop imports this module (on Windows too), never ``sync_runner``,
-which needs POSIX (fork, setsid, flock, /proc). ``sync_runner`` imports it from the package when the cell runs
-it, from its own folder when it runs as a script, and, when ``colabssh sync`` ships it over SSH, from the module
-that ``BOOT`` makes out of this file's source: the laptop sends both sources on stdin, joined by ``pack``.
+which needs POSIX (fork, setsid, flock, /proc). On the runtime both are modules of the package, from the cell's
+bundle or the one ``colabssh sync`` ships (``colab_bootstrap.ship``).
 """
 
 from __future__ import annotations
@@ -14,19 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Optional
 
-try:
-    from .errors import BootstrapError
-except ImportError:  # shipped over SSH, or run as a script: no package around this file
-
-    class BootstrapError(Exception):  # type: ignore[no-redef]
-        def __init__(self, message: str, hint: str = "") -> None:
-            super().__init__(message)
-            self.message = message
-            self.hint = hint
-
-        def __str__(self) -> str:
-            return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
-
+from .errors import BootstrapError
 
 DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
 PROGRESS_EVERY = 0.1  # seconds between progress events
@@ -41,21 +28,6 @@ EXIT_NO_RSYNC = 68
 EXIT_LOST = 69  # the run ended without a result: its worker was killed
 EXIT_BAD_STATE = 70  # a file of colabssh's own state on the runtime is not what it wrote (a FIFO, a folder...)
 EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
-
-# What the laptop runs with the runtime's python: stdin holds this module's source and the runner's, joined by a
-# NUL (which no source holds); this module becomes ``sync_protocol``, the runner runs as __main__, the
-# arguments follow.
-BOOT = ('import sys,types;p,r=sys.stdin.read().split("\\0",1);m=types.ModuleType("sync_protocol");'
-        'sys.modules["sync_protocol"]=m;exec(compile(p,"<colabssh sync_protocol>","exec"),m.__dict__);'
-        'exec(compile(r,"<colabssh sync_runner>","exec"),{"__name__":"__main__"})')
-
-
-def pack(protocol_source: str, runner_source: str) -> bytes:
-    """What BOOT reads on stdin: this module's source, a NUL, the runner's source."""
-    if "\0" in protocol_source or "\0" in runner_source:
-        raise ValueError("a source holds a NUL byte")
-    return f"{protocol_source}\0{runner_source}".encode()
-
 
 RSYNC_ADVICE = {
     1: "rsync refused colabssh's options (is rsync on the runtime very old?); see the messages above",

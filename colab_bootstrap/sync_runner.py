@@ -1,9 +1,8 @@
 """Back the content root up to Drive (and restore it) ON the runtime: rsync under a lock, detached, its log followed.
 
-Standard library only, POSIX only (fork, setsid, flock, /proc): ``colabssh sync`` ships this file's source over SSH,
-after that of ``sync_protocol`` (what the laptop shares with it, portable), and runs it with the runtime's python
-(``sync_protocol.BOOT``); the cell imports it to run the same sync on a timer (``start_periodic``). Run as a script
-(beside sync_protocol.py) it takes the same sub-commands.
+Standard library only, POSIX only (fork, setsid, flock, /proc): ``colabssh sync`` runs this module with the
+runtime's python (``colab_bootstrap.ship``: the package cached there, or sent); what the laptop shares with it is
+``sync_protocol`` (portable). The cell imports it to run the same sync on a timer (``start_periodic``).
 
 One run, from the laptop, in ONE remote command (each extra command costs a shell start):
 
@@ -49,44 +48,24 @@ from pathlib import Path
 from typing import Optional
 
 # What the laptop shares with this runner lives in sync_protocol (portable: the laptop never imports this POSIX-only
-# file). In the cell it is this package's module; run as a script, the file beside this one; shipped over SSH, the
-# module that sync_protocol.BOOT makes from the source sent before this one.
-try:
-    from .sync_protocol import (
-        DEFAULT_FOLDER,
-        EXIT_BAD_INPUT,
-        EXIT_BAD_STATE,
-        EXIT_LOCKED,
-        EXIT_LOST,
-        EXIT_NO_DRIVE,
-        EXIT_NO_RSYNC,
-        EXIT_NO_SPACE,
-        EXIT_SIGNAL,
-        RSYNC_ADVICE,  # noqa: F401  (re-exported: the reference's test reads it here)
-        LogParser,
-        SyncRefused,
-        advice_for,
-        clean_relative,
-        human_size,
-    )
-except ImportError:
-    from sync_protocol import (  # type: ignore[no-redef]
-        DEFAULT_FOLDER,
-        EXIT_BAD_INPUT,
-        EXIT_BAD_STATE,
-        EXIT_LOCKED,
-        EXIT_LOST,
-        EXIT_NO_DRIVE,
-        EXIT_NO_RSYNC,
-        EXIT_NO_SPACE,
-        EXIT_SIGNAL,
-        RSYNC_ADVICE,  # noqa: F401  (re-exported: the reference's test reads it here)
-        LogParser,
-        SyncRefused,
-        advice_for,
-        clean_relative,
-        human_size,
-    )
+# module).
+from .sync_protocol import (
+    DEFAULT_FOLDER,
+    EXIT_BAD_INPUT,
+    EXIT_BAD_STATE,
+    EXIT_LOCKED,
+    EXIT_LOST,
+    EXIT_NO_DRIVE,
+    EXIT_NO_RSYNC,
+    EXIT_NO_SPACE,
+    EXIT_SIGNAL,
+    RSYNC_ADVICE,  # noqa: F401  (re-exported: the reference's test reads it here)
+    LogParser,
+    SyncRefused,
+    advice_for,
+    clean_relative,
+    human_size,
+)
 
 TRASH_FOLDER = "colabssh/trash"  # dated folders of deleted and replaced files, relative to the Drive folder
 TMP_FOLDER = ".colabssh-tmp"  # rsync's temp files, at the top of the destination (same filesystem: a rename)

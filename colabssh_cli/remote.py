@@ -173,10 +173,6 @@ class Remote:
             argv += ["--", remote_command]
         return argv
 
-    def python_command(self, args: Sequence[str] = ()) -> str:
-        """The remote shell command that runs the runtime's python on a script from stdin."""
-        return shlex.join([self.session.python, "-", *args])
-
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
             check: bool = True) -> Completed:
         """Run a remote shell command; with check, ssh failures and exit 127 raise advice."""
@@ -191,8 +187,10 @@ class Remote:
         return Completed(result.returncode, result.stdout, result.stderr)
 
     def stream(self, command: str, *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
-               on_stderr: Optional[LineSink] = None, check: bool = True) -> int:
-        """Run a remote command, handing each output line to a callback as it arrives; return its exit code."""
+               on_stderr: Optional[LineSink] = None, check: bool = True, timeout: Optional[float] = None) -> int:
+        """Run a remote command, handing each output line to a callback as it arrives; return its exit code.
+
+        Past TIMEOUT seconds ssh is killed and the runtime's silence raised as advice (as ``run`` does)."""
         process = subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE if input is not None
                                    else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         stderr_tail: list[str] = []
@@ -226,10 +224,15 @@ class Remote:
             except BrokenPipeError:
                 pass
         try:
-            returncode = process.wait()
+            returncode = process.wait(timeout)
         except KeyboardInterrupt:  # Ctrl-C is answered within 2 s: ssh gets half a second to go, then SIGKILL
             stop_child(process, grace=0.5)
             raise
+        except subprocess.TimeoutExpired:  # the pipes are not waited on: a shared connection's master may hold them
+            process.kill()
+            process.wait()
+            raise ColabsshError(f"{self.alias}: the runtime did not answer within {timeout:.0f} s",
+                                "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
         for thread in threads:
             thread.join()
         if sink_errors:
@@ -237,12 +240,6 @@ class Remote:
         if check and returncode in (255, 127):
             raise explain_ssh_failure(self.alias, returncode, "\n".join(stderr_tail))
         return returncode
-
-    def run_python(self, source: str, args: Sequence[str] = (), *, on_stdout: Optional[LineSink] = None,
-                   on_stderr: Optional[LineSink] = None) -> int:
-        """Ship a stdlib-only script as source and run it with the runtime's python (the cell's)."""
-        return self.stream(self.python_command(args), input=source.encode("utf-8"),
-                           on_stdout=on_stdout, on_stderr=on_stderr)
 
     def write_file(self, remote_path: str, data: bytes, *, mode: int = 0o644) -> None:
         """Write bytes to a file on the runtime through stdin: a temp file beside it, then a rename."""

@@ -1,14 +1,14 @@
 """The laptop side of `colabssh sync`, `restore`, `pull` and `push` (no typer, no rich: commands/sync.py renders).
 
-``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command
-ships ``colab_bootstrap/sync_protocol.py`` and ``sync_runner.py`` as source (stdin) and runs the runner with the
-runtime's python. This side imports only the portable ``sync_protocol`` (the runner needs POSIX: fcntl, fork). That one
-command takes the lock, checks, starts rsync detached and follows its log; each line it prints is a JSON event
-(progress, items, warnings, then the result), handed here to ``on_event`` as it arrives. A Ctrl-C stops the run
-on the runtime too (a dropped link does not: ``attach`` follows a run again): the laptop names its run with a
-random token, and on Ctrl-C a second command (``cancel --token``) stops that run, whatever phase it is in, waits
-for it to end and says what became of it; within two seconds the command ends (exit 130) with one line saying
-what state the backup is in and what to run (``SyncInterrupted``).
+``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command runs the
+runner, ``colab_bootstrap.sync_runner``, with the runtime's python (``shipping.run_module``: the code cached on the
+runtime, or sent when it is not there). This side imports only the portable ``sync_protocol`` (the runner needs
+POSIX: fcntl, fork). That one command takes the lock, checks, starts rsync detached and follows its log; each line
+it prints is a JSON event (progress, items, warnings, then the result), handed here to ``on_event`` as it arrives. A
+Ctrl-C stops the run on the runtime too (a dropped link does not: ``attach`` follows a run again): the laptop names
+its run with a random token, and on Ctrl-C a second command (``cancel --token``) stops that run, whatever phase it
+is in, waits for it to end and says what became of it; within two seconds the command ends (exit 130) with one line
+saying what state the backup is in and what to run (``SyncInterrupted``).
 
 ``pull`` and ``push`` copy between the laptop and the runtime with the laptop's rsync over the same pinned
 OpenSSH connection (``rsync -e "ssh -F <config>"``), or with scp where there is no rsync (Windows).
@@ -30,16 +30,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
-import colab_bootstrap
 from colab_bootstrap import sync_protocol
 from colab_bootstrap.processes import stop_child
 
 from .errors import BAD_INPUT, FAILURE, INTERRUPTED, MISSING_TOOL, UNREACHABLE, ColabsshError
 from .remote import Remote, explain_ssh_failure
+from .shipping import run_module
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -49,6 +48,7 @@ CTRL_C_SECONDS = 2.0  # a Ctrl-C ends the command within this, the state of the 
 STOP_WAIT = 0.7  # how long the runtime waits for the stopped run to end before it answers
 STOP_MARGIN = 0.7  # of CTRL_C_SECONDS, for what comes before the stop (ssh ending: 0.25 s on a dead link) and after
 printable = sync_protocol.printable
+RUNNER_MODULE = "colab_bootstrap.sync_runner"  # run on the runtime through colabssh_cli.shipping
 
 # The runner's refusals (kind) as laptop exit codes; rsync's own non-zero codes pass through unchanged.
 _KIND_EXIT_CODES = {"bad_input": BAD_INPUT, "no_backup": BAD_INPUT, "no_job": BAD_INPUT, "no_content": FAILURE,
@@ -94,16 +94,10 @@ class SyncOutcome:
         return document
 
 
-def runner_payload() -> bytes:
-    """What the remote command reads on stdin (sync_protocol.BOOT): the protocol's source, then the runner's."""
-    package = resources.files(colab_bootstrap)
-    return sync_protocol.pack(package.joinpath("sync_protocol.py").read_text(encoding="utf-8"),
-                              package.joinpath("sync_runner.py").read_text(encoding="utf-8"))
-
-
-def runner_command(remote: Remote, args: Sequence[str]) -> str:
-    """The one remote shell command: the runtime's python reads the runner's source from stdin, then runs it."""
-    return shlex.join([remote.session.python, "-S", "-c", sync_protocol.BOOT, *args])  # -S: stdlib only, no site
+def run_runner(remote: Remote, args: Sequence[str], *, on_stdout: Optional[Callable[[str], None]] = None,
+               on_stderr: Optional[Callable[[str], None]] = None, timeout: Optional[float] = None) -> int:
+    """Run the sync runner on the runtime with ARGS (colab_bootstrap's code, cached there or shipped)."""
+    return run_module(remote, RUNNER_MODULE, args, on_stdout=on_stdout, on_stderr=on_stderr, timeout=timeout)
 
 
 def remote_relative(path: str, content: str, what: str = "PATH") -> str:
@@ -207,12 +201,13 @@ def _noop(event: Event) -> None:
 def stop_run(remote: Remote, token: str, timeout: float) -> Optional[Event]:
     """Stop the run the laptop started with TOKEN (``cancel --token``), and hear what became of it: the runner's
     "cancelled" event (state: stopped, finished, not_found, lost, running), or None without an answer in time."""
-    command = runner_command(remote, ["cancel", "--token", token, "--wait", f"{min(STOP_WAIT, timeout / 2):.2f}"])
+    args = ["cancel", "--token", token, "--wait", f"{min(STOP_WAIT, timeout / 2):.2f}"]
+    lines: list[str] = []
     try:
-        result = remote.run(command, input=runner_payload(), timeout=max(timeout, 0.1), check=False)
+        run_runner(remote, args, on_stdout=lines.append, timeout=max(timeout, 0.1))
     except (ColabsshError, KeyboardInterrupt):  # no answer in time, or a second Ctrl-C: not waiting any longer
         return None
-    for line in result.stdout.decode("utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
             event = json.loads(line)
         except ValueError:
@@ -272,8 +267,8 @@ def run_sync(remote: Remote, options: SyncOptions, on_event: EventSink = _noop) 
     reader = _EventReader(on_event)
     token = secrets.token_hex(8)
     try:
-        code = remote.stream(runner_command(remote, start_args(remote, options, token)), input=runner_payload(),
-                             on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+        code = run_runner(remote, start_args(remote, options, token), on_stdout=reader.stdout_line,
+                          on_stderr=reader.stderr_line)
     except KeyboardInterrupt:
         begun = time.monotonic()
         if reader.result is not None:
@@ -302,8 +297,7 @@ def attach(remote: Remote, on_event: EventSink = _noop) -> SyncOutcome:
     """Follow the runtime's running sync (or replay its latest) to the end; Ctrl-C only stops following."""
     reader = _EventReader(on_event)
     try:
-        code = remote.stream(runner_command(remote, ["attach"]), input=runner_payload(),
-                             on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+        code = run_runner(remote, ["attach"], on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
     except KeyboardInterrupt:
         raise SyncInterrupted("interrupted: stopped following; the sync goes on on the runtime",
                               "`colabssh sync --attach` follows it again") from None
@@ -387,9 +381,7 @@ def _needs_rsync_installed(stderr: str) -> bool:
 
 
 def install_remote_rsync(remote: Remote) -> None:
-    result = remote.run(runner_command(remote, ["ensure-rsync"]), input=runner_payload(), timeout=600,
-                        check=True)
-    if result.returncode != 0:
+    if run_runner(remote, ["ensure-rsync"], timeout=600) != 0:
         raise ColabsshError("rsync is not installed on the runtime and could not be installed",
                             "install it there: apt-get install rsync", MISSING_TOOL)
 

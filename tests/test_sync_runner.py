@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from colab_bootstrap import sync_protocol, sync_runner
+from colab_bootstrap import sync_runner
 from colab_bootstrap.sync_runner import Request, SyncRefused
-
-RUNNER = Path(sync_runner.__file__)
-PAYLOAD = sync_protocol.pack(Path(sync_protocol.__file__).read_text(), RUNNER.read_text())  # what the laptop sends
+from tests.shipped import BUNDLE, PAYLOAD, boot_argv, feed
 
 
 @pytest.fixture
@@ -32,9 +30,9 @@ def tree(tmp_path: Path) -> dict[str, Path]:
 
 
 def run_runner(tree: dict[str, Path], *args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
-    """The runner as the laptop runs it: source on stdin through BOOT, JSON events on stdout."""
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), *args]
+    """The runner as the laptop runs it (BOOT, the bundle on stdin), JSON events on stdout."""
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), *args)
     done = subprocess.run(argv, input=PAYLOAD, capture_output=True, timeout=60,
                           env={**os.environ, **(env or {})})
     events = [json.loads(line) for line in done.stdout.decode().splitlines()]
@@ -290,12 +288,11 @@ def test_a_drive_folder_inside_the_content_root_is_never_copied_into_itself(tmp_
 
 def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[str, Path]) -> None:
     (tree["content"] / "big.bin").write_bytes(os.urandom(5_000_000))
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "500"]
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "500")
     follower = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert follower.stdin is not None and follower.stdout is not None
-    follower.stdin.write(PAYLOAD)
-    follower.stdin.close()
+    feed(follower)
     begin, start = json.loads(follower.stdout.readline()), json.loads(follower.stdout.readline())
     assert begin["event"] == "begin" and begin["pid"] == follower.pid and start["event"] == "start"
     job = tree["state"] / "sync" / "jobs" / start["job"]
@@ -309,7 +306,6 @@ def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[st
     assert worker is not None and jobs.is_locked()
     os.kill(worker, signal.SIGKILL)
     os.killpg(rsync_group, signal.SIGKILL)
-    follower.stdin = None  # already sent and closed
     out, err = follower.communicate(timeout=30)
     report = json.loads(out.decode().splitlines()[-1])
     assert follower.returncode == sync_runner.EXIT_LOST, err
@@ -321,7 +317,7 @@ def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[st
 # ------------------------------------------------------------------------------------------- the cell's periodic sync
 def run_boot(*args: str) -> tuple[int, list[dict]]:
     """Any runner command (attach, cancel...) as the laptop runs it."""
-    done = subprocess.run([sys.executable, "-c", sync_protocol.BOOT, *args], input=PAYLOAD, capture_output=True,
+    done = subprocess.run(boot_argv(*args), input=PAYLOAD, capture_output=True,
                           timeout=60)
     assert done.stderr == b"", done.stderr.decode()
     return done.returncode, [json.loads(line) for line in done.stdout.decode().splitlines()]
@@ -428,20 +424,18 @@ def test_a_bang_line_that_would_clear_colabsshs_exclusions_is_refused(tree: dict
 
 
 # ------------------------------------------------------------------------------------------- shipping (18)
-def test_the_runner_runs_beside_its_protocol_as_a_script_and_shipped_alone_with_it(tree: dict[str, Path],
-                                                                                 tmp_path: Path) -> None:
-    """Outside the package: as a script (sync_protocol.py beside it) and as the two sources BOOT gets."""
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    for module in (sync_runner, sync_protocol):
-        (alone / Path(module.__file__).name).write_text(Path(module.__file__).read_text())
+def test_the_runner_runs_shipped_alone_then_from_the_cache(tree: dict[str, Path], tmp_path: Path) -> None:
+    """Outside any checkout (python -I -S, another folder): from the bundle sent on stdin, then from the cache."""
     (tree["content"] / "x.txt").write_text("x")
-    done = subprocess.run([sys.executable, "-S", str(alone / "sync_runner.py"), "start", "--state", str(tree["state"]),
-                           "--content", str(tree["content"]), "--drive", str(tree["drive"])], capture_output=True,
-                          timeout=60, cwd="/")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["COLABSSH_STATE"] = str(tree["state"])
+    argv = [sys.executable, "-I", *boot_argv("start", "--state", str(tree["state"]), "--content",
+                                             str(tree["content"]), "--drive", str(tree["drive"]))[1:]]
+    done = subprocess.run(argv, input=PAYLOAD, capture_output=True, timeout=60, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout.decode().splitlines()[-1])["new_files"] == 1
-    code, events = run_boot("attach", "--state", str(tree["state"]))  # python -c BOOT, both sources on stdin
-    assert code == 0 and events[-1]["new_files"] == 1
-    with pytest.raises(ValueError):
-        sync_protocol.pack("x = '\0'", "")
+    assert (tree["state"] / "code" / BUNDLE.digest).is_file()
+    again = subprocess.run([sys.executable, "-I", *boot_argv("attach", "--state", str(tree["state"]))[1:]],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr.decode()
+    assert json.loads(again.stdout.decode().splitlines()[-1])["new_files"] == 1

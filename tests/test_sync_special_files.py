@@ -28,9 +28,8 @@ from pathlib import Path
 import pytest
 
 from colab_bootstrap import sync_protocol, sync_runner
+from tests.shipped import PAYLOAD, boot_argv, feed
 
-RUNNER = Path(sync_runner.__file__)
-PAYLOAD = sync_protocol.pack(Path(sync_protocol.__file__).read_text(), RUNNER.read_text())
 MEMORY_CAP = 1 << 30  # address space of each runner started here: reading /dev/zero whole fails, not the machine
 DEADLINE = 20.0  # seconds a runner command may take here (they take well under one)
 HUGE = 8 << 30  # a sparse file: no disk used, but far beyond any cap
@@ -50,9 +49,9 @@ def tree(tmp_path: Path) -> dict[str, Path]:
 
 
 def runner(tree: dict[str, Path], *args: str) -> tuple[int, list[dict], str]:
-    """A runner command as the laptop runs it (BOOT, both sources on stdin), bounded in time and memory."""
+    """A runner command as the laptop runs it (BOOT, the bundle on stdin), bounded in time and memory."""
     try:
-        done = subprocess.run([sys.executable, "-c", sync_protocol.BOOT, *args], input=PAYLOAD, capture_output=True,
+        done = subprocess.run(boot_argv(*args), input=PAYLOAD, capture_output=True,
                               timeout=DEADLINE, preexec_fn=capped_memory)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"`{args[0]}` did not end within {DEADLINE} s (blocked on a special file?)") from None
@@ -419,18 +418,16 @@ def test_a_killed_worker_leaves_rsync_holding_the_lock_and_the_next_run_takes_it
     """kill -9 of the worker: rsync runs on with the lock (no second sync may write beside it); the next sync sees
     the recorded holder gone, stops that rsync, notes it, and runs."""
     (tree["content"] / "big.bin").write_bytes(os.urandom(5_000_000))
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "300"]
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "300")
     follower = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert follower.stdin is not None and follower.stdout is not None
-    follower.stdin.write(PAYLOAD)
-    follower.stdin.close()
+    feed(follower)
     started = next(event for event in map(json.loads, follower.stdout) if event["event"] == "start")
     job = tree["state"] / "sync" / "jobs" / started["job"]
     wait_until(lambda: sync_runner.worker_pid(job) and (job / "rsync.pid").exists(), what="the worker")
     rsync = int((job / "rsync.pid").read_text())
     os.kill(sync_runner.worker_pid(job) or 0, signal.SIGKILL)
-    follower.stdin = None
     try:
         code, events, err = start(tree)
     finally:
@@ -465,13 +462,11 @@ def frozen_while_preparing(tree: dict[str, Path], token: str) -> subprocess.Pope
         (tree["content"] / f"d{folder}").mkdir()
         for name in range(1000):
             (tree["content"] / f"d{folder}" / f"f{name}").write_bytes(b"x")
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), "--token", token]
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), "--token", token)
     runner_process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert runner_process.stdin is not None
-    runner_process.stdin.write(PAYLOAD)
-    runner_process.stdin.close()
-    runner_process.stdin = None
+    feed(runner_process)
     jobs = sync_runner.Jobs(tree["state"])
     deadline = time.monotonic() + 30
     while True:
@@ -496,12 +491,10 @@ def signal_pending(pid: int, sig: int) -> bool:
 def test_ctrl_c_while_the_runtime_is_still_checking_stops_the_run_and_frees_the_lock(tree: dict[str, Path]) -> None:
     token = "feedfacecafebeef"
     frozen = frozen_while_preparing(tree, token)
-    stop = subprocess.Popen([sys.executable, "-c", sync_protocol.BOOT, "cancel", "--state", str(tree["state"]),
-                             "--token", token, "--wait", "5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    stop = subprocess.Popen(boot_argv("cancel", "--state", str(tree["state"]),
+                             "--token", token, "--wait", "5"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert stop.stdin is not None
-    stop.stdin.write(PAYLOAD)
-    stop.stdin.close()
-    stop.stdin = None
+    feed(stop)
     wait_until(lambda: signal_pending(frozen.pid, signal.SIGTERM), what="the stop to reach the runner")
     os.kill(frozen.pid, signal.SIGCONT)
     out, _ = stop.communicate(timeout=30)
