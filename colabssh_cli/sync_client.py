@@ -1,14 +1,14 @@
 """The laptop side of `colabssh sync`, `restore`, `pull` and `push` (no typer, no rich: commands/sync.py renders).
 
 ``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command runs the
-runner, ``colab_bootstrap.sync_runner``, with the runtime's python (``shipping.run_module``: the code cached on the
-runtime, or sent when it is not there). This side imports only the portable ``sync_protocol`` (the runner needs
-POSIX: fcntl, fork). That one command takes the lock, checks, starts rsync detached and follows its log; each line
-it prints is a JSON event (progress, items, warnings, then the result), handed here to ``on_event`` as it arrives. A
-Ctrl-C stops the run on the runtime too (a dropped link does not: ``attach`` follows a run again): the laptop names
-its run with a random token, and on Ctrl-C a second command (``cancel --token``) stops that run, whatever phase it
-is in, waits for it to end and says what became of it; within two seconds the command ends (exit 130) with one line
-saying what state the backup is in and what to run (``SyncInterrupted``).
+runner, ``colab_bootstrap.sync.main``, with the runtime's python (``shipping.run_module``: the code cached on the
+runtime, or sent when it is not there). This side imports only the portable ``colab_bootstrap.sync.protocol`` (the
+runner needs POSIX: fcntl, fork). That one command takes the lock, checks, starts rsync detached and follows its
+log; each line it prints is a JSON event (progress, items, warnings, then the result), handed here to ``on_event``
+as it arrives. A Ctrl-C stops the run on the runtime too (a dropped link does not: ``attach`` follows a run again):
+the laptop names its run with a random token, and on Ctrl-C a second command (``cancel --token``) stops that run,
+whatever phase it is in, waits for it to end and says what became of it; within two seconds the command ends (exit
+130) with one line saying what state the backup is in and what to run (``SyncInterrupted``).
 
 ``pull`` and ``push`` copy between the laptop and the runtime with the laptop's rsync over the same pinned
 OpenSSH connection (``rsync -e "ssh -F <config>"``), or with scp where there is no rsync (Windows).
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from colab_bootstrap import sync_protocol
 from colab_bootstrap.processes import stop_child
+from colab_bootstrap.sync import protocol as sync_protocol
 
 from .errors import BAD_INPUT, FAILURE, INTERRUPTED, MISSING_TOOL, UNREACHABLE, ColabsshError
 from .remote import Remote, explain_ssh_failure
@@ -48,7 +48,7 @@ CTRL_C_SECONDS = 2.0  # a Ctrl-C ends the command within this, the state of the 
 STOP_WAIT = 0.7  # how long the runtime waits for the stopped run to end before it answers
 STOP_MARGIN = 0.7  # of CTRL_C_SECONDS, for what comes before the stop (ssh ending: 0.25 s on a dead link) and after
 printable = sync_protocol.printable
-RUNNER_MODULE = "colab_bootstrap.sync_runner"  # run on the runtime through colabssh_cli.shipping
+RUNNER_MODULE = "colab_bootstrap.sync.main"  # run on the runtime through colabssh_cli.shipping
 
 # The runner's refusals (kind) as laptop exit codes; rsync's own non-zero codes pass through unchanged.
 _KIND_EXIT_CODES = {"bad_input": BAD_INPUT, "no_backup": BAD_INPUT, "no_job": BAD_INPUT, "no_content": FAILURE,

@@ -11,7 +11,7 @@ from colab_bootstrap import ship
 BUNDLE = ship.Bundle.of_package()
 BOOT = ship.boot_program()
 PAYLOAD = BUNDLE.compressed()  # what the laptop sends when the runtime's cache misses
-RUNNER = "colab_bootstrap.sync_runner"
+RUNNER = "colab_bootstrap.sync.main"
 
 
 def boot_argv(*args: str, module: str = RUNNER) -> list[str]:

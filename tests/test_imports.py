@@ -14,7 +14,7 @@ import pytest
 import colab_bootstrap
 
 PACKAGE = Path(colab_bootstrap.__file__).parent
-MODULES = sorted(PACKAGE.glob("*.py"))
+MODULES = sorted(PACKAGE.rglob("*.py"))  # subpackages (sync/) too
 NEVER = {"colabssh_cli", "typer", "rich", "paramiko", "click"}
 HEAVY = ("paramiko", "pyngrok", "torch", "cryptography", "nacl", "yaml")
 
@@ -54,10 +54,11 @@ def _all_imports(tree: ast.Module) -> list[tuple[str, int]]:
 
 def test_there_are_modules_to_check():
     names = {path.stem for path in MODULES}
-    assert {"runtime", "sshd", "conncode", "tunnel_ngrok", "tunnel_cloudflared", "session_env"} <= names
+    assert {"runtime", "sshd", "conncode", "tunnel_ngrok", "tunnel_cloudflared", "session_env", "ship"} <= names
+    assert {PACKAGE / "sync" / "protocol.py", PACKAGE / "sync" / "main.py"} <= set(MODULES)
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_module_level_imports_are_standard_library_only(path):
     tree = ast.parse(path.read_text(), filename=str(path))
     allowed = set(sys.stdlib_module_names) | {"__future__"} | {p.stem for p in MODULES}  # siblings: checked too
@@ -65,7 +66,7 @@ def test_module_level_imports_are_standard_library_only(path):
     assert outside == [], f"{path.name} imports at module level: {outside}"
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_colab_bootstrap_never_imports_the_cli_side(path):
     tree = ast.parse(path.read_text(), filename=str(path))
     forbidden = [f"{name} (line {line})" for name, line in _all_imports(tree) if name in NEVER]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from colab_bootstrap.sync_protocol import human_size, printable
+from colab_bootstrap.sync.protocol import human_size, printable
 
 from ..app import app
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..remote import Remote
     from ..sync_client import SyncOptions, SyncOutcome
 
-DEFAULT_FOLDER = "colabssh/content"  # sync_protocol.DEFAULT_FOLDER (literal: --help imports nothing more)
+DEFAULT_FOLDER = "colabssh/content"  # sync.protocol.DEFAULT_FOLDER (literal: --help imports nothing more)
 
 _NAME = typer.Option(None, "--name", "-n", metavar="ALIAS",
                      help="The session to use (default: 'colab', or the only one).")

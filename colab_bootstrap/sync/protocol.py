@@ -1,9 +1,9 @@
 """What both sides of `colabssh sync` speak: the laptop's command line for the runner, the runner's exit codes,
 path rules, rsync's exit codes in plain words, and the parser that turns rsync's output into events.
 
-Standard library only, and portable: the laptop imports this module (on Windows too), never ``sync_runner``,
-which needs POSIX (fork, setsid, flock, /proc). On the runtime both are modules of the package, from the cell's
-bundle or the one ``colabssh sync`` ships (``colab_bootstrap.ship``).
+Standard library only, and portable: the laptop imports this module (on Windows too), never the rest of
+``colab_bootstrap.sync``, which needs POSIX (fork, setsid, flock, /proc). On the runtime it comes with the
+package, from the cell's bundle or the one ``colabssh sync`` ships (``colab_bootstrap.ship``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Optional
 
-from .errors import BootstrapError
+from ..errors import BootstrapError
 
 DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
 PROGRESS_EVERY = 0.1  # seconds between progress events

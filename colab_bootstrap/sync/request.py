@@ -1,0 +1,58 @@
+"""What one sync or restore is asked to do, as the runner holds it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .protocol import DEFAULT_FOLDER, SyncRefused, clean_relative
+
+
+@dataclass
+class Request:
+    """What to copy. ``mode`` "backup": content root -> Drive folder/FOLDER; "restore": the reverse."""
+
+    mode: str
+    content: Path
+    drive: Path
+    folder: str = DEFAULT_FOLDER
+    paths: list[str] = field(default_factory=lambda: ["."])
+    excludes: list[str] = field(default_factory=list)
+    delete: bool = False
+    dry_run: bool = False
+    force: bool = False
+    bwlimit: int = 0  # KiB/s, 0 = no limit
+
+    def checked(self) -> Request:
+        """This request with absolute roots and clean folder and paths; SyncRefused for what no run may take."""
+        if self.mode not in ("backup", "restore"):
+            raise SyncRefused(f"unknown sync mode {self.mode!r}")
+        folder = clean_relative(self.folder, "the Drive folder")
+        if folder == ".":
+            raise SyncRefused("the backup folder cannot be the Drive folder itself",
+                              f"name a folder inside it, e.g. --to {DEFAULT_FOLDER}")
+        paths = sorted({clean_relative(p, "the path") for p in self.paths or ["."]})
+        if "." in paths:
+            paths = ["."]
+        for pattern in self.excludes:
+            if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
+                raise SyncRefused(f"the exclude pattern {pattern!r} is empty or has a control character")
+            if pattern.strip() == "!" or pattern.startswith("! "):
+                raise SyncRefused(f"the exclude pattern {pattern!r} would clear colabssh's own exclusions (drive/, "
+                                  ".config/, caches)", "leave it out")
+        return replace(self, content=self.content.absolute(), drive=self.drive.absolute(), folder=folder,
+                       paths=paths, excludes=list(self.excludes))
+
+    @property
+    def source_root(self) -> Path:
+        return self.content if self.mode == "backup" else self.drive / self.folder
+
+    @property
+    def dest_root(self) -> Path:
+        return self.drive / self.folder if self.mode == "backup" else self.content
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    child_s, parent_s = os.path.realpath(child), os.path.realpath(parent)
+    return os.path.commonpath([child_s, parent_s]) == parent_s
