@@ -50,12 +50,6 @@ STOP_MARGIN = 0.7  # of CTRL_C_SECONDS, for what comes before the stop (ssh endi
 printable = sync_protocol.printable
 RUNNER_MODULE = "colab_bootstrap.sync.main"  # run on the runtime through colabssh_cli.shipping
 
-# The runner's refusals (kind) as laptop exit codes; rsync's own non-zero codes pass through unchanged.
-_KIND_EXIT_CODES = {"bad_input": BAD_INPUT, "no_backup": BAD_INPUT, "no_job": BAD_INPUT, "no_content": FAILURE,
-                    "no_drive": FAILURE, "no_space": FAILURE, "locked": FAILURE, "no_rsync": MISSING_TOOL,
-                    "failed": FAILURE, "bad_state": FAILURE}
-
-
 class SyncInterrupted(ColabsshError):
     """Ctrl-C: the command ends with exit 130 and one line saying what state the backup is in, and what to run."""
 
@@ -82,8 +76,13 @@ class SyncOutcome:
     warnings: list[Event] = field(default_factory=list)
 
     @property
+    def result(self) -> sync_protocol.SyncResult:
+        """The report, typed."""
+        return sync_protocol.SyncResult.from_event(self.report)
+
+    @property
     def exit_code(self) -> int:
-        code = int(self.report.get("exit", FAILURE))
+        code = int(self.result.exit)
         return FAILURE if code == sync_protocol.EXIT_LOST else code
 
     def as_json(self) -> dict[str, Any]:
@@ -185,7 +184,7 @@ class _EventReader:
         if self.error is not None:
             raise ColabsshError(printable(self.error.get("message", "the sync was refused")),
                                 printable(self.error.get("hint", "")),
-                                _KIND_EXIT_CODES.get(str(self.error.get("kind")), FAILURE))
+                                sync_protocol.laptop_exit(str(self.error.get("kind"))))
         if self.result is None:
             last = printable(next((line for line in reversed(self.stderr) if line.strip()),
                                   f"exit code {returncode}"))
@@ -306,14 +305,14 @@ def attach(remote: Remote, on_event: EventSink = _noop) -> SyncOutcome:
 
 def check(outcome: SyncOutcome) -> None:
     """Raise the run's failure (after the summary was shown): rsync's exit code and its advice."""
-    report = outcome.report
-    if report.get("lost"):
+    report = outcome.result
+    if report.lost:
         raise ColabsshError("the sync on the runtime stopped without recording a result (its worker was killed)",
-                            str(report.get("advice", "")), FAILURE)
+                            str(report.advice), FAILURE)
     code = outcome.exit_code
     if code:
-        what = "restore" if report.get("mode") == "restore" else "sync"
-        raise ColabsshError(f"the {what} ended with rsync exit code {code}", str(report.get("advice", "")), code)
+        what = "restore" if report.mode == "restore" else "sync"
+        raise ColabsshError(f"the {what} ended with rsync exit code {code}", str(report.advice), code)
 
 
 def run_every(every: float, run: Callable[[], SyncOutcome], show: Callable[[SyncOutcome], None],

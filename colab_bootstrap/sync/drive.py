@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .config import MOUNTINFO
-from .protocol import EXIT_NO_DRIVE, SyncRefused
+from .protocol import SyncRefused
 
 DRIVE_FSTYPE = "fuse.drive"
 
@@ -52,10 +52,10 @@ def check_drive(drive: Path, colab: bool, mountinfo: Path = MOUNTINFO) -> bool:
         if fstype != DRIVE_FSTYPE or not drive.is_dir():
             raise SyncRefused(f"{drive} is not on Google Drive's mount ({fstype or 'no mount found'})",
                               "mount Drive in the notebook (re-run the colabssh cell, or "
-                              "drive.mount('/content/drive')), then sync again", "no_drive", EXIT_NO_DRIVE)
+                              "drive.mount('/content/drive')), then sync again", "no_drive")
         return True
     if not drive.is_dir():
         raise SyncRefused(f"the Drive folder {drive} does not exist",
                           "on Colab, re-run the colabssh cell so it mounts Drive; elsewhere set COLABSSH_DRIVE "
-                          "to an existing folder before starting the cell", "no_drive", EXIT_NO_DRIVE)
+                          "to an existing folder before starting the cell", "no_drive")
     return False

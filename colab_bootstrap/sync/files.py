@@ -12,7 +12,7 @@ from typing import Optional
 
 from ..files import PRIVATE, write_atomically
 from .config import STATE_FILE_MAX
-from .protocol import EXIT_BAD_STATE, SyncRefused, human_size
+from .protocol import SyncRefused, human_size
 
 # Everything the runner opens could have been replaced by something else: a FIFO (opening it blocks until a writer
 # comes: forever, with the lock held), a link to /dev/zero (reading it never ends), a socket, a folder, or a huge
@@ -131,5 +131,5 @@ def os_failure(exc: OSError, root: Path, what: str = "the sync could not start")
             (f" -> {exc.filename2}" if exc.filename2 else "")
     if path and os.path.abspath(path).startswith(os.path.abspath(root) + os.sep):
         return SyncRefused(f"{what}: {detail}", f"it is colabssh's own state on the runtime: remove it (rm -r -- "
-                           f"{path}), then run the sync again", "bad_state", EXIT_BAD_STATE)
-    return SyncRefused(f"{what}: {detail}", "", "failed", 1)
+                           f"{path}), then run the sync again", "bad_state")
+    return SyncRefused(f"{what}: {detail}", "", "failed")

@@ -12,7 +12,7 @@ from typing import Optional
 from .config import POLL_SECONDS, STATE_FILE_MAX
 from .files import UnsafeFile, open_regular, os_failure, read_json, read_small
 from .jobs import Jobs, worker_pid
-from .protocol import EXIT_BAD_STATE, EXIT_LOST, LogParser, SyncRefused, advice_for, human_size
+from .protocol import EXIT_LOST, LogParser, SyncRefused, SyncResult, advice_for, human_size
 
 LOG_MAX = 1 << 30  # bytes of a job's log that are followed
 
@@ -31,7 +31,7 @@ def job_spec(job: Path, jobs: Jobs) -> dict:
         data = None
     if not isinstance(data, dict):
         raise SyncRefused(f"cannot follow the sync: {path} is damaged", f"it is colabssh's own state on the runtime: "
-                          f"remove it (rm -r -- {job}), then run the sync again", "bad_state", EXIT_BAD_STATE)
+                          f"remove it (rm -r -- {job}), then run the sync again", "bad_state")
     return data
 
 
@@ -39,23 +39,23 @@ def summary(job: Path, parser: LogParser, result: Optional[dict], spec: Optional
     spec = (read_json(job / "job.json") or {}) if spec is None else spec
     code = EXIT_LOST if result is None else int(result.get("exit", 1))
     duration = (result or {}).get("ended", time.time()) - spec.get("started", time.time())
-    return {
-        "event": "result", "job": job.name, "exit": code, "mode": spec.get("mode"), "origin": spec.get("origin"),
-        "dry_run": spec.get("dry_run", False), "source": spec.get("source"), "dest": spec.get("dest"),
-        "paths": spec.get("paths", ["."]), "trash": spec.get("trash") if parser.deleted or parser.changed_files
-        else None, "drive_cache": spec.get("drive_cache", False), "cancelled": bool((result or {}).get("cancelled")),
-        "new_files": parser.new_files, "changed_files": parser.changed_files, "new_folders": parser.new_folders,
-        "deleted": len(parser.deleted), "files_copied": parser.stats.get("files_copied", 0),
-        "bytes_copied": parser.stats.get("bytes_copied", 0), "total_bytes": parser.stats.get("total_bytes", 0),
-        "files_total": parser.stats.get("files_total", 0),
-        "entries": parser.stats.get("entries", 0), "skipped": parser.skipped[:100],
-        "kept_newer": spec.get("scan", {}).get("newer_in_dest", [])[:100],
-        "kept_newer_count": spec.get("scan", {}).get("newer_count", 0), "messages": parser.messages[-20:],
-        "seconds": round(max(duration, 0.0), 3), "ended": (result or {}).get("ended"),
-        "advice": advice_for(code) if code != EXIT_LOST else
+    return SyncResult(
+        job=job.name, exit=code, mode=spec.get("mode"), origin=spec.get("origin"),
+        dry_run=spec.get("dry_run", False), source=spec.get("source"), dest=spec.get("dest"),
+        paths=spec.get("paths", ["."]), trash=spec.get("trash") if parser.deleted or parser.changed_files
+        else None, drive_cache=spec.get("drive_cache", False), cancelled=bool((result or {}).get("cancelled")),
+        new_files=parser.new_files, changed_files=parser.changed_files, new_folders=parser.new_folders,
+        deleted=len(parser.deleted), files_copied=parser.stats.get("files_copied", 0),
+        bytes_copied=parser.stats.get("bytes_copied", 0), total_bytes=parser.stats.get("total_bytes", 0),
+        files_total=parser.stats.get("files_total", 0),
+        entries=parser.stats.get("entries", 0), skipped=parser.skipped[:100],
+        kept_newer=spec.get("scan", {}).get("newer_in_dest", [])[:100],
+        kept_newer_count=spec.get("scan", {}).get("newer_count", 0), messages=parser.messages[-20:],
+        seconds=round(max(duration, 0.0), 3), ended=(result or {}).get("ended"),
+        advice=advice_for(code) if code != EXIT_LOST else
         "the sync's worker on the runtime was killed before it could record a result; run the sync again",
-        "lost": result is None,
-    }
+        lost=result is None,
+    ).to_event()
 
 
 def open_log(job: Path) -> int:

@@ -18,7 +18,7 @@ from .config import POLL_SECONDS
 from .files import UnsafeFile, _not_regular, open_regular, os_failure, read_json, read_small, write_json, write_text
 from .plan import Plan, utc_stamp
 from .procs import ago, boot_id, clock, command_name, holders_of, process_start, process_started_at, signal_process
-from .protocol import EXIT_BAD_STATE, EXIT_LOCKED, SyncRefused
+from .protocol import SyncRefused
 
 KEEP_JOBS = 10
 LOCK_RECORD_MAX = 4096  # the lock's record of its holder
@@ -84,7 +84,7 @@ class Jobs:
         except UnsafeFile as exc:
             raise SyncRefused(f"the sync lock {exc}",
                               f"it is colabssh's own file on the runtime: remove it (rm -r -- {self.lock}), then run "
-                              "the sync again", "bad_state", EXIT_BAD_STATE) from None
+                              "the sync again", "bad_state") from None
 
     def try_lock(self) -> Optional[int]:
         """The lock's descriptor, or None while another process holds it (no record is written: see acquire)."""
@@ -197,8 +197,7 @@ class Jobs:
                 raise SyncRefused(
                     f"the sync lock is held by {others or 'an unknown process'}, but the sync that took it "
                     f"({describe_holder(record)}) is gone",
-                    "if that is a leftover, stop it on the runtime (kill PID), then run the sync again", "locked",
-                    EXIT_LOCKED)
+                    "if that is a leftover, stop it on the runtime (kill PID), then run the sync again", "locked")
             time.sleep(POLL_SECONDS)
         return stopped
 
@@ -209,7 +208,7 @@ class Jobs:
             holders = [pid for pid in holders_of(self.lock) if pid != os.getpid()]
             detail = f" (its lock is held by {', '.join(describe_process(pid) for pid in holders)})" if holders else ""
         return SyncRefused(f"a sync is already running on this runtime{detail}",
-                           "wait for it to finish, or follow it with `colabssh sync --attach`", "locked", EXIT_LOCKED)
+                           "wait for it to finish, or follow it with `colabssh sync --attach`", "locked")
 
     # ----- jobs
     def new_job(self, plan: Plan, origin: str, token: str = "") -> tuple[Path, dict]:

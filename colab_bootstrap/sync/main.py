@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from .plan import ensure_rsync
-from .protocol import DEFAULT_FOLDER, EXIT_NO_DRIVE, SyncRefused
+from .protocol import DEFAULT_FOLDER, SyncRefused
 from .request import Request
 from .runs import _refused, attach, cancel, emit_json, start
 
@@ -60,7 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args["drive"]:
             return _refused(SyncRefused("this runtime has no Drive folder",
                                         "on Colab, re-run the colabssh cell so it mounts Drive; elsewhere set "
-                                        "COLABSSH_DRIVE before starting the cell", "no_drive", EXIT_NO_DRIVE),
+                                        "COLABSSH_DRIVE before starting the cell", "no_drive"),
                             emit_json)
         request = Request(mode=args["mode"], content=Path(args["content"]), drive=Path(args["drive"]),
                           folder=args["folder"], paths=args["paths"] or ["."], excludes=args["exclude"],

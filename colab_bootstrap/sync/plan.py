@@ -15,7 +15,7 @@ from typing import Optional
 from .config import IGNORE_FILE, MOUNTINFO, SPACE_MARGIN
 from .drive import check_drive, on_colab
 from .files import file_kind
-from .protocol import DEFAULT_FOLDER, EXIT_NO_RSYNC, SyncRefused
+from .protocol import DEFAULT_FOLDER, SyncRefused
 from .request import Request, _inside
 from .scan import Excluder, Scan, bytes_to_copy, check_free_space, existing_ancestor, read_ignore_file, scan
 
@@ -67,7 +67,7 @@ def ensure_rsync(say: Callable[[str], None], is_root: Optional[bool] = None) -> 
         if found:
             return found
     raise SyncRefused("rsync is not installed on the runtime", "install it there: apt-get install rsync",
-                      "no_rsync", EXIT_NO_RSYNC)
+                      "no_rsync")
 
 
 def check_tmp_folder(tmp: Path) -> None:

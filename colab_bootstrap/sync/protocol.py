@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from typing import Optional
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
 
 from ..errors import BootstrapError
 
@@ -69,13 +70,78 @@ def advice_for(code: int) -> str:
     return RSYNC_ADVICE.get(code, f"rsync ended with exit code {code}; see the messages above")
 
 
-class SyncRefused(BootstrapError):
-    """A sync that must not start; ``kind`` and ``exit_code`` tell the laptop which one."""
+# The one table of refusals: each kind (the "error" event names it), the runner's exit code, and the exit code of
+# the laptop's colabssh for it (colabssh_cli.errors: 1 failure, 2 bad input, 4 missing tool). rsync's own codes
+# (below 64) pass through both unchanged; EXIT_LOST is a failure (1) on the laptop.
+REFUSALS: dict[str, tuple[int, int]] = {
+    "bad_input": (EXIT_BAD_INPUT, 2),
+    "no_backup": (EXIT_BAD_INPUT, 2),  # restore: no backup in the Drive folder
+    "no_job": (EXIT_BAD_INPUT, 2),  # cancel/attach: no such run
+    "no_content": (EXIT_BAD_INPUT, 1),
+    "no_drive": (EXIT_NO_DRIVE, 1),
+    "no_space": (EXIT_NO_SPACE, 1),
+    "locked": (EXIT_LOCKED, 1),
+    "no_rsync": (EXIT_NO_RSYNC, 4),
+    "failed": (1, 1),
+    "bad_state": (EXIT_BAD_STATE, 1),
+}
 
-    def __init__(self, message: str, hint: str = "", kind: str = "bad_input", exit_code: int = EXIT_BAD_INPUT):
+
+@dataclass
+class SyncResult:
+    """How a run ended, as both sides hold it: the runner's "result" event (``to_event``), read back by the laptop
+    (``from_event``; a key it does not know is left out, a missing one takes its default)."""
+
+    job: str = ""
+    exit: int = 1  # rsync's exit code, or EXIT_LOST
+    mode: Optional[str] = None  # backup | restore
+    origin: Optional[str] = None  # laptop | periodic
+    dry_run: bool = False
+    source: Optional[str] = None
+    dest: Optional[str] = None
+    paths: list[str] = field(default_factory=lambda: ["."])
+    trash: Optional[str] = None  # where deleted and replaced files went, when any did
+    drive_cache: bool = False  # written to Drive's local cache (Colab): Drive still uploads it
+    cancelled: bool = False
+    new_files: int = 0
+    changed_files: int = 0
+    new_folders: int = 0
+    deleted: int = 0
+    files_copied: int = 0
+    bytes_copied: int = 0
+    total_bytes: int = 0
+    files_total: int = 0
+    entries: int = 0
+    skipped: list[str] = field(default_factory=list)  # symbolic links and special files (the first 100)
+    kept_newer: list[str] = field(default_factory=list)  # newer at the destination, kept (the first 100)
+    kept_newer_count: int = 0
+    messages: list[str] = field(default_factory=list)  # rsync's last messages
+    seconds: float = 0.0
+    ended: Optional[float] = None  # time.time() when it ended
+    advice: str = ""
+    lost: bool = False  # the worker was killed before it recorded a result
+
+    def to_event(self) -> dict[str, Any]:
+        return {"event": "result", **asdict(self)}
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> SyncResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in event.items() if key in known})
+
+
+def laptop_exit(kind: str) -> int:
+    """The laptop's exit code for a refusal of KIND (an unknown kind: a failure)."""
+    return REFUSALS.get(kind, (1, 1))[1]
+
+
+class SyncRefused(BootstrapError):
+    """A sync that must not start; ``kind`` and ``exit_code`` (from REFUSALS unless given) tell the laptop which."""
+
+    def __init__(self, message: str, hint: str = "", kind: str = "bad_input", exit_code: Optional[int] = None):
         super().__init__(message, hint)
         self.kind = kind
-        self.exit_code = exit_code
+        self.exit_code = REFUSALS.get(kind, (1, 1))[0] if exit_code is None else exit_code
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

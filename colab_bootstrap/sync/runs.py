@@ -18,7 +18,7 @@ from .files import os_failure, read_json
 from .follow import follow, parse_log, summary
 from .jobs import Jobs, holder_alive, worker_pid
 from .plan import ensure_rsync, prepare
-from .protocol import EXIT_BAD_INPUT, EXIT_SIGNAL, LogParser, SyncRefused
+from .protocol import EXIT_SIGNAL, LogParser, SyncRefused
 from .request import Request
 from .worker import finish, note_in_log, spawn_worker
 
@@ -148,7 +148,7 @@ def attach(state: Path, emit: Callable[[dict], None] = emit_json) -> int:
         return _refused(os_failure(exc, jobs.root, "cannot tell which sync ran last"), emit)
     if job is None:
         return _refused(SyncRefused("no sync has run on this runtime yet", "start one with `colabssh sync`",
-                                    "no_job", EXIT_BAD_INPUT), emit)
+                                    "no_job"), emit)
     try:
         return follow(job, jobs, emit)
     except SyncRefused as exc:

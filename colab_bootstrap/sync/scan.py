@@ -15,7 +15,7 @@ from typing import Optional
 
 from .config import IGNORE_FILE, SPACE_MARGIN
 from .files import UnsafeFile, read_small
-from .protocol import EXIT_NO_SPACE, SyncRefused, human_size
+from .protocol import SyncRefused, human_size
 from .request import Request
 
 SMALL_FILE = 1 << 20
@@ -206,4 +206,4 @@ def check_free_space(need: int, places: Sequence[Path],
             raise SyncRefused(
                 f"not enough free space at {place}: {human_size(need)} to copy (plus a margin), "
                 f"{human_size(free)} free",
-                "free some space, or sync part of the tree (colabssh sync PATH...)", "no_space", EXIT_NO_SPACE)
+                "free some space, or sync part of the tree (colabssh sync PATH...)", "no_space")
