@@ -116,23 +116,16 @@ def remote_relative(path: str, content: str, what: str = "PATH") -> str:
 
 def start_args(remote: Remote, options: SyncOptions, token: str = "") -> list[str]:
     session = remote.session
-    try:
-        folder = sync_protocol.clean_relative(options.folder, "the Drive folder")
+    try:  # the runner's own check, before anything is sent (PATHs below: relative to the content root first)
+        folder, _ = sync_protocol.check_options(options.mode, options.folder, options.excludes)
     except sync_protocol.SyncRefused as exc:
         raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
-    if folder == ".":
-        raise ColabsshError("the backup folder cannot be the Drive folder itself",
-                            f"name a folder inside it, e.g. {DEFAULT_FOLDER}", BAD_INPUT)
     args = ["start", "--mode", options.mode, "--content", session.content, "--folder", folder]
     if token:
         args += ["--token", token]
     if session.drive:
         args += ["--drive", session.drive]
-    for pattern in options.excludes:
-        if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
-            raise ColabsshError(f"the exclude pattern {pattern!r} is empty or has a control character", "",
-                                BAD_INPUT)
-        args.append(f"--exclude={pattern}")
+    args += [f"--exclude={pattern}" for pattern in options.excludes]
     if options.delete:
         args.append("--delete")
     if options.dry_run:

@@ -84,3 +84,26 @@ def test_the_result_event_is_typed_on_both_sides(tree: dict[str, Path]) -> None:
     assert result.to_event() == event and result.exit == 0 and result.dest == str(tree["drive"] / "colabssh/content")
     assert SyncOutcome({"event": "result", "exit": 23}).result.new_files == 0  # a missing key: its default
     assert SyncOutcome(event).exit_code == 0 and SyncOutcome({"event": "result"}).exit_code == 1
+
+
+@pytest.mark.parametrize(("folder", "excludes", "message"), [
+    (".", [], "the backup folder cannot be the Drive folder itself"),
+    ("../up", [], "the Drive folder '../up' must be a path inside its root"),
+    ("ok", [""], "the exclude pattern '' is empty or has a control character"),
+    ("ok", ["!"], "the exclude pattern '!' would clear colabssh's own exclusions"),
+])
+def test_the_laptop_and_the_runner_refuse_with_one_check(tree: dict[str, Path], folder: str, excludes: list[str],
+                                                         message: str) -> None:
+    from types import SimpleNamespace
+
+    from colabssh_cli.errors import ColabsshError
+    from colabssh_cli.sync_client import SyncOptions, start_args
+
+    remote = SimpleNamespace(session=SimpleNamespace(content=str(tree["content"]), drive=str(tree["drive"])))
+    with pytest.raises(ColabsshError) as laptop:
+        start_args(remote, SyncOptions(folder=folder, excludes=excludes))  # type: ignore[arg-type]
+    with pytest.raises(protocol.SyncRefused) as runner:
+        prepare(Request("backup", tree["content"], tree["drive"], folder=folder, excludes=excludes))
+    assert laptop.value.message.startswith(message) and laptop.value.exit_code == BAD_INPUT
+    assert (runner.value.message, runner.value.hint) == (laptop.value.message, laptop.value.hint)
+    assert protocol.laptop_exit(runner.value.kind) == BAD_INPUT

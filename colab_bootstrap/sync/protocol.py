@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
@@ -162,6 +162,26 @@ def clean_relative(text: str, what: str) -> str:
         raise SyncRefused(f"{what} {text!r} must be a path inside its root (no leading '/', no '..')",
                           "give it relative to the content root, e.g. `project/data`")
     return "/".join(parts) or "."
+
+
+def check_options(mode: str, folder: str, excludes: Sequence[str], paths: Sequence[str] = (".",),
+                  what: str = "the path") -> tuple[str, list[str]]:
+    """The one check of a run's options, by the laptop before it sends them and by the runner as it takes them:
+    the clean Drive folder and paths (sorted, "." alone when it is there), or SyncRefused (bad_input)."""
+    if mode not in ("backup", "restore"):
+        raise SyncRefused(f"unknown sync mode {mode!r}")
+    folder = clean_relative(folder, "the Drive folder")
+    if folder == ".":
+        raise SyncRefused("the backup folder cannot be the Drive folder itself",
+                          f"name a folder inside it, e.g. {DEFAULT_FOLDER}")
+    for pattern in excludes:
+        if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
+            raise SyncRefused(f"the exclude pattern {pattern!r} is empty or has a control character")
+        if pattern.strip() == "!" or pattern.startswith("! "):
+            raise SyncRefused(f"the exclude pattern {pattern!r} would clear colabssh's own exclusions (drive/, "
+                              ".config/, caches)", "leave it out")
+    cleaned = sorted({clean_relative(p, what) for p in paths or ["."]})
+    return folder, ["."] if "." in cleaned else cleaned
 
 
 # --------------------------------------------------------------------------------------------- rsync's output

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .protocol import DEFAULT_FOLDER, SyncRefused, clean_relative
+from .protocol import DEFAULT_FOLDER, check_options
 
 
 @dataclass
@@ -26,21 +26,7 @@ class Request:
 
     def checked(self) -> Request:
         """This request with absolute roots and clean folder and paths; SyncRefused for what no run may take."""
-        if self.mode not in ("backup", "restore"):
-            raise SyncRefused(f"unknown sync mode {self.mode!r}")
-        folder = clean_relative(self.folder, "the Drive folder")
-        if folder == ".":
-            raise SyncRefused("the backup folder cannot be the Drive folder itself",
-                              f"name a folder inside it, e.g. --to {DEFAULT_FOLDER}")
-        paths = sorted({clean_relative(p, "the path") for p in self.paths or ["."]})
-        if "." in paths:
-            paths = ["."]
-        for pattern in self.excludes:
-            if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
-                raise SyncRefused(f"the exclude pattern {pattern!r} is empty or has a control character")
-            if pattern.strip() == "!" or pattern.startswith("! "):
-                raise SyncRefused(f"the exclude pattern {pattern!r} would clear colabssh's own exclusions (drive/, "
-                                  ".config/, caches)", "leave it out")
+        folder, paths = check_options(self.mode, self.folder, self.excludes, self.paths)
         return replace(self, content=self.content.absolute(), drive=self.drive.absolute(), folder=folder,
                        paths=paths, excludes=list(self.excludes))
 
