@@ -48,6 +48,7 @@ CTRL_C_SECONDS = 2.0  # a Ctrl-C ends the command within this, the state of the 
 STOP_WAIT = 0.7  # how long the runtime waits for the stopped run to end before it answers
 STOP_MARGIN = 0.7  # of CTRL_C_SECONDS, for what comes before the stop (ssh ending: 0.25 s on a dead link) and after
 printable = sync_protocol.printable
+SyncOptions = sync_protocol.SyncOptions  # what a run is asked to do: one dataclass for both sides
 RUNNER_MODULE = "colab_bootstrap.sync.main"  # run on the runtime through colabssh_cli.shipping
 
 class SyncInterrupted(ColabsshError):
@@ -55,18 +56,6 @@ class SyncInterrupted(ColabsshError):
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message, hint, INTERRUPTED)
-
-
-@dataclass
-class SyncOptions:
-    mode: str = "backup"  # backup (sync) | restore
-    paths: list[str] = field(default_factory=list)
-    folder: str = DEFAULT_FOLDER  # relative to the Drive folder
-    excludes: list[str] = field(default_factory=list)
-    delete: bool = False
-    dry_run: bool = False
-    force: bool = False
-    bwlimit: int = 0
 
 
 @dataclass
@@ -125,16 +114,7 @@ def start_args(remote: Remote, options: SyncOptions, token: str = "") -> list[st
         args += ["--token", token]
     if session.drive:
         args += ["--drive", session.drive]
-    args += [f"--exclude={pattern}" for pattern in options.excludes]
-    if options.delete:
-        args.append("--delete")
-    if options.dry_run:
-        args.append("--dry-run")
-    if options.force:
-        args.append("--force")
-    if options.bwlimit:
-        args.append(f"--bwlimit={options.bwlimit}")
-    return args + ["--", *[remote_relative(p, session.content) for p in options.paths]]
+    return args + options.runner_args() + ["--", *[remote_relative(p, session.content) for p in options.paths]]
 
 
 class _EventReader:

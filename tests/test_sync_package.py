@@ -107,3 +107,17 @@ def test_the_laptop_and_the_runner_refuse_with_one_check(tree: dict[str, Path], 
     assert laptop.value.message.startswith(message) and laptop.value.exit_code == BAD_INPUT
     assert (runner.value.message, runner.value.hint) == (laptop.value.message, laptop.value.hint)
     assert protocol.laptop_exit(runner.value.kind) == BAD_INPUT
+
+
+def test_the_options_travel_as_the_runner_reads_them(tree: dict[str, Path]) -> None:
+    from colab_bootstrap.sync.main import _parse_args
+
+    options = protocol.SyncOptions("restore", ["b", "a"], "my/backup", ["*.log", "x y"], delete=True, dry_run=True,
+                                   force=True, bwlimit=300)
+    _, args = _parse_args(["start", "--content", str(tree["content"]), "--drive", str(tree["drive"]),
+                           *options.runner_args(), "--mode", options.mode, "--folder", options.folder, "--",
+                           *options.paths])
+    assert protocol.SyncOptions.from_args(args) == options
+    request = Request.of(options, tree["content"], tree["drive"])
+    assert (request.mode, request.folder, request.paths, request.bwlimit) == ("restore", "my/backup", ["b", "a"], 300)
+    assert Request.of(protocol.SyncOptions(), tree["content"], tree["drive"]).paths == ["."]

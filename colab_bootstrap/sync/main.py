@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from .plan import ensure_rsync
-from .protocol import DEFAULT_FOLDER, SyncRefused
+from .protocol import DEFAULT_FOLDER, SyncOptions, SyncRefused
 from .request import Request
 from .runs import _refused, attach, cancel, emit_json, start
 
@@ -62,10 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         "on Colab, re-run the colabssh cell so it mounts Drive; elsewhere set "
                                         "COLABSSH_DRIVE before starting the cell", "no_drive"),
                             emit_json)
-        request = Request(mode=args["mode"], content=Path(args["content"]), drive=Path(args["drive"]),
-                          folder=args["folder"], paths=args["paths"] or ["."], excludes=args["exclude"],
-                          delete=args["delete"], dry_run=args["dry_run"], force=args["force"],
-                          bwlimit=args["bwlimit"])
+        request = Request.of(SyncOptions.from_args(args), Path(args["content"]), Path(args["drive"]))
         return start(request, state, token=args["token"])
     except BrokenPipeError:  # the laptop went away; a detached run goes on
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when python flushes

@@ -164,6 +164,35 @@ def clean_relative(text: str, what: str) -> str:
     return "/".join(parts) or "."
 
 
+@dataclass
+class SyncOptions:
+    """What one run is asked to do, in the terms both sides use: the laptop fills it from its command line and sends
+    it as ``runner_args``; the runner's ``main`` reads those back into one (``from_args``) and makes its Request of
+    it. Where (the content root, Drive) is the runtime's to say. ``check_options`` checks it on both sides."""
+
+    mode: str = "backup"  # backup (sync) | restore
+    paths: list[str] = field(default_factory=list)  # relative to the content root; none: all of it
+    folder: str = DEFAULT_FOLDER  # relative to the Drive folder
+    excludes: list[str] = field(default_factory=list)
+    delete: bool = False
+    dry_run: bool = False
+    force: bool = False
+    bwlimit: int = 0  # KiB/s, 0 = no limit
+
+    def runner_args(self) -> list[str]:
+        """The runner's ``start`` options for these (the paths go after ``--``, by the caller)."""
+        args = [f"--exclude={pattern}" for pattern in self.excludes]
+        args += [flag for flag, on in (("--delete", self.delete), ("--dry-run", self.dry_run),
+                                       ("--force", self.force)) if on]
+        return args + ([f"--bwlimit={self.bwlimit}"] if self.bwlimit else [])
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> SyncOptions:
+        """From the runner's parsed ``start`` arguments (argparse's names)."""
+        return cls(mode=args["mode"], paths=list(args["paths"]), folder=args["folder"], excludes=list(args["exclude"]),
+                   delete=args["delete"], dry_run=args["dry_run"], force=args["force"], bwlimit=args["bwlimit"])
+
+
 def check_options(mode: str, folder: str, excludes: Sequence[str], paths: Sequence[str] = (".",),
                   what: str = "the path") -> tuple[str, list[str]]:
     """The one check of a run's options, by the laptop before it sends them and by the runner as it takes them:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .protocol import DEFAULT_FOLDER, check_options
+from .protocol import DEFAULT_FOLDER, SyncOptions, check_options
 
 
 @dataclass
@@ -23,6 +23,13 @@ class Request:
     dry_run: bool = False
     force: bool = False
     bwlimit: int = 0  # KiB/s, 0 = no limit
+
+    @classmethod
+    def of(cls, options: SyncOptions, content: Path, drive: Path) -> Request:
+        """The request for OPTIONS (the laptop's) on this runtime's content root and Drive folder."""
+        return cls(mode=options.mode, content=content, drive=drive, folder=options.folder,
+                   paths=list(options.paths) or ["."], excludes=list(options.excludes), delete=options.delete,
+                   dry_run=options.dry_run, force=options.force, bwlimit=options.bwlimit)
 
     def checked(self) -> Request:
         """This request with absolute roots and clean folder and paths; SyncRefused for what no run may take."""
