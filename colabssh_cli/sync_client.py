@@ -77,7 +77,7 @@ class SyncOutcome:
     def as_json(self) -> dict[str, Any]:
         document = {k: v for k, v in self.report.items() if k != "event"}
         document["warnings"] = [{"message": w.get("message", ""), "hint": w.get("hint", "")} for w in self.warnings]
-        if self.report.get("dry_run"):
+        if self.result.dry_run:
             document["changes"] = [{"change": c["change"], "path": c["path"]} for c in self.changes]
         return document
 
@@ -196,8 +196,8 @@ def _words(options: SyncOptions) -> tuple[str, str, str]:
     return "sync", "the backup", "colabssh sync"
 
 
-def _when(report: Event) -> str:
-    ended = report.get("ended")
+def _when(report: sync_protocol.SyncResult) -> str:
+    ended = report.ended
     return time.strftime(" as of %H:%M:%S", time.localtime(ended)) if isinstance(ended, (int, float)) else ""
 
 
@@ -205,18 +205,19 @@ def interrupted(options: SyncOptions, answer: Optional[Event], report: Optional[
     """Ctrl-C during a sync or restore: one line on the state it left, from the result the laptop already had
     (REPORT) or the runtime's ANSWER to the stop."""
     run, target, again = _words(options)
-    report = report if report is not None else (answer or {}).get("report")
-    state = "finished" if report is not None and answer is None else str((answer or {}).get("state", "unknown"))
+    document = report if report is not None else (answer or {}).get("report")
+    result = sync_protocol.SyncResult.from_event(document) if isinstance(document, dict) else None
+    state = "finished" if result is not None and answer is None else str((answer or {}).get("state", "unknown"))
     if options.dry_run and state != "unknown":
         return SyncInterrupted("interrupted: the dry run was stopped; nothing was changed")
-    if state in ("stopped", "finished") and report is not None and not report.get("cancelled"):
-        if int(report.get("exit", 1)) == 0:
+    if state in ("stopped", "finished") and result is not None and not result.cancelled:
+        if int(result.exit) == 0:
             return SyncInterrupted(f"interrupted, but the {run} had already finished: {target} is complete"
-                                   f"{_when(report)}")
-        return SyncInterrupted(f"interrupted; the {run} had already ended with exit code {report.get('exit')}: "
-                               f"{printable(report.get('advice', ''))}", f"run `{again}` again")
-    touched = report is not None and any(report.get(key) for key in ("new_files", "changed_files", "new_folders",
-                                                                      "deleted"))
+                                   f"{_when(result)}")
+        return SyncInterrupted(f"interrupted; the {run} had already ended with exit code {result.exit}: "
+                               f"{printable(result.advice)}", f"run `{again}` again")
+    touched = result is not None and any((result.new_files, result.changed_files, result.new_folders,
+                                          result.deleted))
     if state == "not_found" or (state == "stopped" and not touched):
         return SyncInterrupted(f"interrupted before anything was copied: {target} is unchanged",
                                f"run `{again}` to start it again")
