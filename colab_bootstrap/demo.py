@@ -15,12 +15,13 @@ Three ways to run it:
 
 - ``python demo.py [--gpu] [--json]`` on the runtime: a table (or one JSON document) on
   stdout, progress on stderr;
-- ``colabssh demo`` on the laptop, which sends this file to the runtime's python on stdin;
+- ``colabssh demo`` on the laptop, which runs this module with the runtime's python
+  (the package cached on the runtime by the cell, or sent: see ship.py);
 - in a notebook cell, after the colabssh cell: ``from colab_bootstrap import demo;
   demo.main(["--gpu"])``, or ``demo.run_demo()`` for the report as a dict.
 
 Standard library only at module level (torch is imported inside the functions), and no
-imports from the rest of colab_bootstrap: `colabssh demo` ships this one file as a script.
+imports from the rest of the package: ``python demo.py`` runs this one file as a script.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import colab, conncode, gpu, session_env, sshd
+from . import colab, conncode, gpu, session_env, ship, sshd
 from .errors import BootstrapError
 from .pubkey import authorised_key_line
 from .settings import Settings, profile_folder, state_folder
@@ -31,7 +31,7 @@ PUBKEY_SECRET = "COLABSSH_PUBKEY"
 RUN_ID_NAME = "run.id"  # which run of the cell owns the state folder now
 START_LOCK_NAME = "start.lock"  # held while a run of the cell starts (starting_alone)
 START_LOCK_TIMEOUT = 120.0  # seconds a run waits for another one that is starting
-PERIODIC_ID = Path("sync", "periodic.id")  # sync_runner.start_periodic's timer runs while this names it
+PERIODIC_ID = Path("sync", "periodic.id")  # sync.periodic.start_periodic's timer runs while this names it
 
 
 def say(line: str) -> None:
@@ -108,6 +108,7 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
     drive = colab.resolve_drive(settings.drive_override, settings.content, out)
     card = gpu.gpu_name(out)
     sshd.prepare_state(settings.state)
+    ship.cache_running_bundle({"COLABSSH_STATE": str(settings.state)})  # the cell's code, for laptop commands
     with starting_alone(settings.state, out):
         return _start_locked(settings, key_line, drive, card, environ, out)
 
@@ -182,8 +183,8 @@ def announce(runtime: Runtime, out: Callable[[str], None] = say) -> None:
 
     The sync comes first so that a failure there never follows a code for a runtime that then stops.
     """
-    from . import sync_runner  # the cell's own periodic backup to Drive when sync_every > 0 (issue 4)
-    sync_runner.start_periodic(runtime.settings.content, runtime.drive, runtime.settings.state,
+    from .sync import periodic  # the cell's own periodic backup to Drive when sync_every > 0 (issue 4)
+    periodic.start_periodic(runtime.settings.content, runtime.drive, runtime.settings.state,
                                runtime.settings.sync_every, out)
     out(f"host key fingerprint: {runtime.info.fingerprint}")
     out("On your laptop, run:")

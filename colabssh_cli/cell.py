@@ -1,7 +1,8 @@
 """Render the one Python cell that turns a Colab runtime into an SSH host.
 
 The cell inlines the ``colab_bootstrap`` package as source (it imports only the
-standard library at module level), installs a tiny importer for it, and calls
+standard library at module level), installs colabssh's one importer for it
+(``colab_bootstrap.ship``, which also caches it on the runtime), and calls
 ``colab_bootstrap.runtime.main`` with the options embedded here. The same text
 runs as ``python3 cell.py`` on any Linux machine with sshd.
 """
@@ -9,10 +10,10 @@ runs as ``python3 cell.py`` on any Linux machine with sshd.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import colab_bootstrap
+from colab_bootstrap import ship
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
@@ -20,44 +21,6 @@ from .session import Transport
 from .sshconfig.files import atomic_write
 
 TUNNEL_KINDS = tuple(t.value for t in Transport if t != Transport.COLAB_CLI)  # what the cell starts
-
-_LOADER = '''\
-import importlib.abc as _abc, importlib.util as _util, sys as _sys
-
-
-class _ColabsshSources(_abc.MetaPathFinder, _abc.Loader):
-    def find_spec(self, name, path=None, target=None):
-        if name == "colab_bootstrap" or name.startswith("colab_bootstrap."):
-            key = name.split(".", 1)[1] if "." in name else "__init__"
-            if key in _COLABSSH_SOURCES:
-                return _util.spec_from_loader(name, self, is_package=(key == "__init__"))
-        return None
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        key = module.__name__.split(".", 1)[1] if "." in module.__name__ else "__init__"
-        if key == "__init__":
-            module.__path__ = []
-        exec(compile(_COLABSSH_SOURCES[key], "<colabssh:" + key + ">", "exec"), module.__dict__)
-
-
-for _name in [n for n in _sys.modules if n == "colab_bootstrap" or n.startswith("colab_bootstrap.")]:
-    del _sys.modules[_name]  # a re-run uses this cell's code, not an earlier one's
-_sys.meta_path[:] = [f for f in _sys.meta_path if type(f).__name__ != "_ColabsshSources"]
-_sys.meta_path.insert(0, _ColabsshSources())
-'''
-
-
-def bootstrap_sources() -> dict[str, str]:
-    """The colab_bootstrap modules' source, keyed by module name ("__init__" for the package)."""
-    package = resources.files(colab_bootstrap)
-    sources = {}
-    for entry in sorted(package.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".py"):
-            sources[entry.name[:-3]] = entry.read_text(encoding="utf-8")
-    return sources
 
 
 def render_cell(tunnel: str, public_key: str, sync_every: int = 0) -> str:
@@ -74,9 +37,18 @@ def render_cell(tunnel: str, public_key: str, sync_every: int = 0) -> str:
         "",
         "_COLABSSH_SOURCES = {",
     ]
-    for name, source in bootstrap_sources().items():
+    modules, packages = ship.collect()
+    for name, source in modules.items():
         lines.append(f"    {name!r}: {source!r},")
-    lines += ["}", "", _LOADER, "from colab_bootstrap.runtime import main as _colabssh_main",
+    lines += ["}", f"_COLABSSH_PACKAGES = {packages!r}", "",
+              "# The one importer of colabssh (colab_bootstrap/ship.py) serves the package from the sources above;",
+              "# when the cell runs, it caches them on the runtime, so `colabssh sync` and `demo` find them there.",
+              "import sys as _sys",
+              "_colabssh_ship = {\"__name__\": \"colab_bootstrap.ship\"}",
+              "exec(compile(_COLABSSH_SOURCES[\"colab_bootstrap.ship\"], \"<colabssh:colab_bootstrap.ship>\", "
+              "\"exec\"), _colabssh_ship)",
+              "_colabssh_ship[\"install\"](_COLABSSH_SOURCES, _COLABSSH_PACKAGES)",
+              "from colab_bootstrap.runtime import main as _colabssh_main",
               "from colab_bootstrap.runtime import stop_serving as colabssh_stop  # in a notebook: ends SSH access",
               "",
               "_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)",

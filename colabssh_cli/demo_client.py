@@ -1,9 +1,10 @@
-"""The laptop side of `colabssh demo`: ship colab_bootstrap/demo.py, run it on the runtime, read its report.
+"""The laptop side of `colabssh demo`: run colab_bootstrap.demo on the runtime, read its report.
 
 The demo runs with the runtime's python (the one that ran the cell, from the connection code)
-over the remote seam; its progress lines (stderr) are handed on as they come, and its stdout is
-one JSON document: the report, or ``{"error", "message", "hint"}`` when it could not run at all.
-This module knows no typer or rich; commands/demo.py renders what it returns.
+over the remote seam, its code cached on the runtime or sent (``shipping.run_module``); its
+progress lines (stderr) are handed on as they come, and its stdout is one JSON document: the report,
+or ``{"error", "message", "hint"}`` when it could not run at all. This module knows no typer or rich;
+commands/demo.py renders what it returns.
 """
 
 from __future__ import annotations
@@ -11,30 +12,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
-import colab_bootstrap
 from colab_bootstrap import demo as runtime_demo
 
 from .errors import FAILURE, MISSING_TOOL, ColabsshError
+from .remote.runner import Remote
+from .remote.shipping import run_module
 
 STATUSES = (runtime_demo.PASSED, runtime_demo.FAILED, runtime_demo.SKIPPED)
 
+DEMO_MODULE = "colab_bootstrap.demo"  # run on the runtime through colabssh_cli.remote.shipping
 _OWN_ERROR_LINES = ("demo: error: ", "  hint: ")
 
 # The runtime's "could not run" kinds, as laptop exit codes.
 _ERROR_EXIT_CODES = {"no-torch": MISSING_TOOL, "no-cuda": FAILURE}
-
-
-class PythonRunner(Protocol):
-    """What the demo needs of the remote seam (colabssh_cli.remote.runner.Remote)."""
-
-    @property
-    def alias(self) -> str: ...
-
-    def run_python(self, source: str, args: Any = (), *, on_stdout: Callable[[str], None] | None = None,
-                   on_stderr: Callable[[str], None] | None = None) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -66,11 +58,6 @@ class DemoUnavailable(ColabsshError):
     def __init__(self, message: str, hint: str, exit_code: int, document: dict[str, Any]) -> None:
         super().__init__(message, hint, exit_code)
         self.document = document
-
-
-def demo_source() -> str:
-    """The demo's source, exactly as this colabssh ships it."""
-    return resources.files(colab_bootstrap).joinpath("demo.py").read_text(encoding="utf-8")
 
 
 def demo_arguments(gpu: bool) -> list[str]:
@@ -107,7 +94,7 @@ def parse_report(stdout: str, returncode: int, alias: str, stderr_tail: list[str
     return report
 
 
-def run_demo(remote: PythonRunner, *, gpu: bool = False,
+def run_demo(remote: Remote, *, gpu: bool = False,
              on_progress: Callable[[str], None] | None = None) -> DemoReport:
     """Run the demo on REMOTE's runtime; progress lines go to ON_PROGRESS as they arrive."""
     stdout: list[str] = []
@@ -120,6 +107,6 @@ def run_demo(remote: PythonRunner, *, gpu: bool = False,
         if on_progress is not None and not line.startswith(_OWN_ERROR_LINES):
             on_progress(line)
 
-    returncode = remote.run_python(demo_source(), demo_arguments(gpu), on_stdout=stdout.append,
-                                   on_stderr=progress)
+    returncode = run_module(remote, DEMO_MODULE, demo_arguments(gpu), on_stdout=stdout.append, on_stderr=progress,
+                            site=True)  # site: torch lives in site-packages
     return parse_report("\n".join(stdout), returncode, remote.alias, stderr_tail)

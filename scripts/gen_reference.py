@@ -68,22 +68,22 @@ is absolute, with forward slashes. The POSIX-only calls, and what happens withou
 """
 
 POSIX_CALLS = [  # (where, the POSIX call, what happens elsewhere)
-    ("`sshconfig_files.py` (the lock around config changes)", "`fcntl.flock`", "`msvcrt.locking`"),
-    ("`sshconfig.py`, `sshconfig_files.py` (owner checks, the short socket folder)", "`os.geteuid`, `os.getegid`",
-     "guarded with `hasattr`: the checks are skipped"),
-    ("`sshconfig_files.py` (atomic writes)", "`os.fchmod`, `os.fchown`, `fsync` of a folder",
+    ("`sshconfig/files.py` (the lock around config changes)", "`fcntl.flock`", "`msvcrt.locking`"),
+    ("`sshconfig/render.py`, `sshconfig/files.py` (owner checks, the short socket folder)",
+     "`os.geteuid`, `os.getegid`", "guarded with `hasattr`: the checks are skipped"),
+    ("`sshconfig/files.py` (atomic writes)", "`os.fchmod`, `os.fchown`, `fsync` of a folder",
      "guarded: `os.chmod` after the write; no folder fsync"),
-    ("`remote.py`, `connect.py` (connection sharing)", "`ControlMaster` (Unix sockets)",
+    ("`remote/runner.py`, `connection/` (connection sharing)", "`ControlMaster` (Unix sockets)",
      "off: each command makes its own connection"),
-    ("`sync_client.py` (`pull`, `push`)", "the `rsync` program", "`scp` when there is no rsync"),
-    ("`keys.py` (the client key)", "`os.chmod(0600)`",
+    ("`transfer/client.py` (`pull`, `push`)", "the `rsync` program", "`scp` when there is no rsync"),
+    ("`remote/keys.py` (the client key)", "`os.chmod(0600)`",
      "only the read-only bit exists; OpenSSH for Windows checks the file's ACL, which `ssh-keygen` sets"),
-    ("`doctor.py` (file modes, owners)", "`stat` modes, `os.geteuid`", "the mode checks are skipped"),
-    ("`forward.py` (Ctrl-C)", "SIGINT ignored while ssh starts, a SIGTERM handler",
+    ("`diagnosis/` (file modes, owners)", "`stat` modes, `os.geteuid`", "the mode checks are skipped"),
+    ("`remote/forwarding.py` (Ctrl-C)", "SIGINT ignored while ssh starts, a SIGTERM handler",
      "`signal.signal` exists for both; Ctrl-C also reaches ssh, which ends the forward either way"),
-    ("`colab_cli.py` (`connect --via colab-cli`)", "`start_new_session` for the `colab` bridge",
+    ("`connection/colab_bridge.py` (`connect --via colab-cli`)", "`start_new_session` for the `colab` bridge",
      "ignored there; Google's `colab` CLI runs on Linux and macOS only"),
-    ("`tour.py` (`colabssh try`)", "`os.geteuid()` when no sshd is found",
+    ("`sandbox.py` (`colabssh try`)", "`os.geteuid()` when no sshd is found",
      "guarded (no root check); `try` needs a local sshd, so it runs on Linux and macOS only"),
 ]
 

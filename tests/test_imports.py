@@ -65,7 +65,8 @@ def _name(path: Path, root: Path) -> str:
 
 def test_there_are_modules_to_check():
     names = {path.stem for path in MODULES}
-    assert {"runtime", "sshd", "conncode", "tunnel_ngrok", "tunnel_cloudflared", "session_env"} <= names
+    assert {"runtime", "sshd", "conncode", "tunnel_ngrok", "tunnel_cloudflared", "session_env", "ship"} <= names
+    assert {PACKAGE / "sync" / "protocol.py", PACKAGE / "sync" / "main.py"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p, PACKAGE))

@@ -74,14 +74,15 @@ def test_the_script_runs_as_a_program():
 
 def test_troubleshooting_quotes_the_messages_colabssh_prints():
     """The advice texts in docs/troubleshooting.md are the code's own, word for word (change both together)."""
-    from colab_bootstrap import demo, sync_runner, tunnel_ngrok
+    from colab_bootstrap import demo, tunnel_ngrok
+    from colab_bootstrap.sync import protocol as sync_protocol
     from colabssh_cli.remote import preflight
 
     text = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     quoted = [part for pair in tunnel_ngrok.EXPLANATIONS.values() for part in pair]
-    quoted += list(sync_runner.RSYNC_ADVICE.values())
+    quoted += list(sync_protocol.RSYNC_ADVICE.values())
     quoted += [demo.NO_CUDA_MESSAGE, demo.NO_CUDA_HINT, demo.NO_TORCH_HINT, preflight.RERUN]
     missing = [message for message in quoted if message not in text]
     assert missing == []
     codes = {int(code) for code in re.findall(r"^\| ([0-9]+) \| ", text, re.MULTILINE)}
-    assert set(sync_runner.RSYNC_ADVICE) <= codes
+    assert set(sync_protocol.RSYNC_ADVICE) <= codes

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from colab_bootstrap.sync_protocol import human_size, printable
+from colab_bootstrap.sync.protocol import human_size, printable
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..remote.runner import Remote
     from ..transfer.client import SyncOptions, SyncOutcome
 
-DEFAULT_FOLDER = "colabssh/content"  # sync_protocol.DEFAULT_FOLDER (literal: --help imports nothing more)
+DEFAULT_FOLDER = "colabssh/content"  # sync.protocol.DEFAULT_FOLDER (literal: --help imports nothing more)
 
 NAME_OPTION = typer.Option(None, "--name", "-n", metavar="ALIAS",
                      help="The session to use (default: 'colab', or the only one).")
@@ -114,39 +114,39 @@ def summary_lines(outcome: SyncOutcome) -> list[str]:
 
 
 def _summary(outcome: SyncOutcome) -> list[str]:
-    report = outcome.report
-    restore = report.get("mode") == "restore"
+    report = outcome.result
+    restore = report.mode == "restore"
     lines: list[str] = []
-    if report.get("dry_run"):
+    if report.dry_run:
         for change in outcome.changes:
             label = change_label(change["change"])
             if label:
                 lines.append(f"{label}: {change['path']}")
-        counts = f"{report['new_files']} new, {report['changed_files']} changed, {report['deleted']} to the trash"
-        lines.append(f"dry run of {'restore' if restore else 'sync'} {report['source']} -> {report['dest']}: {counts}; "
+        counts = f"{report.new_files} new, {report.changed_files} changed, {report.deleted} to the trash"
+        lines.append(f"dry run of {'restore' if restore else 'sync'} {report.source} -> {report.dest}: {counts}; "
                      "nothing was changed")
         return lines
     verb = "restored" if restore else "synced"
-    unchanged = max(int(report.get("files_total", 0)) - report["new_files"] - report["changed_files"], 0)
-    lines.append(f"{verb} {report['source']} -> {report['dest']}: {report['new_files']} new and "
-                 f"{report['changed_files']} changed file(s) copied ({human_size(report['bytes_copied'])}), "
-                 f"{unchanged:,} unchanged, in {report['seconds']:.1f} s")
-    if report.get("deleted") or (report.get("trash") and report.get("changed_files")):
-        lines.append(f"moved to the trash: {report['deleted']} deleted and {report['changed_files']} replaced "
-                     f"file(s), in {report['trash']}")
-    if report.get("skipped"):
-        shown = ", ".join(report["skipped"][:10]) + (" ..." if len(report["skipped"]) > 10 else "")
+    unchanged = max(int(report.files_total) - report.new_files - report.changed_files, 0)
+    lines.append(f"{verb} {report.source} -> {report.dest}: {report.new_files} new and "
+                 f"{report.changed_files} changed file(s) copied ({human_size(report.bytes_copied)}), "
+                 f"{unchanged:,} unchanged, in {report.seconds:.1f} s")
+    if report.deleted or (report.trash and report.changed_files):
+        lines.append(f"moved to the trash: {report.deleted} deleted and {report.changed_files} replaced "
+                     f"file(s), in {report.trash}")
+    if report.skipped:
+        shown = ", ".join(report.skipped[:10]) + (" ..." if len(report.skipped) > 10 else "")
         lines.append(f"not copied (symbolic links and special files are skipped): {shown}")
-    if report.get("kept_newer_count"):
-        shown = ", ".join(report["kept_newer"][:10]) + (" ..." if report["kept_newer_count"] > 10 else "")
-        lines.append(f"kept {report['kept_newer_count']} file(s) that are newer on the runtime "
+    if report.kept_newer_count:
+        shown = ", ".join(report.kept_newer[:10]) + (" ..." if report.kept_newer_count > 10 else "")
+        lines.append(f"kept {report.kept_newer_count} file(s) that are newer on the runtime "
                      f"(--force overwrites them): {shown}")
     if outcome.exit_code == 0 and not restore:
-        if report.get("drive_cache"):
+        if report.drive_cache:
             lines.append("written to Drive's local cache on the runtime; Google Drive is still uploading it in the "
                          "background (large files take minutes): check drive.google.com before the runtime ends")
         else:
-            lines.append(f"copied into {report['dest']}")
+            lines.append(f"copied into {report.dest}")
     return lines
 
 

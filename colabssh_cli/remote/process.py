@@ -135,12 +135,14 @@ def stop(child: Child, grace: float = 5.0) -> None:
 
 def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
            on_stderr: Optional[LineSink] = None, keep_stderr: int = 50,
-           env: Optional[Mapping[str, str]] = None) -> tuple[int, list[str]]:
+           env: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None) -> tuple[int, list[str]]:
     """Run ARGV, handing each output line to a callback as it arrives.
 
     Returns the exit code and the last KEEP_STDERR lines of stderr. A callback that raises is dropped,
     but its pipe is still read to its end (or the child would block on a full pipe and never end); the
     error is raised once the child has ended. Ctrl-C stops the child (half a second's grace) and is raised.
+    Past TIMEOUT seconds the child is killed and ``TimedOut`` raised, without waiting for its pipes to close
+    (an ssh master that shares the connection may hold them open).
     """
     child = subprocess.Popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(env))
@@ -173,10 +175,14 @@ def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Opt
         except BrokenPipeError:
             pass
     try:
-        returncode = child.wait()
+        returncode = child.wait(timeout)
     except KeyboardInterrupt:  # Ctrl-C is answered within 2 s: the child gets half a second to go, then SIGKILL
         stop(child, grace=0.5)
         raise
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        raise TimedOut(argv, timeout or 0.0) from None
     for thread in threads:
         thread.join()
     if sink_errors:

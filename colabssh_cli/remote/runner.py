@@ -166,10 +166,6 @@ class Remote:
         """ssh with colabssh's config and options but no host: what rsync's ``-e`` runs (it adds the host)."""
         return ssh_base(self.paths) + self._batch_mode() + ["-t" if tty else "-T"]
 
-    def python_command(self, args: Sequence[str] = ()) -> str:
-        """The remote shell command that runs the runtime's python on a script from stdin."""
-        return shlex.join([self.session.python, "-", *args])
-
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
             advise: bool = True) -> Completed:
         """Run a remote shell command and return what it did, whatever its exit code.
@@ -186,20 +182,19 @@ class Remote:
         return Completed(result.returncode, result.stdout, result.stderr)
 
     def stream(self, command: str, *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
-               on_stderr: Optional[LineSink] = None, advise: bool = True) -> int:
+               on_stderr: Optional[LineSink] = None, advise: bool = True, timeout: Optional[float] = None) -> int:
         """Run a remote command, handing each output line to a callback as it arrives; return its exit code
-        (with ADVISE, exits 255 and 127 raise advice as in ``run``)."""
-        returncode, stderr_tail = process.stream(self.ssh_argv(command), input=input, on_stdout=on_stdout,
-                                                 on_stderr=on_stderr)
+        (with ADVISE, exits 255 and 127 raise advice as in ``run``). Past TIMEOUT seconds ssh is killed and
+        the runtime's silence raised as advice (as ``run`` does)."""
+        try:
+            returncode, stderr_tail = process.stream(self.ssh_argv(command), input=input, on_stdout=on_stdout,
+                                                     on_stderr=on_stderr, timeout=timeout)
+        except process.TimedOut:
+            raise ColabsshError(f"{self.alias}: the runtime did not answer within {timeout:.0f} s",
+                                "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
         if advise and returncode in (255, 127):
             raise explain_ssh_failure(self.alias, returncode, "\n".join(stderr_tail))
         return returncode
-
-    def run_python(self, source: str, args: Sequence[str] = (), *, on_stdout: Optional[LineSink] = None,
-                   on_stderr: Optional[LineSink] = None) -> int:
-        """Ship a stdlib-only script as source and run it with the runtime's python (the cell's)."""
-        return self.stream(self.python_command(args), input=source.encode("utf-8"),
-                           on_stdout=on_stdout, on_stderr=on_stderr)
 
     def write_file(self, remote_path: str, data: bytes, *, mode: int = 0o644) -> None:
         """Write bytes to a file on the runtime through stdin: a temp file beside it, then a rename."""

@@ -1,14 +1,14 @@
 """The laptop side of `colabssh sync`, `restore`, `pull` and `push` (no typer, no rich: commands/sync.py renders).
 
-``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command
-ships ``colab_bootstrap/sync_protocol.py`` and ``sync_runner.py`` as source (stdin) and runs the runner with the
-runtime's python. This side imports only the portable ``sync_protocol`` (the runner needs POSIX: fcntl, fork). That one
-command takes the lock, checks, starts rsync detached and follows its log; each line it prints is a JSON event
-(progress, items, warnings, then the result), handed here to ``on_event`` as it arrives. A Ctrl-C stops the run
-on the runtime too (a dropped link does not: ``attach`` follows a run again): the laptop names its run with a
-random token, and on Ctrl-C a second command (``cancel --token``) stops that run, whatever phase it is in, waits
-for it to end and says what became of it; within two seconds the command ends (exit 130) with one line saying
-what state the backup is in and what to run (``SyncInterrupted``).
+``sync`` and ``restore`` run ON the runtime, where both the content root and Drive live: one remote command runs the
+runner, ``colab_bootstrap.sync.main``, with the runtime's python (``shipping.run_module``: the code cached on the
+runtime, or sent when it is not there). This side imports only the portable ``colab_bootstrap.sync.protocol`` (the
+runner needs POSIX: fcntl, fork). That one command takes the lock, checks, starts rsync detached and follows its
+log; each line it prints is a JSON event (progress, items, warnings, then the result), handed here to ``on_event``
+as it arrives. A Ctrl-C stops the run on the runtime too (a dropped link does not: ``attach`` follows a run again):
+the laptop names its run with a random token, and on Ctrl-C a second command (``cancel --token``) stops that run,
+whatever phase it is in, waits for it to end and says what became of it; within two seconds the command ends (exit
+130) with one line saying what state the backup is in and what to run (``SyncInterrupted``).
 
 ``pull`` and ``push`` copy between the laptop and the runtime with the laptop's rsync over the same pinned
 OpenSSH connection (``rsync -e "ssh -F <config>"``), or with scp where there is no rsync (Windows).
@@ -29,16 +29,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
-import colab_bootstrap
-from colab_bootstrap import sync_protocol
+from colab_bootstrap.sync import protocol as sync_protocol
 
 from ..errors import BAD_INPUT, FAILURE, INTERRUPTED, MISSING_TOOL, UNREACHABLE, ColabsshError
 from ..remote import process
 from ..remote.runner import Remote, explain_ssh_failure
+from ..remote.shipping import run_module
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -48,12 +47,8 @@ CTRL_C_SECONDS = 2.0  # a Ctrl-C ends the command within this, the state of the 
 STOP_WAIT = 0.7  # how long the runtime waits for the stopped run to end before it answers
 STOP_MARGIN = 0.7  # of CTRL_C_SECONDS, for what comes before the stop (ssh ending: 0.25 s on a dead link) and after
 printable = sync_protocol.printable
-
-# The runner's refusals (kind) as laptop exit codes; rsync's own non-zero codes pass through unchanged.
-_KIND_EXIT_CODES = {"bad_input": BAD_INPUT, "no_backup": BAD_INPUT, "no_job": BAD_INPUT, "no_content": FAILURE,
-                    "no_drive": FAILURE, "no_space": FAILURE, "locked": FAILURE, "no_rsync": MISSING_TOOL,
-                    "failed": FAILURE, "bad_state": FAILURE}
-
+SyncOptions = sync_protocol.SyncOptions  # what a run is asked to do: one dataclass for both sides
+RUNNER_MODULE = "colab_bootstrap.sync.main"  # run on the runtime through colabssh_cli.remote.shipping
 
 class SyncInterrupted(ColabsshError):
     """Ctrl-C: the command ends with exit 130 and one line saying what state the backup is in, and what to run."""
@@ -63,46 +58,33 @@ class SyncInterrupted(ColabsshError):
 
 
 @dataclass
-class SyncOptions:
-    mode: str = "backup"  # backup (sync) | restore
-    paths: list[str] = field(default_factory=list)
-    folder: str = DEFAULT_FOLDER  # relative to the Drive folder
-    excludes: list[str] = field(default_factory=list)
-    delete: bool = False
-    dry_run: bool = False
-    force: bool = False
-    bwlimit: int = 0
-
-
-@dataclass
 class SyncOutcome:
     report: Event  # the runner's "result" event
     changes: list[Event] = field(default_factory=list)  # itemized changes (what a dry run would do)
     warnings: list[Event] = field(default_factory=list)
 
     @property
+    def result(self) -> sync_protocol.SyncResult:
+        """The report, typed."""
+        return sync_protocol.SyncResult.from_event(self.report)
+
+    @property
     def exit_code(self) -> int:
-        code = int(self.report.get("exit", FAILURE))
+        code = int(self.result.exit)
         return FAILURE if code == sync_protocol.EXIT_LOST else code
 
     def as_json(self) -> dict[str, Any]:
         document = {k: v for k, v in self.report.items() if k != "event"}
         document["warnings"] = [{"message": w.get("message", ""), "hint": w.get("hint", "")} for w in self.warnings]
-        if self.report.get("dry_run"):
+        if self.result.dry_run:
             document["changes"] = [{"change": c["change"], "path": c["path"]} for c in self.changes]
         return document
 
 
-def runner_payload() -> bytes:
-    """What the remote command reads on stdin (sync_protocol.BOOT): the protocol's source, then the runner's."""
-    package = resources.files(colab_bootstrap)
-    return sync_protocol.pack(package.joinpath("sync_protocol.py").read_text(encoding="utf-8"),
-                              package.joinpath("sync_runner.py").read_text(encoding="utf-8"))
-
-
-def runner_command(remote: Remote, args: Sequence[str]) -> str:
-    """The one remote shell command: the runtime's python reads the runner's source from stdin, then runs it."""
-    return shlex.join([remote.session.python, "-S", "-c", sync_protocol.BOOT, *args])  # -S: stdlib only, no site
+def run_runner(remote: Remote, args: Sequence[str], *, on_stdout: Optional[Callable[[str], None]] = None,
+               on_stderr: Optional[Callable[[str], None]] = None, timeout: Optional[float] = None) -> int:
+    """Run the sync runner on the runtime with ARGS (colab_bootstrap's code, cached there or shipped)."""
+    return run_module(remote, RUNNER_MODULE, args, on_stdout=on_stdout, on_stderr=on_stderr, timeout=timeout)
 
 
 def remote_relative(path: str, content: str, what: str = "PATH") -> str:
@@ -122,32 +104,16 @@ def remote_relative(path: str, content: str, what: str = "PATH") -> str:
 
 def start_args(remote: Remote, options: SyncOptions, token: str = "") -> list[str]:
     session = remote.session
-    try:
-        folder = sync_protocol.clean_relative(options.folder, "the Drive folder")
+    try:  # the runner's own check, before anything is sent (PATHs below: relative to the content root first)
+        folder, _ = sync_protocol.check_options(options.mode, options.folder, options.excludes)
     except sync_protocol.SyncRefused as exc:
         raise ColabsshError(exc.message, exc.hint, BAD_INPUT) from None
-    if folder == ".":
-        raise ColabsshError("the backup folder cannot be the Drive folder itself",
-                            f"name a folder inside it, e.g. {DEFAULT_FOLDER}", BAD_INPUT)
     args = ["start", "--mode", options.mode, "--content", session.content, "--folder", folder]
     if token:
         args += ["--token", token]
     if session.drive:
         args += ["--drive", session.drive]
-    for pattern in options.excludes:
-        if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
-            raise ColabsshError(f"the exclude pattern {pattern!r} is empty or has a control character", "",
-                                BAD_INPUT)
-        args.append(f"--exclude={pattern}")
-    if options.delete:
-        args.append("--delete")
-    if options.dry_run:
-        args.append("--dry-run")
-    if options.force:
-        args.append("--force")
-    if options.bwlimit:
-        args.append(f"--bwlimit={options.bwlimit}")
-    return args + ["--", *[remote_relative(p, session.content) for p in options.paths]]
+    return args + options.runner_args() + ["--", *[remote_relative(p, session.content) for p in options.paths]]
 
 
 class _EventReader:
@@ -190,7 +156,7 @@ class _EventReader:
         if self.error is not None:
             raise ColabsshError(printable(self.error.get("message", "the sync was refused")),
                                 printable(self.error.get("hint", "")),
-                                _KIND_EXIT_CODES.get(str(self.error.get("kind")), FAILURE))
+                                sync_protocol.laptop_exit(str(self.error.get("kind"))))
         if self.result is None:
             last = printable(next((line for line in reversed(self.stderr) if line.strip()),
                                   f"exit code {returncode}"))
@@ -206,12 +172,13 @@ def _noop(event: Event) -> None:
 def stop_run(remote: Remote, token: str, timeout: float) -> Optional[Event]:
     """Stop the run the laptop started with TOKEN (``cancel --token``), and hear what became of it: the runner's
     "cancelled" event (state: stopped, finished, not_found, lost, running), or None without an answer in time."""
-    command = runner_command(remote, ["cancel", "--token", token, "--wait", f"{min(STOP_WAIT, timeout / 2):.2f}"])
+    args = ["cancel", "--token", token, "--wait", f"{min(STOP_WAIT, timeout / 2):.2f}"]
+    lines: list[str] = []
     try:
-        result = remote.run(command, input=runner_payload(), timeout=max(timeout, 0.1), advise=False)
+        run_runner(remote, args, on_stdout=lines.append, timeout=max(timeout, 0.1))
     except (ColabsshError, KeyboardInterrupt):  # no answer in time, or a second Ctrl-C: not waiting any longer
         return None
-    for line in result.stdout.decode("utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
             event = json.loads(line)
         except ValueError:
@@ -228,8 +195,8 @@ def _words(options: SyncOptions) -> tuple[str, str, str]:
     return "sync", "the backup", "colabssh sync"
 
 
-def _when(report: Event) -> str:
-    ended = report.get("ended")
+def _when(report: sync_protocol.SyncResult) -> str:
+    ended = report.ended
     return time.strftime(" as of %H:%M:%S", time.localtime(ended)) if isinstance(ended, (int, float)) else ""
 
 
@@ -237,18 +204,19 @@ def interrupted(options: SyncOptions, answer: Optional[Event], report: Optional[
     """Ctrl-C during a sync or restore: one line on the state it left, from the result the laptop already had
     (REPORT) or the runtime's ANSWER to the stop."""
     run, target, again = _words(options)
-    report = report if report is not None else (answer or {}).get("report")
-    state = "finished" if report is not None and answer is None else str((answer or {}).get("state", "unknown"))
+    document = report if report is not None else (answer or {}).get("report")
+    result = sync_protocol.SyncResult.from_event(document) if isinstance(document, dict) else None
+    state = "finished" if result is not None and answer is None else str((answer or {}).get("state", "unknown"))
     if options.dry_run and state != "unknown":
         return SyncInterrupted("interrupted: the dry run was stopped; nothing was changed")
-    if state in ("stopped", "finished") and report is not None and not report.get("cancelled"):
-        if int(report.get("exit", 1)) == 0:
+    if state in ("stopped", "finished") and result is not None and not result.cancelled:
+        if int(result.exit) == 0:
             return SyncInterrupted(f"interrupted, but the {run} had already finished: {target} is complete"
-                                   f"{_when(report)}")
-        return SyncInterrupted(f"interrupted; the {run} had already ended with exit code {report.get('exit')}: "
-                               f"{printable(report.get('advice', ''))}", f"run `{again}` again")
-    touched = report is not None and any(report.get(key) for key in ("new_files", "changed_files", "new_folders",
-                                                                      "deleted"))
+                                   f"{_when(result)}")
+        return SyncInterrupted(f"interrupted; the {run} had already ended with exit code {result.exit}: "
+                               f"{printable(result.advice)}", f"run `{again}` again")
+    touched = result is not None and any((result.new_files, result.changed_files, result.new_folders,
+                                          result.deleted))
     if state == "not_found" or (state == "stopped" and not touched):
         return SyncInterrupted(f"interrupted before anything was copied: {target} is unchanged",
                                f"run `{again}` to start it again")
@@ -271,8 +239,8 @@ def run_sync(remote: Remote, options: SyncOptions, on_event: EventSink = _noop) 
     reader = _EventReader(on_event)
     token = secrets.token_hex(8)
     try:
-        code = remote.stream(runner_command(remote, start_args(remote, options, token)), input=runner_payload(),
-                             on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+        code = run_runner(remote, start_args(remote, options, token), on_stdout=reader.stdout_line,
+                          on_stderr=reader.stderr_line)
     except KeyboardInterrupt:
         begun = time.monotonic()
         if reader.result is not None:
@@ -301,8 +269,7 @@ def attach(remote: Remote, on_event: EventSink = _noop) -> SyncOutcome:
     """Follow the runtime's running sync (or replay its latest) to the end; Ctrl-C only stops following."""
     reader = _EventReader(on_event)
     try:
-        code = remote.stream(runner_command(remote, ["attach"]), input=runner_payload(),
-                             on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
+        code = run_runner(remote, ["attach"], on_stdout=reader.stdout_line, on_stderr=reader.stderr_line)
     except KeyboardInterrupt:
         raise SyncInterrupted("interrupted: stopped following; the sync goes on on the runtime",
                               "`colabssh sync --attach` follows it again") from None
@@ -311,14 +278,14 @@ def attach(remote: Remote, on_event: EventSink = _noop) -> SyncOutcome:
 
 def check(outcome: SyncOutcome) -> None:
     """Raise the run's failure (after the summary was shown): rsync's exit code and its advice."""
-    report = outcome.report
-    if report.get("lost"):
+    report = outcome.result
+    if report.lost:
         raise ColabsshError("the sync on the runtime stopped without recording a result (its worker was killed)",
-                            str(report.get("advice", "")), FAILURE)
+                            str(report.advice), FAILURE)
     code = outcome.exit_code
     if code:
-        what = "restore" if report.get("mode") == "restore" else "sync"
-        raise ColabsshError(f"the {what} ended with rsync exit code {code}", str(report.get("advice", "")), code)
+        what = "restore" if report.mode == "restore" else "sync"
+        raise ColabsshError(f"the {what} ended with rsync exit code {code}", str(report.advice), code)
 
 
 def run_every(every: float, run: Callable[[], SyncOutcome], show: Callable[[SyncOutcome], None],
@@ -380,9 +347,7 @@ def _needs_rsync_installed(stderr: str) -> bool:
 
 
 def install_remote_rsync(remote: Remote) -> None:
-    result = remote.run(runner_command(remote, ["ensure-rsync"]), input=runner_payload(), timeout=600,
-                        advise=True)
-    if result.returncode != 0:
+    if run_runner(remote, ["ensure-rsync"], timeout=600) != 0:
         raise ColabsshError("rsync is not installed on the runtime and could not be installed",
                             "install it there: apt-get install rsync", MISSING_TOOL)
 

@@ -44,14 +44,14 @@ def test_prints_one_cell_with_colabssh_own_key_made_private(isolated_home, capsy
 
 
 def test_the_cell_inlines_colab_bootstrap_and_needs_nothing_else(tmp_path, client_key):
-    from colabssh_cli.cell import bootstrap_sources
+    from colab_bootstrap import ship
 
     out = tmp_path / "cell.py"
     assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
     text = out.read_text()
-    for name in ("runtime", "sshd", "conncode", "tunnels", "tunnel_ngrok", "session_env"):
-        assert name in bootstrap_sources()
-        assert f"'{name}': " in text
+    for name in ("runtime", "sshd", "conncode", "tunnels", "tunnel_ngrok", "session_env", "ship"):
+        assert f"colab_bootstrap.{name}" in ship.collect()[0]
+        assert f"'colab_bootstrap.{name}': " in text
     # python -I -S: no site-packages, no PYTHONPATH, not this checkout: the cell must bring all it imports
     probe = text.replace("_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)", "_colabssh_status = 0")
     probe += "\nimport colab_bootstrap.runtime, colab_bootstrap.tunnel_ngrok, colab_bootstrap.tunnel_cloudflared\n" \
@@ -60,7 +60,7 @@ def test_the_cell_inlines_colab_bootstrap_and_needs_nothing_else(tmp_path, clien
     result = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "probe.py")], capture_output=True,
                             text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["_ColabsshSources", colab_bootstrap.__version__]
+    assert result.stdout.split() == ["BundleImporter", colab_bootstrap.__version__]
 
 
 def test_public_key_option_embeds_that_key(tmp_path, capsys):

@@ -6,15 +6,14 @@ import json
 
 import pytest
 
-from colab_bootstrap import demo
-from colabssh_cli.demo_client import DemoUnavailable, demo_arguments, demo_source, parse_report
+from colab_bootstrap import demo, ship
+from colabssh_cli.demo_client import DEMO_MODULE, DemoUnavailable, demo_arguments, parse_report
 from colabssh_cli.errors import FAILURE, MISSING_TOOL, ColabsshError
 
 
-def test_the_shipped_source_is_the_demo_module():
-    source = demo_source()
-    assert source == open(demo.__file__, encoding="utf-8").read()
-    compile(source, "<demo>", "exec")  # runs as `python -` on the runtime
+def test_the_demo_runs_as_a_module_of_the_shipped_package():
+    modules, _ = ship.collect()
+    assert modules[DEMO_MODULE] == open(demo.__file__, encoding="utf-8").read()
 
 
 def test_arguments_always_ask_for_json():

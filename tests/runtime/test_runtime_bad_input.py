@@ -165,7 +165,8 @@ def _in_process_options(tmp_path: Path, client_key: str, monkeypatch: pytest.Mon
 
 def test_a_failure_after_sshd_started_stops_it_and_is_one_line(tmp_path, client_key, monkeypatch, capsys):
     """announce() fails after start(): before, the script ended with a traceback and sshd (its own session) ran on."""
-    from colab_bootstrap import runtime, sync_runner
+    from colab_bootstrap import runtime
+    from colab_bootstrap.sync import periodic
 
     options, state = _in_process_options(tmp_path, client_key, monkeypatch)
     started: list[int] = []
@@ -174,7 +175,7 @@ def test_a_failure_after_sshd_started_stops_it_and_is_one_line(tmp_path, client_
         started.extend(sshd_listeners(state))
         raise OSError(28, "No space left on device", str(state / "sync"))
 
-    monkeypatch.setattr(sync_runner, "start_periodic", full_disk)
+    monkeypatch.setattr(periodic, "start_periodic", full_disk)
     assert runtime.main(options) == 1
     out = capsys.readouterr().out
     assert f"colabssh: error: No space left on device ({state / 'sync'})\n  hint: " in out
@@ -184,14 +185,15 @@ def test_a_failure_after_sshd_started_stops_it_and_is_one_line(tmp_path, client_
 
 
 def test_a_bug_after_sshd_started_keeps_its_traceback_but_stops_sshd(tmp_path, client_key, monkeypatch):
-    from colab_bootstrap import runtime, sync_runner
+    from colab_bootstrap import runtime
+    from colab_bootstrap.sync import periodic
 
     options, state = _in_process_options(tmp_path, client_key, monkeypatch)
 
     def bug(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("a bug in colabssh")
 
-    monkeypatch.setattr(sync_runner, "start_periodic", bug)
+    monkeypatch.setattr(periodic, "start_periodic", bug)
     with pytest.raises(RuntimeError, match="a bug in colabssh"):
         runtime.main(options)
     assert pids_with(str(state / "sshd_config")) == []

@@ -71,11 +71,12 @@ def test_stream_hands_over_lines_as_they_come_and_stdin_goes_through(connected):
     assert (code, out, err) == (5, ["a", "b"], ["done"])
 
 
-def test_run_python_runs_a_script_with_the_runtimes_python(connected):
+def test_a_stream_past_its_timeout_is_stopped_and_said(connected):
     out: list[str] = []
-    source = "import sys\nprint(sys.executable)\nprint(sys.argv[1:])\n"
-    assert Remote.for_alias("colab").run_python(source, ["x y", "--z"], on_stdout=out.append) == 0
-    assert out == [connected.runtime.info.python, "['x y', '--z']"]
+    with pytest.raises(ColabsshError) as caught:
+        Remote.for_alias("colab").stream("echo begun; sleep 30", on_stdout=out.append, timeout=2)
+    assert caught.value.exit_code == UNREACHABLE and "did not answer within 2 s" in caught.value.message
+    assert out == ["begun"]
 
 
 def test_write_file_and_upload(connected, tmp_path: Path):

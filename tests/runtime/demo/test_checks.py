@@ -267,6 +267,6 @@ def test_the_module_imports_no_torch_at_module_level():
 
 
 def test_the_file_is_self_contained():
-    # `colabssh demo` ships this one file as a script: no relative or package imports
+    # `python demo.py` runs this one file as a script (docs/demo.md): no relative or package imports
     text = DEMO.read_text()
     assert "from ." not in text and "colab_bootstrap." not in text.replace("colab_bootstrap import demo", "")

@@ -1,4 +1,4 @@
-"""The runtime half of `colabssh sync` (colab_bootstrap/sync_runner.py), with real rsync on temp trees, no SSH."""
+"""The runtime half of `colabssh sync` (the package colab_bootstrap/sync/), with real rsync on temp trees, no SSH."""
 
 from __future__ import annotations
 
@@ -16,11 +16,24 @@ from pathlib import Path
 
 import pytest
 
-from colab_bootstrap import sync_protocol, sync_runner
-from colab_bootstrap.sync_runner import Request, SyncRefused
-
-RUNNER = Path(sync_runner.__file__)
-PAYLOAD = sync_protocol.pack(Path(sync_protocol.__file__).read_text(), RUNNER.read_text())  # what the laptop sends
+from colab_bootstrap.sync import plan as sync_plan
+from colab_bootstrap.sync import worker as sync_worker
+from colab_bootstrap.sync.config import SPACE_MARGIN
+from colab_bootstrap.sync.drive import check_drive, mount_fstype, on_colab
+from colab_bootstrap.sync.jobs import Jobs, worker_pid
+from colab_bootstrap.sync.periodic import start_periodic
+from colab_bootstrap.sync.plan import TMP_FOLDER, ensure_rsync, prepare
+from colab_bootstrap.sync.protocol import (
+    EXIT_BAD_INPUT,
+    EXIT_LOST,
+    EXIT_NO_DRIVE,
+    LogParser,
+    SyncRefused,
+    clean_relative,
+)
+from colab_bootstrap.sync.request import Request
+from colab_bootstrap.sync.scan import Excluder, ignore_patterns
+from tests.shipped import BUNDLE, PAYLOAD, boot_argv, feed
 
 
 @pytest.fixture
@@ -32,9 +45,9 @@ def tree(tmp_path: Path) -> dict[str, Path]:
 
 
 def run_runner(tree: dict[str, Path], *args: str, env: dict[str, str] | None = None) -> tuple[int, list[dict]]:
-    """The runner as the laptop runs it: source on stdin through BOOT, JSON events on stdout."""
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), *args]
+    """The runner as the laptop runs it (BOOT, the bundle on stdin), JSON events on stdout."""
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), *args)
     done = subprocess.run(argv, input=PAYLOAD, capture_output=True, timeout=60,
                           env={**os.environ, **(env or {})})
     events = [json.loads(line) for line in done.stdout.decode().splitlines()]
@@ -59,25 +72,25 @@ def test_on_colab_only_a_fuse_drive_mount_counts(tmp_path: Path) -> None:
     drive.mkdir(parents=True)
     plain = write_mountinfo(tmp_path / "plain", [("/", "overlay"), (str(tmp_path), "ext4")])
     with pytest.raises(SyncRefused) as refused:
-        sync_runner.check_drive(drive, colab=True, mountinfo=plain)
+        check_drive(drive, colab=True, mountinfo=plain)
     assert refused.value.kind == "no_drive" and "not on Google Drive's mount (ext4)" in refused.value.message
     mounted = write_mountinfo(tmp_path / "mounted", [("/", "overlay"), (str(tmp_path / "my drive"), "fuse.drive")])
-    assert sync_runner.mount_fstype(drive, mounted) == "fuse.drive"
-    assert sync_runner.check_drive(drive, colab=True, mountinfo=mounted) is True
-    assert sync_runner.on_colab({}, mounted) is True and sync_runner.on_colab({}, plain) is False
+    assert mount_fstype(drive, mounted) == "fuse.drive"
+    assert check_drive(drive, colab=True, mountinfo=mounted) is True
+    assert on_colab({}, mounted) is True and on_colab({}, plain) is False
 
 
 def test_off_colab_an_existing_folder_counts_and_a_missing_one_is_refused(tmp_path: Path) -> None:
-    assert sync_runner.check_drive(tmp_path, colab=False) is False
+    assert check_drive(tmp_path, colab=False) is False
     with pytest.raises(SyncRefused) as refused:
-        sync_runner.check_drive(tmp_path / "nope", colab=False)
-    assert refused.value.exit_code == sync_runner.EXIT_NO_DRIVE
+        check_drive(tmp_path / "nope", colab=False)
+    assert refused.value.exit_code == EXIT_NO_DRIVE
 
 
 def test_a_runtime_on_colab_without_the_drive_mount_refuses_and_writes_nothing(tree: dict[str, Path]) -> None:
     (tree["content"] / "notes.txt").write_text("x")
     code, events = run_runner(tree, env={"COLAB_RELEASE_TAG": "release-colab_20250101"})
-    assert code == sync_runner.EXIT_NO_DRIVE
+    assert code == EXIT_NO_DRIVE
     assert events[-1]["event"] == "error" and events[-1]["kind"] == "no_drive"
     assert list(tree["drive"].iterdir()) == []
 
@@ -90,25 +103,25 @@ def test_delete_with_an_empty_source_is_refused_and_the_backup_is_untouched(tree
     (tree["content"] / "sample_data").mkdir()  # what a fresh runtime has: excluded, so nothing to copy
     (tree["content"] / "sample_data" / "mnist.csv").write_text("1,2")
     code, events = run_runner(tree, "--delete")
-    assert code == sync_runner.EXIT_BAD_INPUT
+    assert code == EXIT_BAD_INPUT
     assert "refusing --delete" in events[-1]["message"] and "restore" in events[-1]["hint"]
     assert tree_bytes(tree["drive"]) == {"colabssh/content/precious.txt": b"keep me"}
 
 
 def test_missing_source_path_and_escaping_paths_are_refused(tree: dict[str, Path]) -> None:
     code, events = run_runner(tree, "--", "no-such-folder")
-    assert code == sync_runner.EXIT_BAD_INPUT and "no-such-folder does not exist" in events[-1]["message"]
+    assert code == EXIT_BAD_INPUT and "no-such-folder does not exist" in events[-1]["message"]
     with pytest.raises(SyncRefused):
-        sync_runner.clean_relative("../etc", "the path")
+        clean_relative("../etc", "the path")
     with pytest.raises(SyncRefused):
-        sync_runner.clean_relative("/etc", "the path")
-    assert sync_runner.clean_relative("./a//b/", "the path") == "a/b"
+        clean_relative("/etc", "the path")
+    assert clean_relative("./a//b/", "the path") == "a/b"
 
 
 def test_a_backup_folder_overlapping_the_trash_is_refused(tree: dict[str, Path]) -> None:
     for folder in ("colabssh", "colabssh/trash/x"):
         with pytest.raises(SyncRefused) as refused:
-            sync_runner.prepare(Request("backup", tree["content"], tree["drive"], folder=folder))
+            prepare(Request("backup", tree["content"], tree["drive"], folder=folder))
         assert "overlaps colabssh's trash folder" in refused.value.message
 
 
@@ -119,7 +132,7 @@ def test_too_little_free_space_is_refused_before_any_copy(tree: dict[str, Path])
         return (1 << 30, (1 << 30) - 1000, 1000)
 
     with pytest.raises(SyncRefused) as refused:
-        sync_runner.prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tiny_disk)
+        prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tiny_disk)
     assert refused.value.kind == "no_space" and "4.1 KB to copy" in refused.value.message
     assert list(tree["drive"].iterdir()) == []
 
@@ -130,22 +143,22 @@ def test_the_free_space_check_counts_only_what_differs(tree: dict[str, Path]) ->
     big.write_bytes(b"\1" * 300_000)
     assert run_runner(tree)[0] == 0
     (tree["content"] / "small.txt").write_text("new")
-    room = sync_runner.SPACE_MARGIN + 1000
+    room = SPACE_MARGIN + 1000
 
     def tight_disk(path: Path) -> tuple[int, int, int]:
         return (1 << 40, (1 << 40) - room, room)
 
-    plan = sync_runner.prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tight_disk)
+    plan = prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tight_disk)
     assert plan.scan.bytes == 300_003
 
 
 def test_many_small_files_warn_but_do_not_refuse(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sync_runner, "MANY_IN_ONE_FOLDER", 50)
+    monkeypatch.setattr(sync_plan, "MANY_IN_ONE_FOLDER", 50)
     many = tree["content"] / "frames"
     many.mkdir()
     for i in range(60):
         (many / f"{i:03d}.png").write_bytes(b"p")
-    plan = sync_runner.prepare(Request("backup", tree["content"], tree["drive"]))
+    plan = prepare(Request("backup", tree["content"], tree["drive"]))
     assert plan.scan.files == 60
     assert any("Google Drive is slow with many small files" in message and "frames alone holds 60" in message
                for message, _hint in plan.warnings)
@@ -163,12 +176,12 @@ def test_missing_rsync_is_installed_with_apt_get_as_root(tmp_path: Path, monkeyp
     apt.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     said: list[str] = []
-    assert sync_runner.ensure_rsync(said.append, is_root=True) == str(bin_dir / "rsync")
+    assert ensure_rsync(said.append, is_root=True) == str(bin_dir / "rsync")
     assert "installing it with apt-get" in said[0]
     assert (tmp_path / "apt.log").read_text().splitlines() == ["update -qq", "install -y -qq rsync"]
     (bin_dir / "rsync").unlink()
     with pytest.raises(SyncRefused) as refused:
-        sync_runner.ensure_rsync(said.append, is_root=False)
+        ensure_rsync(said.append, is_root=False)
     assert refused.value.kind == "no_rsync" and "apt-get install rsync" in refused.value.hint
 
 
@@ -213,7 +226,7 @@ def test_restore_keeps_newer_files_unless_forced(tree: dict[str, Path]) -> None:
     code, events = run_runner(tree, "--mode", "restore")
     assert code == 0 and events[-1]["kept_newer"] == ["train.py"] and events[-1]["kept_newer_count"] == 1
     assert (content / "data.csv").read_text() == "1,2,3" and (content / "train.py").read_text() == "edited since"
-    assert not (content / sync_runner.TMP_FOLDER).exists()
+    assert not (content / TMP_FOLDER).exists()
     code, events = run_runner(tree, "--mode", "restore", "--force")
     assert code == 0 and (content / "train.py").read_text() == "backed up"
 
@@ -226,7 +239,7 @@ def test_the_log_parser_reads_real_rsync_output(tmp_path: Path) -> None:
     argv = ["rsync", "-rt", "--itemize-changes", "--info=progress2,stats2", f"{source}/", f"{tmp_path}/dst/"]
     output = subprocess.run(argv, capture_output=True, env={**os.environ, "LC_ALL": "C"}).stdout
     events: list[dict] = []
-    parser = sync_runner.LogParser(events.append)
+    parser = LogParser(events.append)
     for i in range(0, len(output), 7):  # fed in awkward pieces, as a growing log is read
         parser.feed(output[i:i + 7])
     parser.close()
@@ -239,7 +252,7 @@ def test_the_log_parser_reads_real_rsync_output(tmp_path: Path) -> None:
 
 
 def test_excluder_follows_rsyncs_pattern_rules() -> None:
-    rules = sync_runner.Excluder(["/drive/", "__pycache__/", "*.tmp", "logs/*.txt", "- secret", "+ keep", "# note",
+    rules = Excluder(["/drive/", "__pycache__/", "*.tmp", "logs/*.txt", "- secret", "+ keep", "# note",
                                   "+ x/logs/b.txt", "keep"])
     assert rules.excluded("drive", True) and not rules.excluded("p/drive", True)
     assert rules.excluded("x/y/__pycache__", True) and not rules.excluded("x/__pycache__", False)
@@ -251,13 +264,13 @@ def test_excluder_follows_rsyncs_pattern_rules() -> None:
 def test_mountinfo_escapes_and_longest_prefix(tmp_path: Path) -> None:
     info = write_mountinfo(tmp_path / "m", [("/", "overlay"), ("/content/drive", "fuse.drive"),
                                            ("/content/drive/My Drive/x", "tmpfs")])
-    assert sync_runner.mount_fstype(Path("/content/drive/MyDrive"), info) == "fuse.drive"
-    assert sync_runner.mount_fstype(Path("/content/drive/My Drive/x/y"), info) == "tmpfs"
-    assert sync_runner.mount_fstype(Path("/content/drivex"), info) == "overlay"
+    assert mount_fstype(Path("/content/drive/MyDrive"), info) == "fuse.drive"
+    assert mount_fstype(Path("/content/drive/My Drive/x/y"), info) == "tmpfs"
+    assert mount_fstype(Path("/content/drivex"), info) == "overlay"
 
 
 def test_the_lock_is_held_by_a_worker_and_released_when_it_dies(tree: dict[str, Path]) -> None:
-    jobs = sync_runner.Jobs(tree["state"])
+    jobs = Jobs(tree["state"])
     fd = jobs.try_lock()
     assert fd is not None and jobs.try_lock() is None
     holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
@@ -284,35 +297,33 @@ def test_a_drive_folder_inside_the_content_root_is_never_copied_into_itself(tmp_
     inner = drive / "colabssh" / "content" / "x"
     inner.mkdir()
     with pytest.raises(SyncRefused) as refused:  # a content root inside the backup: it would copy into itself
-        sync_runner.prepare(Request("backup", inner, drive))
+        prepare(Request("backup", inner, drive))
     assert "is inside the backup folder" in refused.value.message
 
 
 def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[str, Path]) -> None:
     (tree["content"] / "big.bin").write_bytes(os.urandom(5_000_000))
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "500"]
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "500")
     follower = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert follower.stdin is not None and follower.stdout is not None
-    follower.stdin.write(PAYLOAD)
-    follower.stdin.close()
+    feed(follower)
     begin, start = json.loads(follower.stdout.readline()), json.loads(follower.stdout.readline())
     assert begin["event"] == "begin" and begin["pid"] == follower.pid and start["event"] == "start"
     job = tree["state"] / "sync" / "jobs" / start["job"]
-    jobs = sync_runner.Jobs(tree["state"])
+    jobs = Jobs(tree["state"])
     deadline = time.monotonic() + 30
-    while sync_runner.worker_pid(job) is None or not (job / "rsync.pid").exists():
+    while worker_pid(job) is None or not (job / "rsync.pid").exists():
         assert time.monotonic() < deadline, "the worker did not start"
         time.sleep(0.01)
-    worker = sync_runner.worker_pid(job)
+    worker = worker_pid(job)
     rsync_group = int((job / "rsync.pid").read_text())
     assert worker is not None and jobs.is_locked()
     os.kill(worker, signal.SIGKILL)
     os.killpg(rsync_group, signal.SIGKILL)
-    follower.stdin = None  # already sent and closed
     out, err = follower.communicate(timeout=30)
     report = json.loads(out.decode().splitlines()[-1])
-    assert follower.returncode == sync_runner.EXIT_LOST, err
+    assert follower.returncode == EXIT_LOST, err
     assert report["lost"] is True and "killed" in report["advice"]
     assert not jobs.is_locked()
     assert not (tree["drive"] / "colabssh" / "content" / "big.bin").exists()
@@ -321,7 +332,7 @@ def test_a_killed_worker_is_reported_as_lost_and_releases_the_lock(tree: dict[st
 # ------------------------------------------------------------------------------------------- the cell's periodic sync
 def run_boot(*args: str) -> tuple[int, list[dict]]:
     """Any runner command (attach, cancel...) as the laptop runs it."""
-    done = subprocess.run([sys.executable, "-c", sync_protocol.BOOT, *args], input=PAYLOAD, capture_output=True,
+    done = subprocess.run(boot_argv(*args), input=PAYLOAD, capture_output=True,
                           timeout=60)
     assert done.stderr == b"", done.stderr.decode()
     return done.returncode, [json.loads(line) for line in done.stdout.decode().splitlines()]
@@ -330,7 +341,7 @@ def run_boot(*args: str) -> tuple[int, list[dict]]:
 def periodic_reports(tree: dict[str, Path], every: int = 1) -> tuple[threading.Thread, queue.Queue[str]]:
     """start_periodic in this process, as the cell's kernel runs it; its notebook lines arrive in the queue."""
     said: queue.Queue[str] = queue.Queue()
-    thread = sync_runner.start_periodic(tree["content"], tree["drive"], tree["state"], every, said.put)
+    thread = start_periodic(tree["content"], tree["drive"], tree["state"], every, said.put)
     assert thread is not None
     return thread, said
 
@@ -351,15 +362,16 @@ def test_a_periodic_run_that_fails_releases_the_lock(tree: dict[str, Path], monk
     def broken_mount(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
 
-    monkeypatch.setattr(sync_runner, failing, broken_mount)
+    where = {"scan": sync_plan, "clear_tmp": sync_worker}[failing]  # the module that calls it
+    monkeypatch.setattr(where, failing, broken_mount)
     thread, said = periodic_reports(tree)
     report = next_report(said)
-    sync_runner.start_periodic(tree["content"], tree["drive"], tree["state"], 0, said.put)  # stop the timer
+    start_periodic(tree["content"], tree["drive"], tree["state"], 0, said.put)  # stop the timer
     thread.join(timeout=30)
     monkeypatch.undo()
     assert "not synced: the sync failed: OSError: [Errno 107] Transport endpoint is not connected" in report
-    assert not sync_runner.Jobs(tree["state"]).is_locked()
-    job = sync_runner.Jobs(tree["state"]).current_job()
+    assert not Jobs(tree["state"]).is_locked()
+    job = Jobs(tree["state"]).current_job()
     if failing == "clear_tmp":  # the job was made: it records the failure, and --attach replays it
         assert job is not None and json.loads((job / "result.json").read_text())["exit"] == 1
         code, events = run_boot("attach", "--state", str(tree["state"]))
@@ -379,7 +391,7 @@ def test_a_cell_run_without_a_timer_stops_the_earlier_one(tree: dict[str, Path],
     marker = tree["state"] / "sync" / "periodic.id"
     assert marker.exists()
     every, drive = (0, tree["drive"]) if how == "sync off" else (1, None)
-    assert sync_runner.start_periodic(tree["content"], drive, tree["state"], every, said.put) is None
+    assert start_periodic(tree["content"], drive, tree["state"], every, said.put) is None
     thread.join(timeout=30)
     assert not thread.is_alive() and not marker.exists()
     if how == "no Drive":
@@ -404,7 +416,7 @@ def test_colabsshignore_comments_are_comments_for_real_rsync(tree: dict[str, Pat
     for rel, text in files.items():
         (content / rel).parent.mkdir(parents=True, exist_ok=True)
         (content / rel).write_text(text)
-    assert sync_runner.ignore_patterns((content / ".colabsshignore").read_text()) == [
+    assert ignore_patterns((content / ".colabsshignore").read_text()) == [
         "+ keep.log", "*.log", "/scratch/", "wandb/", "[#]draft*"]
     code, events = run_runner(tree)
     assert code == 0, events[-1]
@@ -419,29 +431,27 @@ def test_a_bang_line_that_would_clear_colabsshs_exclusions_is_refused(tree: dict
     (tree["content"] / "drive").mkdir()
     (tree["content"] / ".colabsshignore").write_text("*.log\n!\n")
     code, events = run_runner(tree)
-    assert code == sync_runner.EXIT_BAD_INPUT
+    assert code == EXIT_BAD_INPUT
     assert events[-1]["message"].endswith("line 2: '!' would clear colabssh's own exclusions (drive/, .config/, "
                                           "caches)")
     code, events = run_runner(tree, "--exclude=!")
-    assert code == sync_runner.EXIT_BAD_INPUT and "would clear colabssh's own exclusions" in events[-1]["message"]
+    assert code == EXIT_BAD_INPUT and "would clear colabssh's own exclusions" in events[-1]["message"]
     assert list(tree["drive"].iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------- shipping (18)
-def test_the_runner_runs_beside_its_protocol_as_a_script_and_shipped_alone_with_it(tree: dict[str, Path],
-                                                                                 tmp_path: Path) -> None:
-    """Outside the package: as a script (sync_protocol.py beside it) and as the two sources BOOT gets."""
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    for module in (sync_runner, sync_protocol):
-        (alone / Path(module.__file__).name).write_text(Path(module.__file__).read_text())
+def test_the_runner_runs_shipped_alone_then_from_the_cache(tree: dict[str, Path], tmp_path: Path) -> None:
+    """Outside any checkout (python -I -S, another folder): from the bundle sent on stdin, then from the cache."""
     (tree["content"] / "x.txt").write_text("x")
-    done = subprocess.run([sys.executable, "-S", str(alone / "sync_runner.py"), "start", "--state", str(tree["state"]),
-                           "--content", str(tree["content"]), "--drive", str(tree["drive"])], capture_output=True,
-                          timeout=60, cwd="/")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["COLABSSH_STATE"] = str(tree["state"])
+    argv = [sys.executable, "-I", *boot_argv("start", "--state", str(tree["state"]), "--content",
+                                             str(tree["content"]), "--drive", str(tree["drive"]))[1:]]
+    done = subprocess.run(argv, input=PAYLOAD, capture_output=True, timeout=60, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout.decode().splitlines()[-1])["new_files"] == 1
-    code, events = run_boot("attach", "--state", str(tree["state"]))  # python -c BOOT, both sources on stdin
-    assert code == 0 and events[-1]["new_files"] == 1
-    with pytest.raises(ValueError):
-        sync_protocol.pack("x = '\0'", "")
+    assert (tree["state"] / "code" / BUNDLE.digest).is_file()
+    again = subprocess.run([sys.executable, "-I", *boot_argv("attach", "--state", str(tree["state"]))[1:]],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr.decode()
+    assert json.loads(again.stdout.decode().splitlines()[-1])["new_files"] == 1

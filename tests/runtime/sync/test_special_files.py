@@ -27,10 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from colab_bootstrap import sync_protocol, sync_runner
+from colab_bootstrap.sync import protocol as sync_protocol
+from colab_bootstrap.sync.files import write_text
+from colab_bootstrap.sync.jobs import Jobs, worker_pid
+from colab_bootstrap.sync.periodic import start_periodic
+from colab_bootstrap.sync.protocol import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_SIGNAL
+from tests.shipped import PAYLOAD, boot_argv, feed
 
-RUNNER = Path(sync_runner.__file__)
-PAYLOAD = sync_protocol.pack(Path(sync_protocol.__file__).read_text(), RUNNER.read_text())
 MEMORY_CAP = 1 << 30  # address space of each runner started here: reading /dev/zero whole fails, not the machine
 DEADLINE = 20.0  # seconds a runner command may take here (they take well under one)
 HUGE = 8 << 30  # a sparse file: no disk used, but far beyond any cap
@@ -50,9 +53,9 @@ def tree(tmp_path: Path) -> dict[str, Path]:
 
 
 def runner(tree: dict[str, Path], *args: str) -> tuple[int, list[dict], str]:
-    """A runner command as the laptop runs it (BOOT, both sources on stdin), bounded in time and memory."""
+    """A runner command as the laptop runs it (BOOT, the bundle on stdin), bounded in time and memory."""
     try:
-        done = subprocess.run([sys.executable, "-c", sync_protocol.BOOT, *args], input=PAYLOAD, capture_output=True,
+        done = subprocess.run(boot_argv(*args), input=PAYLOAD, capture_output=True,
                               timeout=DEADLINE, preexec_fn=capped_memory)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"`{args[0]}` did not end within {DEADLINE} s (blocked on a special file?)") from None
@@ -102,7 +105,7 @@ def release_blocked_readers(path: Path) -> None:
 
 
 def lock_is_free(state: Path) -> bool:
-    return not sync_runner.Jobs(state).is_locked()
+    return not Jobs(state).is_locked()
 
 
 # ------------------------------------------------------------------------------------------- .colabsshignore
@@ -115,7 +118,7 @@ def test_a_colabsshignore_that_is_not_a_small_regular_file_is_refused_at_once(tr
         code, events, err = start(tree)
     finally:
         release_blocked_readers(ignore)
-    assert code == sync_runner.EXIT_BAD_INPUT, (events, err)
+    assert code == EXIT_BAD_INPUT, (events, err)
     assert err == "" and events[-1]["event"] == "error" and events[-1]["kind"] == "bad_input"
     what = {"fifo": "a FIFO (named pipe), not a regular file", "dev-zero": "a character device, not a regular file",
             "folder": "a folder, not a regular file", "socket": "a socket, not a regular file",
@@ -211,7 +214,7 @@ def test_the_job_named_by_current_must_be_one_of_its_jobs(tree: dict[str, Path],
     for name in (str(elsewhere), "../../../elsewhere", "."):
         (tree["state"] / "sync" / "current").write_text(name + "\n")
         code, events, err = runner(tree, "attach", "--state", str(tree["state"]))
-        assert code == sync_runner.EXIT_BAD_INPUT and events[-1]["kind"] == "no_job", (events, err)
+        assert code == EXIT_BAD_INPUT and events[-1]["kind"] == "no_job", (events, err)
         assert "secret" not in json.dumps(events)
 
 
@@ -219,7 +222,7 @@ def test_state_writes_never_block_on_a_fifo_left_at_their_temp_name(tree: dict[s
     target = tree["state"] / "current"
     temp = tree["state"] / f".current.{os.getpid()}.tmp"  # the name write_text gives its temp file
     os.mkfifo(temp)
-    writer = threading.Thread(target=sync_runner.write_text, args=(target, "x\n"), daemon=True)
+    writer = threading.Thread(target=write_text, args=(target, "x\n"), daemon=True)
     writer.start()
     writer.join(timeout=10)
     blocked = writer.is_alive()
@@ -253,7 +256,7 @@ def test_a_temp_folder_that_is_a_link_is_refused_and_nothing_it_points_to_is_rem
     link.symlink_to(victim)
     code, events, err = start(tree, *args)
     assert (victim / "thesis.tex").read_text() == "years of work"
-    assert code == sync_runner.EXIT_BAD_INPUT, (events, err)
+    assert code == EXIT_BAD_INPUT, (events, err)
     assert events[-1]["message"] == f"{link} is a symbolic link, not a folder: colabssh keeps rsync's temp files " \
                                     "there and empties it before each run"
     assert lock_is_free(tree["state"])
@@ -272,7 +275,7 @@ def test_an_endless_line_in_a_log_is_cut_not_kept_whole() -> None:
 # ------------------------------------------------------------------------------------------- the periodic sync
 def periodic(tree: dict[str, Path]) -> tuple[threading.Thread, queue.Queue[str]]:
     said: queue.Queue[str] = queue.Queue()
-    thread = sync_runner.start_periodic(tree["content"], tree["drive"], tree["state"], 1, said.put)
+    thread = start_periodic(tree["content"], tree["drive"], tree["state"], 1, said.put)
     assert thread is not None
     return thread, said
 
@@ -291,7 +294,7 @@ def stop_periodic(tree: dict[str, Path]) -> Iterator[list[Path]]:
     yield fifos
     for fifo in fifos:
         release_blocked_readers(fifo)
-    sync_runner.start_periodic(tree["content"], tree["drive"], tree["state"], 0, lambda text: None)
+    start_periodic(tree["content"], tree["drive"], tree["state"], 0, lambda text: None)
 
 
 def test_a_special_periodic_log_does_not_stop_the_periodic_sync(tree: dict[str, Path],
@@ -332,7 +335,7 @@ def process_start(pid: int) -> int:
 @pytest.fixture
 def holder(tree: dict[str, Path]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A process holding the runtime's sync lock (as a sync's rsync inherits it), and our descriptor of it."""
-    jobs = sync_runner.Jobs(tree["state"])
+    jobs = Jobs(tree["state"])
     fd = jobs.try_lock()
     assert fd is not None
     process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
@@ -358,7 +361,7 @@ def test_a_live_holder_is_named_with_its_pid_and_since_when(tree: dict[str, Path
     write_record(fd, pid=process.pid, start=process_start(process.pid), boot=boot_id(), since=since,
                  role="worker", origin="laptop", mode="backup", token="t")
     code, events, err = start(tree)
-    assert code == sync_runner.EXIT_LOCKED, (events, err)
+    assert code == EXIT_LOCKED, (events, err)
     clock = time.strftime("%H:%M:%S UTC", time.gmtime(since))
     assert events[-1]["message"] == (f"a sync is already running on this runtime: a backup started {clock} "
                                      f"(2 min ago) by the laptop, pid {process.pid}")
@@ -370,7 +373,7 @@ def test_a_live_holder_is_named_with_its_pid_and_since_when(tree: dict[str, Path
 def test_a_lock_whose_holder_is_gone_is_taken_over_with_a_note(tree: dict[str, Path], gone: str) -> None:
     """The recorded holder is dead (or its pid now names another process: a different start time); what it left
     holding the lock (here an rsync-like leftover) is stopped, and the run goes on."""
-    jobs = sync_runner.Jobs(tree["state"])
+    jobs = Jobs(tree["state"])
     fd = jobs.try_lock()
     assert fd is not None
     leftover = subprocess.Popen(["/bin/bash", "-c", "exec -a rsync sleep 600"], pass_fds=(fd,),
@@ -399,7 +402,7 @@ def test_a_lock_whose_holder_is_gone_is_taken_over_with_a_note(tree: dict[str, P
 
 
 def test_a_free_lock_left_by_a_killed_holder_is_taken_with_a_note(tree: dict[str, Path]) -> None:
-    jobs = sync_runner.Jobs(tree["state"])
+    jobs = Jobs(tree["state"])
     fd = jobs.try_lock()
     assert fd is not None
     dead = subprocess.Popen(["true"])
@@ -419,18 +422,16 @@ def test_a_killed_worker_leaves_rsync_holding_the_lock_and_the_next_run_takes_it
     """kill -9 of the worker: rsync runs on with the lock (no second sync may write beside it); the next sync sees
     the recorded holder gone, stops that rsync, notes it, and runs."""
     (tree["content"] / "big.bin").write_bytes(os.urandom(5_000_000))
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "300"]
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), "--bwlimit", "300")
     follower = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert follower.stdin is not None and follower.stdout is not None
-    follower.stdin.write(PAYLOAD)
-    follower.stdin.close()
+    feed(follower)
     started = next(event for event in map(json.loads, follower.stdout) if event["event"] == "start")
     job = tree["state"] / "sync" / "jobs" / started["job"]
-    wait_until(lambda: sync_runner.worker_pid(job) and (job / "rsync.pid").exists(), what="the worker")
+    wait_until(lambda: worker_pid(job) and (job / "rsync.pid").exists(), what="the worker")
     rsync = int((job / "rsync.pid").read_text())
-    os.kill(sync_runner.worker_pid(job) or 0, signal.SIGKILL)
-    follower.stdin = None
+    os.kill(worker_pid(job) or 0, signal.SIGKILL)
     try:
         code, events, err = start(tree)
     finally:
@@ -447,7 +448,7 @@ def test_a_killed_worker_leaves_rsync_holding_the_lock_and_the_next_run_takes_it
 
 
 def test_the_lock_records_its_holder_and_a_clean_end_clears_it(tree: dict[str, Path]) -> None:
-    jobs = sync_runner.Jobs(tree["state"])
+    jobs = Jobs(tree["state"])
     fd = jobs.acquire({"role": "runner", "origin": "laptop", "mode": "backup", "token": "t"}, lambda note: None)
     record = json.loads(jobs.lock.read_text())
     assert record["pid"] == os.getpid() and record["start"] == process_start(os.getpid())
@@ -465,14 +466,12 @@ def frozen_while_preparing(tree: dict[str, Path], token: str) -> subprocess.Pope
         (tree["content"] / f"d{folder}").mkdir()
         for name in range(1000):
             (tree["content"] / f"d{folder}" / f"f{name}").write_bytes(b"x")
-    argv = [sys.executable, "-c", sync_protocol.BOOT, "start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), "--token", token]
+    argv = boot_argv("start", "--state", str(tree["state"]), "--content",
+            str(tree["content"]), "--drive", str(tree["drive"]), "--token", token)
     runner_process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert runner_process.stdin is not None
-    runner_process.stdin.write(PAYLOAD)
-    runner_process.stdin.close()
-    runner_process.stdin = None
-    jobs = sync_runner.Jobs(tree["state"])
+    feed(runner_process)
+    jobs = Jobs(tree["state"])
     deadline = time.monotonic() + 30
     while True:
         record = jobs.holder() if jobs.lock.exists() else None
@@ -496,20 +495,18 @@ def signal_pending(pid: int, sig: int) -> bool:
 def test_ctrl_c_while_the_runtime_is_still_checking_stops_the_run_and_frees_the_lock(tree: dict[str, Path]) -> None:
     token = "feedfacecafebeef"
     frozen = frozen_while_preparing(tree, token)
-    stop = subprocess.Popen([sys.executable, "-c", sync_protocol.BOOT, "cancel", "--state", str(tree["state"]),
-                             "--token", token, "--wait", "5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    stop = subprocess.Popen(boot_argv("cancel", "--state", str(tree["state"]),
+                             "--token", token, "--wait", "5"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert stop.stdin is not None
-    stop.stdin.write(PAYLOAD)
-    stop.stdin.close()
-    stop.stdin = None
+    feed(stop)
     wait_until(lambda: signal_pending(frozen.pid, signal.SIGTERM), what="the stop to reach the runner")
     os.kill(frozen.pid, signal.SIGCONT)
     out, _ = stop.communicate(timeout=30)
     answer = json.loads(out.decode().splitlines()[-1])
     frozen.communicate(timeout=30)
-    assert frozen.returncode == sync_runner.EXIT_SIGNAL
+    assert frozen.returncode == EXIT_SIGNAL
     assert answer["event"] == "cancelled" and answer["state"] == "stopped" and answer["running"] is True
-    assert lock_is_free(tree["state"]) and sync_runner.Jobs(tree["state"]).lock.read_text() == ""
+    assert lock_is_free(tree["state"]) and Jobs(tree["state"]).lock.read_text() == ""
     assert not (tree["drive"] / "colabssh").exists()  # nothing was copied, no worker was started
     assert not list((tree["state"] / "sync" / "jobs").glob("*/worker.pid"))
 
@@ -521,7 +518,7 @@ def test_a_laptop_gone_while_the_runtime_is_still_checking_stops_the_run(tree: d
     frozen.stdout = None
     os.kill(frozen.pid, signal.SIGCONT)
     frozen.communicate(timeout=30)
-    assert frozen.returncode == sync_runner.EXIT_SIGNAL
+    assert frozen.returncode == EXIT_SIGNAL
     assert lock_is_free(tree["state"])
     assert not (tree["drive"] / "colabssh").exists()
     for job in (tree["state"] / "sync" / "jobs").iterdir():  # a job made before it noticed says so

@@ -1,32 +1,20 @@
 """What both sides of `colabssh sync` speak: the laptop's command line for the runner, the runner's exit codes,
 path rules, rsync's exit codes in plain words, and the parser that turns rsync's output into events.
 
-Standard library only, and portable: the laptop imports this module (on Windows too), never ``sync_runner``,
-which needs POSIX (fork, setsid, flock, /proc). ``sync_runner`` imports it from the package when the cell runs
-it, from its own folder when it runs as a script, and, when ``colabssh sync`` ships it over SSH, from the module
-that ``BOOT`` makes out of this file's source: the laptop sends both sources on stdin, joined by ``pack``.
+Standard library only, and portable: the laptop imports this module (on Windows too), never the rest of
+``colab_bootstrap.sync``, which needs POSIX (fork, setsid, flock, /proc). On the runtime it comes with the
+package, from the cell's bundle or the one ``colabssh sync`` ships (``colab_bootstrap.ship``).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from typing import Optional
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
 
-try:
-    from .errors import BootstrapError
-except ImportError:  # shipped over SSH, or run as a script: no package around this file
-
-    class BootstrapError(Exception):  # type: ignore[no-redef]
-        def __init__(self, message: str, hint: str = "") -> None:
-            super().__init__(message)
-            self.message = message
-            self.hint = hint
-
-        def __str__(self) -> str:
-            return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
-
+from ..errors import BootstrapError
 
 DEFAULT_FOLDER = "colabssh/content"  # the backup, relative to the Drive folder
 PROGRESS_EVERY = 0.1  # seconds between progress events
@@ -41,21 +29,6 @@ EXIT_NO_RSYNC = 68
 EXIT_LOST = 69  # the run ended without a result: its worker was killed
 EXIT_BAD_STATE = 70  # a file of colabssh's own state on the runtime is not what it wrote (a FIFO, a folder...)
 EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
-
-# What the laptop runs with the runtime's python: stdin holds this module's source and the runner's, joined by a
-# NUL (which no source holds); this module becomes ``sync_protocol``, the runner runs as __main__, the
-# arguments follow.
-BOOT = ('import sys,types;p,r=sys.stdin.read().split("\\0",1);m=types.ModuleType("sync_protocol");'
-        'sys.modules["sync_protocol"]=m;exec(compile(p,"<colabssh sync_protocol>","exec"),m.__dict__);'
-        'exec(compile(r,"<colabssh sync_runner>","exec"),{"__name__":"__main__"})')
-
-
-def pack(protocol_source: str, runner_source: str) -> bytes:
-    """What BOOT reads on stdin: this module's source, a NUL, the runner's source."""
-    if "\0" in protocol_source or "\0" in runner_source:
-        raise ValueError("a source holds a NUL byte")
-    return f"{protocol_source}\0{runner_source}".encode()
-
 
 RSYNC_ADVICE = {
     1: "rsync refused colabssh's options (is rsync on the runtime very old?); see the messages above",
@@ -97,13 +70,78 @@ def advice_for(code: int) -> str:
     return RSYNC_ADVICE.get(code, f"rsync ended with exit code {code}; see the messages above")
 
 
-class SyncRefused(BootstrapError):
-    """A sync that must not start; ``kind`` and ``exit_code`` tell the laptop which one."""
+# The one table of refusals: each kind (the "error" event names it), the runner's exit code, and the exit code of
+# the laptop's colabssh for it (colabssh_cli.errors: 1 failure, 2 bad input, 4 missing tool). rsync's own codes
+# (below 64) pass through both unchanged; EXIT_LOST is a failure (1) on the laptop.
+REFUSALS: dict[str, tuple[int, int]] = {
+    "bad_input": (EXIT_BAD_INPUT, 2),
+    "no_backup": (EXIT_BAD_INPUT, 2),  # restore: no backup in the Drive folder
+    "no_job": (EXIT_BAD_INPUT, 2),  # cancel/attach: no such run
+    "no_content": (EXIT_BAD_INPUT, 1),
+    "no_drive": (EXIT_NO_DRIVE, 1),
+    "no_space": (EXIT_NO_SPACE, 1),
+    "locked": (EXIT_LOCKED, 1),
+    "no_rsync": (EXIT_NO_RSYNC, 4),
+    "failed": (1, 1),
+    "bad_state": (EXIT_BAD_STATE, 1),
+}
 
-    def __init__(self, message: str, hint: str = "", kind: str = "bad_input", exit_code: int = EXIT_BAD_INPUT):
+
+@dataclass
+class SyncResult:
+    """How a run ended, as both sides hold it: the runner's "result" event (``to_event``), read back by the laptop
+    (``from_event``; a key it does not know is left out, a missing one takes its default)."""
+
+    job: str = ""
+    exit: int = 1  # rsync's exit code, or EXIT_LOST
+    mode: Optional[str] = None  # backup | restore
+    origin: Optional[str] = None  # laptop | periodic
+    dry_run: bool = False
+    source: Optional[str] = None
+    dest: Optional[str] = None
+    paths: list[str] = field(default_factory=lambda: ["."])
+    trash: Optional[str] = None  # where deleted and replaced files went, when any did
+    drive_cache: bool = False  # written to Drive's local cache (Colab): Drive still uploads it
+    cancelled: bool = False
+    new_files: int = 0
+    changed_files: int = 0
+    new_folders: int = 0
+    deleted: int = 0
+    files_copied: int = 0
+    bytes_copied: int = 0
+    total_bytes: int = 0
+    files_total: int = 0
+    entries: int = 0
+    skipped: list[str] = field(default_factory=list)  # symbolic links and special files (the first 100)
+    kept_newer: list[str] = field(default_factory=list)  # newer at the destination, kept (the first 100)
+    kept_newer_count: int = 0
+    messages: list[str] = field(default_factory=list)  # rsync's last messages
+    seconds: float = 0.0
+    ended: Optional[float] = None  # time.time() when it ended
+    advice: str = ""
+    lost: bool = False  # the worker was killed before it recorded a result
+
+    def to_event(self) -> dict[str, Any]:
+        return {"event": "result", **asdict(self)}
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> SyncResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in event.items() if key in known})
+
+
+def laptop_exit(kind: str) -> int:
+    """The laptop's exit code for a refusal of KIND (an unknown kind: a failure)."""
+    return REFUSALS.get(kind, (1, 1))[1]
+
+
+class SyncRefused(BootstrapError):
+    """A sync that must not start; ``kind`` and ``exit_code`` (from REFUSALS unless given) tell the laptop which."""
+
+    def __init__(self, message: str, hint: str = "", kind: str = "bad_input", exit_code: Optional[int] = None):
         super().__init__(message, hint)
         self.kind = kind
-        self.exit_code = exit_code
+        self.exit_code = REFUSALS.get(kind, (1, 1))[0] if exit_code is None else exit_code
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -124,6 +162,55 @@ def clean_relative(text: str, what: str) -> str:
         raise SyncRefused(f"{what} {text!r} must be a path inside its root (no leading '/', no '..')",
                           "give it relative to the content root, e.g. `project/data`")
     return "/".join(parts) or "."
+
+
+@dataclass
+class SyncOptions:
+    """What one run is asked to do, in the terms both sides use: the laptop fills it from its command line and sends
+    it as ``runner_args``; the runner's ``main`` reads those back into one (``from_args``) and makes its Request of
+    it. Where (the content root, Drive) is the runtime's to say. ``check_options`` checks it on both sides."""
+
+    mode: str = "backup"  # backup (sync) | restore
+    paths: list[str] = field(default_factory=list)  # relative to the content root; none: all of it
+    folder: str = DEFAULT_FOLDER  # relative to the Drive folder
+    excludes: list[str] = field(default_factory=list)
+    delete: bool = False
+    dry_run: bool = False
+    force: bool = False
+    bwlimit: int = 0  # KiB/s, 0 = no limit
+
+    def runner_args(self) -> list[str]:
+        """The runner's ``start`` options for these (the paths go after ``--``, by the caller)."""
+        args = [f"--exclude={pattern}" for pattern in self.excludes]
+        args += [flag for flag, on in (("--delete", self.delete), ("--dry-run", self.dry_run),
+                                       ("--force", self.force)) if on]
+        return args + ([f"--bwlimit={self.bwlimit}"] if self.bwlimit else [])
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> SyncOptions:
+        """From the runner's parsed ``start`` arguments (argparse's names)."""
+        return cls(mode=args["mode"], paths=list(args["paths"]), folder=args["folder"], excludes=list(args["exclude"]),
+                   delete=args["delete"], dry_run=args["dry_run"], force=args["force"], bwlimit=args["bwlimit"])
+
+
+def check_options(mode: str, folder: str, excludes: Sequence[str], paths: Sequence[str] = (".",),
+                  what: str = "the path") -> tuple[str, list[str]]:
+    """The one check of a run's options, by the laptop before it sends them and by the runner as it takes them:
+    the clean Drive folder and paths (sorted, "." alone when it is there), or SyncRefused (bad_input)."""
+    if mode not in ("backup", "restore"):
+        raise SyncRefused(f"unknown sync mode {mode!r}")
+    folder = clean_relative(folder, "the Drive folder")
+    if folder == ".":
+        raise SyncRefused("the backup folder cannot be the Drive folder itself",
+                          f"name a folder inside it, e.g. {DEFAULT_FOLDER}")
+    for pattern in excludes:
+        if not pattern.strip() or any(ord(ch) < 32 for ch in pattern):
+            raise SyncRefused(f"the exclude pattern {pattern!r} is empty or has a control character")
+        if pattern.strip() == "!" or pattern.startswith("! "):
+            raise SyncRefused(f"the exclude pattern {pattern!r} would clear colabssh's own exclusions (drive/, "
+                              ".config/, caches)", "leave it out")
+    cleaned = sorted({clean_relative(p, what) for p in paths or ["."]})
+    return folder, ["."] if "." in cleaned else cleaned
 
 
 # --------------------------------------------------------------------------------------------- rsync's output

@@ -1,0 +1,308 @@
+"""The one way colabssh ships its code to a runtime: a bundle of the package's sources, cached under its hash.
+
+The bundle is every ``.py`` of ``colab_bootstrap`` (subpackages too), keyed by dotted module name, in one
+canonical encoding (sorted JSON, ASCII); its name is the SHA-256 of those bytes. ``BundleImporter`` is the one
+importer (a meta-path finder serving modules from a bundle): the cell installs it over the sources it inlines,
+and a laptop command installs it over the bundle it finds in the cache or sends.
+
+The cell, when it runs, stores its own bundle as ``STATE/code/HASH`` (one file, written whole or not at all, in a
+0700 folder of this user, reached without following a symlink). A laptop command then runs, with the runtime's
+python, ``python -S -c BOOT HASH MODULE ARGS...`` (``boot_program``): BOOT loads the bundle of HASH from the cache
+when it is there and its bytes hash to HASH; otherwise it reads the zlib-compressed bundle from stdin, checks its
+hash, stores it for the next command and uses it. Then it runs ``MODULE.main(ARGS)`` and exits with its status.
+
+How the laptop learns of a miss: it first runs BOOT with stdin closed, so a hit sends nothing but the command
+line. On a miss with an empty stdin BOOT writes ``MISS_MARKER`` + HASH on stderr and exits ``MISS_EXIT``; the
+laptop then runs the same command once more with the compressed bundle on stdin. So a session no cell made
+(colab-ssh, the official ``colab`` CLI), a cache the user emptied, or a runtime whose cell is another colabssh
+version (another hash) costs one round trip more and works the same.
+
+Standard library only, and portable: the laptop imports this module to build the bundle and BOOT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.util
+import json
+import linecache
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+PACKAGE = "colab_bootstrap"
+FORMAT = 1
+MISS_EXIT = 75  # BOOT's status when it has no bundle: the cache misses and stdin was empty (EX_TEMPFAIL)
+MISS_MARKER = "colabssh-ship: no cached code for "
+MAX_BUNDLE = 64 << 20  # bytes of a bundle (cached or sent, uncompressed) that are read at most
+CODE_FOLDER = "code"
+
+
+def encode(modules: Mapping[str, str], packages: Sequence[str]) -> bytes:
+    """The canonical bytes of a bundle: the same modules give the same bytes on any python."""
+    document = {"format": FORMAT, "modules": dict(modules), "packages": sorted(set(packages))}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def decode(data: bytes) -> tuple[dict[str, str], list[str]]:
+    """The modules and package names of a bundle's bytes; ValueError when they are not one."""
+    document = json.loads(data.decode("ascii"))
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError("not a colabssh code bundle of a known format")
+    modules, packages = document.get("modules"), document.get("packages")
+    if not isinstance(modules, dict) or not isinstance(packages, list) or \
+            not all(isinstance(k, str) and isinstance(v, str) for k, v in modules.items()):
+        raise ValueError("a damaged colabssh code bundle")
+    return modules, [str(name) for name in packages]
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def collect(root: Optional[Path] = None, package: str = PACKAGE) -> tuple[dict[str, str], list[str]]:
+    """Every module of the package at ROOT (default: this file's folder), subpackages included."""
+    root = Path(__file__).parent if root is None else root
+    modules: dict[str, str] = {}
+    packages: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        folders = [root.joinpath(*parts[:i]) for i in range(len(parts))]
+        if any(not part.isidentifier() for part in parts) or \
+                not all((folder / "__init__.py").is_file() for folder in folders):
+            continue  # not importable by name: a stray "x-y.py", a folder that is no package
+        if parts[-1] == "__init__":
+            name = ".".join((package, *parts[:-1]))
+            packages.append(name)
+        else:
+            name = ".".join((package, *parts))
+        modules[name] = path.read_text(encoding="utf-8")
+    return modules, packages
+
+
+class BundleImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves the modules of one bundle by name; a package's ``__init__`` and relative imports work as from files."""
+
+    def __init__(self, modules: Mapping[str, str], packages: Sequence[str], digest: str = "") -> None:
+        self.modules = dict(modules)
+        self.packages = frozenset(packages)
+        self.digest = digest
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in self.modules:
+            return None
+        return importlib.util.spec_from_loader(name, self, origin=self._filename(name),
+                                               is_package=name in self.packages)
+
+    def create_module(self, spec: Any) -> None:
+        return None
+
+    def exec_module(self, module: Any) -> None:
+        name = module.__name__
+        source = self.modules[name]
+        filename = self._filename(name)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks show lines
+        module.__file__ = filename
+        exec(compile(source, filename, "exec"), module.__dict__)
+
+    def get_source(self, name: str) -> str:
+        return self.modules[name]
+
+    def is_package(self, name: str) -> bool:
+        return name in self.packages
+
+    @staticmethod
+    def _filename(name: str) -> str:
+        return f"<colabssh:{name}>"
+
+
+def install(modules: Mapping[str, str], packages: Sequence[str], digest: str = "") -> BundleImporter:
+    """Serve the package from MODULES from now on: earlier imports of it and earlier importers are dropped."""
+    top = {name.split(".", 1)[0] for name in modules}
+    for name in [n for n in sys.modules if n.split(".", 1)[0] in top]:
+        del sys.modules[name]  # a re-run uses this bundle's code, not an earlier one's
+    ours = (BundleImporter.__name__, "_ColabsshSources")  # also the importer of cells before the bundle
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ not in ours]
+    importer = BundleImporter(modules, packages, digest)
+    sys.meta_path.insert(0, importer)
+    return importer
+
+
+def running_bundle() -> Any:
+    """The importer this process's colab_bootstrap comes from (a BundleImporter, maybe of another copy of this
+    module's source, as the cell makes it), or None when it comes from files."""
+    return next((f for f in sys.meta_path if type(f).__name__ == BundleImporter.__name__), None)
+
+
+def state_path(environ: Mapping[str, str]) -> str:
+    """COLABSSH_STATE, else ~/.colabssh-runtime (as settings.state_folder)."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.abspath(environ.get("COLABSSH_STATE") or os.path.join(home, ".colabssh-runtime"))
+
+
+def open_code_folder(state: str, create: bool) -> int:
+    """A descriptor of STATE/code: this user's real folders (no symlink followed), the code folder 0700."""
+    import stat
+
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    if create:
+        try:
+            os.mkdir(state, 0o700)
+        except FileExistsError:
+            pass
+    top = os.open(state, flags)
+    try:
+        if os.fstat(top).st_uid != os.geteuid():
+            raise PermissionError(f"{state} belongs to another user")
+        if create:
+            try:
+                os.mkdir(CODE_FOLDER, 0o700, dir_fd=top)
+            except FileExistsError:
+                pass
+        fd = os.open(CODE_FOLDER, flags, dir_fd=top)
+    finally:
+        os.close(top)
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o077:
+        os.close(fd)
+        raise PermissionError(f"{state}/{CODE_FOLDER} is not a private folder of this user")
+    return fd
+
+
+def read_cached(digest: str, environ: Mapping[str, str]) -> Optional[bytes]:
+    """The cached bundle of DIGEST, only when its bytes hash to DIGEST; None for anything else."""
+    import hashlib
+    import stat
+
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        return None
+    try:
+        folder = open_code_folder(state_path(environ), create=False)
+    except OSError:
+        return None
+    try:
+        fd = os.open(digest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > MAX_BUNDLE:
+            return None
+        chunks, size = [], 0
+        while size <= info.st_size:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return data if hashlib.sha256(data).hexdigest() == digest else None
+
+
+def store(data: bytes, environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Cache a bundle's bytes as STATE/code/HASH (a unique temp name, fsync, rename); False when it cannot."""
+    environ = os.environ if environ is None else environ
+    name = digest(data)
+    try:
+        folder = open_code_folder(state_path(environ), create=True)
+    except OSError:
+        return False
+    temp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            try:
+                os.unlink(temp, dir_fd=folder)
+            except OSError:
+                pass
+            raise
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(folder)
+
+
+def cache_running_bundle(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """The cell's step: cache the bundle this process runs from (nothing when it runs from files)."""
+    importer = running_bundle()
+    if importer is None:
+        return False
+    return store(encode(importer.modules, sorted(importer.packages)), environ)
+
+
+def boot(argv: Sequence[str]) -> int:
+    """BOOT's body: ``HASH MODULE ARGS...``; see the module's docstring."""
+    import sys
+    import zlib
+
+    digest, module, args = argv[0], argv[1], list(argv[2:])
+    data = read_cached(digest, os.environ)
+    fresh = data is None
+    if data is None:
+        sent = sys.stdin.buffer.read()
+        if not sent:
+            sys.stderr.write(f"{MISS_MARKER}{digest}\n")
+            return MISS_EXIT
+        try:
+            data = zlib.decompressobj().decompress(sent, MAX_BUNDLE + 1)
+        except zlib.error:
+            data = b""
+        if hashlib.sha256(data).hexdigest() != digest:
+            sys.stderr.write("colabssh: the code sent to the runtime arrived damaged; run the command again\n")
+            return 1
+    modules, packages = decode(data)
+    install(modules, packages, digest)
+    if fresh:
+        store(data, os.environ)
+    import importlib
+
+    status = importlib.import_module(module).main(args)
+    return int(status or 0)
+
+
+_BOOT_PARTS = (encode, decode, digest, BundleImporter, install, state_path, open_code_folder, read_cached, store, boot)
+
+
+def boot_program() -> str:
+    """BOOT: the parts of this module it needs, then the call (runs with ``python -S -c``; stdlib only)."""
+    import inspect
+
+    constants = "".join(f"{name} = {globals()[name]!r}\n" for name in
+                        ("FORMAT", "MISS_EXIT", "MISS_MARKER", "MAX_BUNDLE", "CODE_FOLDER"))
+    head = ("from __future__ import annotations\nimport hashlib, importlib.abc, importlib.util, json, linecache, "
+            "os, sys\nfrom typing import Any, Optional\n" + constants)
+    body = "\n".join(inspect.getsource(part) for part in _BOOT_PARTS)
+    return head + body + "\nsys.exit(boot(sys.argv[1:]))\n"
+
+
+class Bundle:
+    """The laptop's bundle of this colab_bootstrap: its bytes, hash, and what is sent on a miss."""
+
+    def __init__(self, modules: Mapping[str, str], packages: Sequence[str]) -> None:
+        self.data = encode(modules, packages)
+        self.digest = digest(self.data)
+
+    def compressed(self) -> bytes:
+        import zlib
+
+        return zlib.compress(self.data, 9)
+
+    @classmethod
+    def of_package(cls) -> Bundle:
+        return cls(*collect())

@@ -1,0 +1,180 @@
+"""The worker: forked into a session of its own, it holds the lock and runs rsync with output to the job's log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+from .config import POLL_SECONDS
+from .files import UnsafeFile, append_bytes, file_kind, open_regular, write_json, write_text
+from .jobs import Jobs
+from .protocol import EXIT_SIGNAL
+
+
+def clear_tmp(tmp_dir: Path) -> None:
+    """Remove what a killed run left in the temp folder (we hold the lock: nobody else uses it). A link or anything
+    but a real folder there is refused (prepare refused it already): its target's files are not ours."""
+    try:
+        mode = os.lstat(tmp_dir).st_mode
+    except FileNotFoundError:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        return
+    if not stat.S_ISDIR(mode):
+        raise UnsafeFile(tmp_dir, f"{file_kind(mode)}, not a folder")
+    for entry in list(os.scandir(tmp_dir)):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+
+
+def run_rsync(job: Path, spec: dict, lock_fd: Optional[int],
+              on_start: Callable[[subprocess.Popen], None] = lambda p: None) -> int:
+    """Run the job's rsync (SPEC: its job.json, as written) with its output in the job's log; rsync inherits the
+    lock. Returns rsync's exit code."""
+    if not spec.get("dry_run"):
+        clear_tmp(Path(spec["tmp_dir"]))
+        Path(spec["dest"]).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LC_ALL": "C"}
+    log = open_regular(job / "log", os.O_WRONLY | os.O_APPEND)
+    try:
+        process = subprocess.Popen(spec["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   env=env, pass_fds=(lock_fd,) if lock_fd is not None else (),
+                                   start_new_session=True)  # its own group: all of rsync's processes together
+    finally:
+        os.close(log)
+    write_text(job / "rsync.pid", f"{process.pid}\n")
+    on_start(process)
+    code = process.wait()
+    end_group(process.pid)
+    if spec.get("mode") == "restore":
+        try:
+            Path(spec["tmp_dir"]).rmdir()  # leave no folder of ours in the content root
+        except OSError:
+            pass
+    return code
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def end_group(pgid: int, grace: float = 5.0) -> None:
+    """rsync's helpers outlive its main process when it is killed or stopped: wait for them, then kill them,
+    so a finished run has left nothing running (and nothing holding the lock)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return  # the usual end: nothing of rsync is left
+    deadline = time.monotonic() + grace
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def finish(job: Path, code: int, cancelled: bool = False) -> None:
+    write_json(job / "result.json", {"exit": code, "ended": time.time(), "cancelled": cancelled})
+
+
+def note_in_log(job: Path, text: str) -> None:
+    try:
+        append_bytes(job / "log", f"colabssh: {text}\n".encode())
+    except OSError:
+        pass  # the state folder itself fails: nothing more to record
+
+
+def worker_main(job: Path, spec: dict, lock_fd: int, jobs: Jobs) -> int:
+    """The detached half: runs rsync, writes the result, releases the lock. SIGTERM stops rsync cleanly."""
+    cancelled = threading.Event()
+    child: list[subprocess.Popen] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        cancelled.set()
+        for process in child:
+            signal_group(process, signal.SIGTERM)  # rsync removes its temp files and exits 20
+
+    def started(process: subprocess.Popen) -> None:
+        child.append(process)
+        if cancelled.is_set():
+            signal_group(process, signal.SIGTERM)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by start() around the fork
+    try:
+        write_text(job / "worker.pid", f"{os.getpid()}\n")
+        code = run_rsync(job, spec, lock_fd, started)
+    except Exception as exc:  # noqa: BLE001  (recorded in the log, never lost)
+        note_in_log(job, f"the sync worker failed: {exc}")
+        code = 1
+    if code < 0:
+        code = EXIT_SIGNAL
+    try:
+        finish(job, code, cancelled.is_set())  # the result first: whoever finds the lock free finds the result
+    finally:
+        jobs.release(lock_fd)
+    return code
+
+
+def spawn_worker(job: Path, spec: dict, lock_fd: int, jobs: Jobs) -> tuple[int, int]:
+    """Fork the worker into a session of its own (setsid): no terminal, no SSH channel, its own log.
+
+    A fork, not a new python: it starts in a millisecond and needs no source. Returns its pid and a pipe's read
+    end that reaches end-of-file the moment it exits (it holds the only write end; rsync does not inherit it),
+    so the follower hears of the end at once instead of at its next look."""
+    log = open_regular(job / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    done_read, done_write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            os.setsid()
+            os.close(done_read)
+            null = os.open(os.devnull, os.O_RDONLY)
+            for target, source in ((0, null), (1, log), (2, log)):
+                os.dup2(source, target)
+            os.chdir("/")
+            code = worker_main(job, spec, lock_fd, jobs)
+        except BaseException:  # noqa: BLE001  (into worker.log; the follower reports a lost run)
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(done_write)
+    os.close(log)
+    return pid, done_read
