@@ -28,7 +28,7 @@ EXIT_NO_TORCH = 4  # the python that runs the demo has no (working) torch
 NO_CUDA_MESSAGE = "no CUDA GPU on the runtime: Runtime > Change runtime type > GPU"
 NO_CUDA_HINT = "choose a GPU runtime in Colab, run the colabssh cell again and connect the new code"
 NO_TORCH_HINT = "install it on the runtime: `pip install torch` (Colab's GPU runtimes come with it)"
-USAGE = "usage: demo.py [--gpu] [--json]"  # unchanged since the demo was one file
+USAGE = "usage: demo.py [--gpu] [--json]"  # worded as when the demo was one file, demo.py
 
 
 class DemoError(Exception):
