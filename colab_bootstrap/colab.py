@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .errors import BootstrapError
 
 DRIVE_FOLDER_NAME = "drive"  # Drive is mounted at CONTENT/drive: /content/drive on Colab
+COLAB_HOSTNAME_FILE = Path("/var/colab/hostname")  # on every Colab VM
 
 
 def in_colab() -> bool:
+    """True when this python can import google.colab (the notebook's kernel on Colab): Drive can be mounted."""
     try:
         importlib.import_module("google.colab")
     except ImportError:
@@ -63,6 +65,8 @@ def resolve_drive(override: Path | None, content: Path, say: Callable[[str], Non
     return folder
 
 
-def on_colab_environment() -> bool:
-    """True on a Colab VM even outside the kernel (used to word messages)."""
-    return bool(os.environ.get("COLAB_RELEASE_TAG")) or Path("/var/colab/hostname").exists()
+def on_colab(environ: Mapping[str, str] | None = None) -> bool:
+    """True on a Colab VM, in the notebook's kernel or outside it (an SSH session, a sync): the runtime side's
+    one answer to "are we on Colab". ``in_colab`` asks something else: can this python use google.colab."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("COLAB_RELEASE_TAG")) or COLAB_HOSTNAME_FILE.exists()

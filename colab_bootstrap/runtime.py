@@ -1,25 +1,27 @@
-"""What the pasted cell does, in order: terms, Drive, GPU, sshd, tunnel, connect line, serve."""
+"""What the pasted cell does, in order: terms, Drive, GPU, sshd, tunnel, connect line, serve (``serving``)."""
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import colab, conncode, gpu, session_env, ship, sshd
 from .errors import BootstrapError
 from .pubkey import authorised_key_line
 from .settings import Settings, profile_folder, state_folder
 from .tunnels import Tunnel, open_tunnel, stop_leftover_tunnel
+
+if TYPE_CHECKING:
+    from .serving import Signals
 
 TERMS = """\
 colabssh: Colab's terms allow SSH shells and remote desktops only on paid runtimes (a paid plan with a
@@ -233,65 +235,6 @@ def as_bootstrap_error(exc: BaseException) -> BootstrapError | None:
     return None
 
 
-def serve_foreground(runtime: Runtime, stop: threading.Event, out: Callable[[str], None] = say) -> int:
-    """Keep serving until ``stop`` is set (by SIGINT/SIGTERM); then stop what this run started, nothing else."""
-    code = 0
-    try:
-        out("serving; press Ctrl-C to stop")
-        while not stop.wait(runtime.settings.heartbeat):
-            if not runtime.is_current():
-                out("colabssh: a later run of the cell took over; this one stops")
-                break
-            problem = runtime.healthy()
-            if problem:
-                out(f"colabssh: {problem}; run the cell again")
-                code = 1
-                break
-            out(f"colabssh: serving ({time.strftime('%H:%M:%S')})")
-    finally:
-        runtime.stop()
-        out("colabssh: stopped sshd and the tunnel")
-    return code
-
-
-def serve_in_background(runtime: Runtime, out: Callable[[str], None] = say) -> threading.Thread:
-    """In a notebook the cell returns; sshd and the tunnel live on as children of the kernel.
-
-    A daemon thread appends a heartbeat line to ``runtime.log`` in the state folder every
-    ``COLABSSH_HEARTBEAT`` seconds and says (there and in the cell's output) if sshd or the
-    tunnel stopped. It ends quietly when a later run of the cell takes over the state folder.
-    pyngrok's own monitor thread keeps draining the agent's log, and its atexit hook stops the
-    agent when the kernel exits; sshd, started in a session of its own, is stopped by ours.
-    """
-    log = runtime.settings.state / "runtime.log"
-
-    def stop_at_exit() -> None:
-        if runtime.is_current():
-            runtime.stop()
-
-    atexit.register(stop_at_exit)
-
-    def beat() -> None:
-        while True:
-            time.sleep(runtime.settings.heartbeat)
-            if not runtime.is_current():
-                atexit.unregister(stop_at_exit)
-                return
-            problem = runtime.healthy()
-            try:
-                with open(log, "a") as handle:
-                    handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {problem or 'serving'}\n")
-            except OSError:
-                pass
-            if problem and runtime.is_current():  # not when a later run or colabssh_stop() ended it
-                out(f"colabssh: {problem}; run the cell again")
-                return
-
-    thread = threading.Thread(target=beat, name="colabssh-heartbeat", daemon=True)
-    thread.start()
-    return thread
-
-
 def stop_serving(out: Callable[[str], None] = say, environ: Mapping[str, str] | None = None) -> None:
     """Stop the sshd, tunnel and periodic sync of the cell's latest run; in a notebook: ``colabssh_stop()``.
 
@@ -308,20 +251,6 @@ def stop_serving(out: Callable[[str], None] = say, environ: Mapping[str, str] | 
     out("colabssh: stopped; run the cell again for a new connection code")
 
 
-class _Signals:
-    """SIGINT/SIGTERM for a cell run as a script: interrupt the start-up (which then cleans up), or end serving."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.serving = False
-
-    def __call__(self, _signum: int, _frame: object) -> None:
-        if self.serving:
-            self.stop.set()
-        else:
-            raise KeyboardInterrupt
-
-
 def main(options: Mapping[str, object]) -> int:
     """The cell's entry point. As a script: serve until a signal. In a notebook: return.
 
@@ -329,9 +258,11 @@ def main(options: Mapping[str, object]) -> int:
     first, found through the state folder's pid files and /proc, so there is never a second sshd
     or tunnel; a port held by anything else is refused before the earlier run is touched.
     """
+    from .serving import Signals, serve_foreground  # serving imports this module
+
     if "ipykernel" in sys.modules:
         return _main_in_notebook(options)
-    signals = _Signals()
+    signals = Signals()
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, signals) for sig in handled}
     try:
@@ -344,7 +275,7 @@ def main(options: Mapping[str, object]) -> int:
             signal.signal(sig, old)
 
 
-def _start_and_announce(options: Mapping[str, object], signals: _Signals | None = None) -> Runtime | int:
+def _start_and_announce(options: Mapping[str, object], signals: Signals | None = None) -> Runtime | int:
     """The running runtime, or the exit status of a start that failed (after stopping what had started).
 
     ``start`` cleans up after itself; a failure after it (in ``announce``) stops the runtime here, so a
@@ -377,6 +308,8 @@ def _stop_started(runtime: Runtime | None) -> None:
 
 
 def _main_in_notebook(options: Mapping[str, object]) -> int:
+    from .serving import serve_in_background
+
     runtime = _start_and_announce(options)
     if isinstance(runtime, int):
         return runtime

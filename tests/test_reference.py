@@ -74,8 +74,9 @@ def test_the_script_runs_as_a_program():
 
 def test_troubleshooting_quotes_the_messages_colabssh_prints():
     """The advice texts in docs/troubleshooting.md are the code's own, word for word (change both together)."""
-    from colab_bootstrap import demo, tunnel_ngrok
+    from colab_bootstrap import demo
     from colab_bootstrap.sync import protocol as sync_protocol
+    from colab_bootstrap.tunnels import ngrok as tunnel_ngrok
     from colabssh_cli.remote import preflight
 
     text = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")

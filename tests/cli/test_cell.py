@@ -49,12 +49,12 @@ def test_the_cell_inlines_colab_bootstrap_and_needs_nothing_else(tmp_path, clien
     out = tmp_path / "cell.py"
     assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
     text = out.read_text()
-    for name in ("runtime", "sshd", "conncode", "tunnels", "tunnel_ngrok", "session_env", "ship"):
+    for name in ("runtime", "sshd", "conncode", "tunnels", "tunnels.ngrok", "session_env", "ship"):
         assert f"colab_bootstrap.{name}" in ship.collect()[0]
         assert f"'colab_bootstrap.{name}': " in text
     # python -I -S: no site-packages, no PYTHONPATH, not this checkout: the cell must bring all it imports
     probe = text.replace("_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)", "_colabssh_status = 0")
-    probe += "\nimport colab_bootstrap.runtime, colab_bootstrap.tunnel_ngrok, colab_bootstrap.tunnel_cloudflared\n" \
+    probe += "\nimport colab_bootstrap.runtime, colab_bootstrap.tunnels.ngrok, colab_bootstrap.tunnels.cloudflared\n" \
              "print(type(colab_bootstrap.runtime.__loader__).__name__, colab_bootstrap.__version__)\n"
     (tmp_path / "probe.py").write_text(probe)
     result = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "probe.py")], capture_output=True,

@@ -91,3 +91,14 @@ def test_the_colab_stand_in_refuses_to_mount_off_colab(tmp_path):
                             env={"PATH": "/usr/bin:/bin", **env})
     assert result.returncode == 1 and "NotImplementedError: Mounting drive is unsupported" in result.stderr
     assert not Path(tmp_path / "mnt").exists()
+
+
+def test_on_colab_is_the_release_tag_or_the_vm_s_hostname_file(tmp_path, monkeypatch):
+    from colab_bootstrap import colab
+
+    marker = tmp_path / "hostname"
+    monkeypatch.setattr(colab, "COLAB_HOSTNAME_FILE", marker)
+    assert colab.on_colab({"COLAB_RELEASE_TAG": "release-colab_20250101"}) is True
+    assert colab.on_colab({}) is False
+    marker.write_text("colab-vm\n")
+    assert colab.on_colab({}) is True

@@ -11,6 +11,7 @@ import pytest
 
 from colab_bootstrap import sshd
 from colab_bootstrap.errors import BootstrapError
+from colab_bootstrap.sshd import program
 from tests.cellrunner import RunningCell
 from tests.fakes import alive, assert_clean_failure, client_key_path, colab_env, pids_with, ssh, sshd_listeners
 
@@ -106,7 +107,7 @@ def _fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installs: bool) -
     apt.write_text(APT_GET)
     apt.chmod(apt.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", str(folder))
-    monkeypatch.setattr(sshd, "SBIN_DIRS", ())
+    monkeypatch.setattr(program, "SBIN_DIRS", ())
     if installs:
         monkeypatch.setenv("INSTALLS_SSHD", "/usr/sbin/sshd")
     else:
@@ -117,7 +118,7 @@ def _fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installs: bool) -
 def test_as_root_a_missing_sshd_is_installed_with_apt(tmp_path, monkeypatch):
     folder = _fake_apt(tmp_path, monkeypatch, installs=True)
     said: list[str] = []
-    assert sshd.find_sshd(said.append, is_root=True) == str(folder / "sshd")
+    assert program.find_sshd(said.append, is_root=True) == str(folder / "sshd")
     assert (folder / "apt-get.calls").read_text().splitlines() == [
         "update -qq DEBIAN_FRONTEND=noninteractive", "install -y -qq openssh-server DEBIAN_FRONTEND=noninteractive"]
     assert "installing openssh-server" in said[0]
@@ -126,14 +127,14 @@ def test_as_root_a_missing_sshd_is_installed_with_apt(tmp_path, monkeypatch):
 def test_a_failed_apt_install_is_reported(tmp_path, monkeypatch):
     _fake_apt(tmp_path, monkeypatch, installs=False)
     with pytest.raises(BootstrapError) as caught:
-        sshd.find_sshd(lambda line: None, is_root=True)
+        program.find_sshd(lambda line: None, is_root=True)
     assert "apt-get could not install it" in caught.value.message and "network" in caught.value.hint
 
 
 def test_a_plain_user_is_told_to_install_it(tmp_path, monkeypatch):
     folder = _fake_apt(tmp_path, monkeypatch, installs=True)
     with pytest.raises(BootstrapError) as caught:
-        sshd.find_sshd(lambda line: None, is_root=False)
+        program.find_sshd(lambda line: None, is_root=False)
     assert "sudo apt-get install openssh-server" in caught.value.hint
     assert not os.path.exists(folder / "apt-get.calls")
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from colab_bootstrap import conncode, processes, sshd
+from colab_bootstrap import conncode, processes
+from colab_bootstrap.sshd import ports
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote.runner import close_shared_connection
 from tests.cellrunner import cell_env
@@ -215,13 +216,13 @@ def test_the_port_probe_binds_as_sshd_does_past_closed_and_closing_connections(c
     port = listener.getsockname()[1]
     client = socket.create_connection(("127.0.0.1", port))
     accepted, _ = listener.accept()
-    assert not sshd.bindable(port)  # a live listener is a clash
+    assert not ports.bindable(port)  # a live listener is a clash
     listener.close()
-    assert sshd.bindable(port)  # the accepted connection is still open
+    assert ports.bindable(port)  # the accepted connection is still open
     first, second = (accepted, client) if closes_first == "server" else (client, accepted)
     first.close()
     second.close()
-    assert sshd.bindable(port)  # TIME_WAIT on the side that closed first
+    assert ports.bindable(port)  # TIME_WAIT on the side that closed first
 
 
 def test_runs_started_at_the_same_moment_end_with_one_working_sshd(start_runtime, isolated_home, tmp_path):

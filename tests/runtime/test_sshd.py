@@ -135,7 +135,8 @@ def test_allowusers_and_the_code_name_the_real_user_not_the_environment_s(start_
 # private files (review item 4): a leftover temp of an earlier run must not lend its mode to the new file
 
 def _private_writers(state: Path) -> list[tuple[str, object]]:
-    from colab_bootstrap import session_env, sshd, tunnel_ngrok
+    from colab_bootstrap import session_env, sshd
+    from colab_bootstrap.tunnels import ngrok as tunnel_ngrok
 
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOnaOCFdCwAxPerC7oYBQAlHTu05NJc9IsxS2Bt6N4Q1"
     return [
@@ -185,7 +186,7 @@ def test_a_failed_private_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
 def test_per_source_penalties_are_written_only_where_sshd_knows_them_and_never_lock_the_owner_out():
     """Every tunnel client is 127.0.0.1: only a crash (what only an exploit causes) is penalised, on the
     releases whose penalty classes are known; 9.8/9.9 charge LoginGraceTime at the crash rate, so: off."""
-    from colab_bootstrap.sshd import per_source_penalties_lines, render_config
+    from colab_bootstrap.sshd.config import per_source_penalties_lines, render_config
 
     assert per_source_penalties_lines(None) == [] and per_source_penalties_lines((9, 2)) == []  # unknown keyword
     assert per_source_penalties_lines((9, 8)) == per_source_penalties_lines((9, 9)) == ["PerSourcePenalties no"]

@@ -1,5 +1,5 @@
-"""demo.py as a script: run directly, and shipped on stdin to the runtime's python over the real sshd
-(plain OpenSSH with an explicit config, the host key pinned from the connection code)."""
+"""The demo as a program (``python -m colab_bootstrap.demo``): run directly, and started by the runtime's python
+over the real sshd (plain OpenSSH with an explicit config, the host key pinned from the connection code)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from pathlib import Path
 from colab_bootstrap import demo
 from tests.fakes import REPO, STANDINS
 
-DEMO = Path(demo.__file__)
+ROOT = Path(demo.__file__).parents[2]  # the checkout that holds colab_bootstrap
+DEMO = ["-m", "colab_bootstrap.demo"]
+# what the runtime's python runs on stdin: this checkout's demo (how colabssh ships it is not tested here)
+LAUNCHER = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from colab_bootstrap.demo import main; sys.exit(main())\n"
 NO_CUDA = "no CUDA GPU on the runtime: Runtime > Change runtime type > GPU"
 
 
@@ -35,12 +38,12 @@ def ssh_to(runtime, home: Path, tmp_path: Path) -> list[str]:
 
 
 def run_shipped(ssh: list[str], python: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ssh, python, "-", *args], input=DEMO.read_text(), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([*ssh, python, "-", *args], input=LAUNCHER, capture_output=True, text=True, timeout=120)
 
 
 def test_script_prints_one_json_document_and_progress_on_stderr():
-    result = subprocess.run([sys.executable, str(DEMO), "--json"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, *DEMO, "--json"], capture_output=True, text=True, timeout=120,
+                            cwd=ROOT)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)  # the whole of stdout is one document
     assert result.stdout.count("\n") == 1
@@ -49,7 +52,7 @@ def test_script_prints_one_json_document_and_progress_on_stderr():
 
 
 def test_script_usage_error_is_one_line():
-    result = subprocess.run([sys.executable, str(DEMO), "--fast"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, *DEMO, "--fast"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == demo.EXIT_USAGE
     assert result.stdout == "" and "unknown argument '--fast'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -57,7 +60,7 @@ def test_script_usage_error_is_one_line():
 
 def test_script_without_torch_says_so(tmp_path):
     python = python_without_torch(tmp_path)
-    result = subprocess.run([str(python), str(DEMO), "--json"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([str(python), *DEMO, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == demo.EXIT_NO_TORCH
     assert json.loads(result.stdout)["error"] == "no-torch"
     assert "PyTorch is not installed" in result.stderr and "Traceback" not in result.stderr

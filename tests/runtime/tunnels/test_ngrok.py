@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from colab_bootstrap.errors import BootstrapError
-from colab_bootstrap.tunnel_ngrok import parse_public_url
+from colab_bootstrap.tunnels.ngrok import parse_public_url
 from tests.cellrunner import RunningCell
 from tests.fakes import (
     FAKE_NGROK,
@@ -169,7 +169,7 @@ def test_another_pyngrok_agent_in_the_same_kernel_is_left_alone(tmp_path, monkey
     """The notebook already runs the user's own pyngrok agent: the cell says so and does not kill it."""
     from pyngrok import conf, ngrok
 
-    from colab_bootstrap.tunnel_ngrok import open_ngrok
+    from colab_bootstrap.tunnels.ngrok import open_ngrok
 
     theirs = tmp_path / "theirs.yml"
     theirs.write_text(f'version: "3"\nagent:\n  authtoken: {TOKEN}\n')

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import processes
+from .. import processes
 
 TUNNEL_PID_NAME = "tunnel.pid"
 
@@ -30,9 +30,9 @@ def open_tunnel(kind: str, port: int, state: Path, say: Callable[[str], None]) -
         say(f"tunnel: none (local): sshd on 127.0.0.1:{port}")
         return Tunnel(kind="local", host="127.0.0.1", port=port)
     if kind == "ngrok":
-        from .tunnel_ngrok import open_ngrok
+        from .ngrok import open_ngrok
         return open_ngrok(port, state, say)
-    from .tunnel_cloudflared import open_cloudflared
+    from .cloudflared import open_cloudflared
     return open_cloudflared(port, state, say)
 
 

@@ -22,10 +22,10 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .conncode import CodeError, validate_host
-from .errors import BootstrapError
-from .processes import stop_child
-from .tunnels import Tunnel, forget_tunnel_pid, record_tunnel_pid
+from ..conncode import CodeError, validate_host
+from ..errors import BootstrapError
+from ..processes import stop_child
+from . import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
 START_TIMEOUT = 60.0
 LOG_NAME = "cloudflared.log"

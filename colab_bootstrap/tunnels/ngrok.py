@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .colab import get_secret
-from .conncode import CodeError, validate_host, validate_port
-from .errors import BootstrapError
-from .files import write_private
-from .processes import stop_child
-from .tunnels import Tunnel, forget_tunnel_pid, record_tunnel_pid
+from ..colab import get_secret
+from ..conncode import CodeError, validate_host, validate_port
+from ..errors import BootstrapError
+from ..files import write_private
+from ..processes import stop_child
+from . import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
 CONFIG_NAME = "ngrok.yml"
 LOG_NAME = "ngrok.log"
