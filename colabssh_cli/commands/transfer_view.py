@@ -174,7 +174,7 @@ def run_with_view(remote: Remote, options: Optional[SyncOptions]) -> SyncOutcome
 def copy_with_view(direction: str, local: Path, runtime_path: str, name: Optional[str], as_json: bool) -> None:
     from ..console import result, status
     from ..remote.runner import Remote
-    from ..transfer.client import transfer
+    from ..transfer.copy import transfer
 
     remote = Remote.for_alias(name)
     with ProgressView(f"{remote.alias}: {direction}") as view:

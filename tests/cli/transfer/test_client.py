@@ -250,30 +250,6 @@ def test_restore_brings_a_backup_into_a_fresh_runtime(connected, capsys) -> None
     assert code == 2 and "there is no backup at" in err
 
 
-def test_pull_and_push_over_the_pinned_connection(connected, capsys, tmp_path: Path) -> None:  # noqa: ANN001
-    content = connected.runtime.content
-    (content / "outputs" / "run 1").mkdir(parents=True)
-    (content / "outputs" / "run 1" / "ckpt.pt").write_bytes(b"weights" * 1000)
-    local = tmp_path / "laptop"
-    code, out, err = cli(capsys, "pull", "outputs", str(local))
-    assert code == 0, err
-    assert (local / "outputs" / "run 1" / "ckpt.pt").read_bytes() == b"weights" * 1000
-    assert "pulled colab:" in out and "1 file(s)" in out
-    code_dir = tmp_path / "code"
-    code_dir.mkdir()
-    (code_dir / "main.py").write_text("print('hi')")
-    code, out, err = cli(capsys, "push", str(code_dir), "projects/new one")
-    assert code == 0, err
-    assert (content / "projects" / "new one" / "code" / "main.py").read_text() == "print('hi')"
-    code, _, err = cli(capsys, "pull", "does/not/exist", str(local))
-    assert code == 2 and "does not exist on the runtime" in err
-    (tmp_path / "afile").write_text("a file, not a folder")
-    code, out, err = cli(capsys, "pull", "outputs", str(tmp_path / "afile" / "sub"))
-    assert code == 2 and out == "" and "Traceback" not in err
-    assert err.splitlines()[0] == f"colabssh: error: cannot pull into {tmp_path}/afile/sub: {tmp_path}/afile is a " \
-                                  "file, not a folder"
-
-
 WITHOUT_FCNTL = ("import sys\n"
                  "sys.modules['fcntl'] = None  # as on Windows: `import fcntl` fails\n"
                  "from colabssh_cli.app import main\n"
