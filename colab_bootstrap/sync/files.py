@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 from ..files import PRIVATE, write_atomically
+from ..units import human_size
 from .config import STATE_FILE_MAX
-from .protocol import SyncRefused, human_size
+from .protocol import SyncRefused
 
 # Everything the runner opens could have been replaced by something else: a FIFO (opening it blocks until a writer
 # comes: forever, with the lock held), a link to /dev/zero (reading it never ends), a socket, a folder, or a huge

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
+from ..units import human_size
 from .config import POLL_SECONDS, STATE_FILE_MAX
 from .files import UnsafeFile, open_regular, os_failure, read_json, read_small
 from .jobs import Jobs, worker_pid
-from .protocol import EXIT_LOST, LogParser, SyncRefused, SyncResult, advice_for, human_size
+from .protocol import EXIT_LOST, LogParser, SyncRefused, SyncResult, advice_for
 
 LOG_MAX = 1 << 30  # bytes of a job's log that are followed
 

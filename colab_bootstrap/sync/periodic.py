@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
+from ..units import human_size
 from .files import append_bytes, os_failure, read_json, read_small, write_text
 from .follow import parse_log, summary
 from .jobs import Jobs
 from .plan import ensure_rsync, prepare
-from .protocol import EXIT_SIGNAL, LogParser, SyncRefused, human_size
+from .protocol import EXIT_SIGNAL, LogParser, SyncRefused
 from .request import Request
 from .worker import finish, note_in_log, run_rsync
 

@@ -55,15 +55,6 @@ RSYNC_ADVICE = {
 }
 
 
-def human_size(n: float) -> str:
-    """Bytes as people read them: 183 B, 20.0 MB (powers of 1000, as rsync's --human-readable)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def advice_for(code: int) -> str:
     if code == 0:
         return ""

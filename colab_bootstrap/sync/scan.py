@@ -13,9 +13,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Optional
 
+from ..units import human_size
 from .config import IGNORE_FILE, SPACE_MARGIN
 from .files import UnsafeFile, read_small
-from .protocol import SyncRefused, human_size
+from .protocol import SyncRefused
 from .request import Request
 
 SMALL_FILE = 1 << 20

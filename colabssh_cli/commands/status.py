@@ -12,7 +12,7 @@ from ..app import app
 
 
 def _size(n: Optional[int]) -> str:
-    from ..units import human_size
+    from colab_bootstrap.units import human_size
 
     return "?" if n is None else human_size(n)
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from colab_bootstrap.sync.protocol import human_size, printable
+from colab_bootstrap.sync.protocol import printable
+from colab_bootstrap.units import human_size
 
 if TYPE_CHECKING:
     from rich.progress import Progress

@@ -396,7 +396,7 @@ def test_the_summary_says_honestly_where_the_data_is() -> None:
               "seconds": 1.25}
     lines = summary_lines(SyncOutcome(report))
     assert lines[0] == ("synced /content -> /content/drive/MyDrive/colabssh/content: 2 new and 1 changed file(s) "
-                        "copied (3.5 MB), 7 unchanged, in 1.2 s")
+                        "copied (3.3 MiB), 7 unchanged, in 1.2 s")
     assert "written to Drive's local cache on the runtime; Google Drive is still uploading" in lines[-1]
     assert not any("On Google Drive" in line or "uploaded" in line for line in lines)
     off_colab = summary_lines(SyncOutcome({**report, "drive_cache": False}))

@@ -200,7 +200,7 @@ def test_a_fifo_colabsshignore_is_refused_at_once_and_never_holds_the_lock(conne
     assert first.returncode == 2, err
     assert err.splitlines() == [
         f"colabssh: error: cannot use {ignore}: it is a FIFO (named pipe), not a regular file",
-        "  hint: make it a plain text file of at most 1.0 MB, or remove it (it lists what the backup leaves out)"]
+        "  hint: make it a plain text file of at most 1.0 MiB, or remove it (it lists what the backup leaves out)"]
     ignore.unlink()
     ignore.write_text("*.log\n")
     code, out, err = cli(capsys, "sync")

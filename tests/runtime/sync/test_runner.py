@@ -133,7 +133,7 @@ def test_too_little_free_space_is_refused_before_any_copy(tree: dict[str, Path])
 
     with pytest.raises(SyncRefused) as refused:
         prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tiny_disk)
-    assert refused.value.kind == "no_space" and "4.1 KB to copy" in refused.value.message
+    assert refused.value.kind == "no_space" and "4.0 KiB to copy" in refused.value.message
     assert list(tree["drive"].iterdir()) == []
 
 

@@ -122,7 +122,7 @@ def test_a_colabsshignore_that_is_not_a_small_regular_file_is_refused_at_once(tr
     assert err == "" and events[-1]["event"] == "error" and events[-1]["kind"] == "bad_input"
     what = {"fifo": "a FIFO (named pipe), not a regular file", "dev-zero": "a character device, not a regular file",
             "folder": "a folder, not a regular file", "socket": "a socket, not a regular file",
-            "huge": "larger than 1.0 MB (8.6 GB)"}[kind]
+            "huge": "larger than 1.0 MiB (8.0 GiB)"}[kind]
     assert events[-1]["message"] == f"cannot use {ignore}: it is {what}"
     assert "plain text file" in events[-1]["hint"]
     assert lock_is_free(tree["state"])

@@ -1,10 +1,10 @@
-"""One size formatter for the laptop side: binary units, as `colabssh status` has always shown them."""
+"""The one size formatter (colab_bootstrap/units.py): binary units on both sides, as `colabssh status` has always shown them."""
 
 from __future__ import annotations
 
 import pytest
 
-from colabssh_cli.units import human_size
+from colab_bootstrap.units import human_size
 
 
 @pytest.mark.parametrize(("size", "shown"), [
