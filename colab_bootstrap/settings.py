@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ship
 from .errors import BootstrapError
 
 RUNTIME_TUNNELS = ("ngrok", "cloudflared", "local")
@@ -38,9 +39,8 @@ DEFAULT_HEARTBEAT = 60.0
 
 
 def state_folder(environ: Mapping[str, str]) -> Path:
-    """COLABSSH_STATE, else ~/.colabssh-runtime."""
-    home = Path(environ.get("HOME") or os.path.expanduser("~"))
-    return Path(environ.get("COLABSSH_STATE") or home / ".colabssh-runtime").absolute()
+    """COLABSSH_STATE, else ~/.colabssh-runtime (``ship.state_path``: BOOT carries that one copy of the rule)."""
+    return Path(ship.state_path(environ))
 
 
 def profile_folder(environ: Mapping[str, str]) -> Path | None:

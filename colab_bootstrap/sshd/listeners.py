@@ -37,13 +37,16 @@ def is_colabssh_config(config: Path) -> bool:
 
 def snippet_in_use(snippet: Path) -> bool:
     """True while a live colabssh sshd on this machine names ``snippet`` in its config: its login shells
-    rely on it. An sshd config this user cannot read counts too (it may be another user's runtime)."""
+    rely on it. An sshd config this user cannot read counts too (it may be another user's runtime); one that is
+    gone does not (that sshd can start no session with it: it is a leftover, and must not keep the snippet)."""
     for pid in processes.live_pids():
         config = listener_config(pid)
         if config is None or processes.is_gone(pid):
             continue
         try:
             lines = config.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            continue
         except OSError:
             return True
         if lines[:1] == [HEADER] and SNIPPET_COMMENT + str(snippet) in lines:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 
 from ..errors import BootstrapError
+from ..packages import apt_install
 
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin")  # a plain user's PATH often lacks them
 
@@ -33,12 +33,9 @@ def find_sshd(say: Callable[[str], None], override: str = "", install: bool = Tr
     root = os.geteuid() == 0 if is_root is None else is_root
     apt = shutil.which("apt-get")
     if install and root and apt:
-        say("sshd is missing: installing openssh-server with apt-get (about a minute)...")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "openssh-server"]):
-            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
-        return find_sshd(say, install=False, is_root=root)
+        apt_install("openssh-server", "sshd", say, "sshd is missing: installing openssh-server with apt-get (about a "
+                    "minute)...", is_root=root)
+        return find_sshd(say, install=False, is_root=root)  # sshd is in an sbin folder, maybe not on PATH
     if root and apt and install is False:
         raise BootstrapError("OpenSSH's sshd is not installed on this machine, and apt-get could not install it",
                              "check the network, run `apt-get install openssh-server`, then run the cell again")

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from .. import colab
 from .config import MOUNTINFO
 from .protocol import SyncRefused
 
@@ -33,7 +34,8 @@ def mount_fstype(path: Path, mountinfo: Path = MOUNTINFO) -> str:
 
 
 def on_colab(environ: Mapping[str, str], mountinfo: Path = MOUNTINFO) -> bool:
-    if environ.get("COLAB_RELEASE_TAG") or Path("/var/colab/hostname").exists():
+    """Colab (``colab.on_colab``), or a machine with Google Drive's mount (Drive's rules apply there too)."""
+    if colab.on_colab(environ):
         return True
     try:
         return f" - {DRIVE_FSTYPE} " in mountinfo.read_text(errors="replace")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from ..settings import state_folder
 from .plan import ensure_rsync
 from .protocol import DEFAULT_FOLDER, SyncOptions, SyncRefused
 from .request import Request
@@ -21,8 +22,7 @@ def _parse_args(argv: Sequence[str]) -> tuple[str, dict]:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("start", "attach", "cancel"):
         command = sub.add_parser(name)
-        command.add_argument("--state", default=os.environ.get("COLABSSH_STATE") or
-                             str(Path.home() / ".colabssh-runtime"))
+        command.add_argument("--state", default=str(state_folder(os.environ)))
         if name in ("start", "cancel"):
             command.add_argument("--token", default="")
         if name == "cancel":

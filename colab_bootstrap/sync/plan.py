@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..packages import apt_install
 from .config import IGNORE_FILE, MOUNTINFO, SPACE_MARGIN
 from .drive import check_drive, on_colab
 from .files import file_kind
@@ -56,16 +56,10 @@ def ensure_rsync(say: Callable[[str], None], is_root: Optional[bool] = None) -> 
     found = shutil.which("rsync")
     if found:
         return found
-    is_root = os.geteuid() == 0 if is_root is None else is_root
-    if is_root and shutil.which("apt-get"):
-        say("rsync is missing on the runtime: installing it with apt-get...")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "rsync"]):
-            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
-        found = shutil.which("rsync")
-        if found:
-            return found
+    found = apt_install("rsync", "rsync", say, "rsync is missing on the runtime: installing it with apt-get...",
+                        is_root=is_root)
+    if found:
+        return found
     raise SyncRefused("rsync is not installed on the runtime", "install it there: apt-get install rsync",
                       "no_rsync")
 

@@ -1,4 +1,4 @@
-"""The one size formatter (colab_bootstrap/units.py): binary units on both sides, as `colabssh status` has always shown them."""
+"""The one size formatter (colab_bootstrap/units.py): binary units on both sides, as `colabssh status` shows them."""
 
 from __future__ import annotations
 
