@@ -148,6 +148,7 @@ def test_results_on_stdout_progress_on_stderr(runtime, tmp_path):
     assert synced.stdout.startswith("synced ") and "syncing " in synced.stderr and "syncing " not in synced.stdout
 
 
+@pytest.mark.slow  # runs every command against a runtime
 def test_json_is_all_there_is_on_stdout(runtime):
     assert run("connect", runtime.code, "--no-open").returncode == 0
     (runtime.content / "data.csv").write_text("a,b\n1,2\n")

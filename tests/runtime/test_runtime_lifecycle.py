@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.cellrunner import CONNECT_PREFIX, cell_env
 from tests.fakes import (
     FAKE_NGROK,
@@ -24,6 +26,8 @@ from tests.fakes import (
     sshd_listeners,
     wait_until,
 )
+
+pytestmark = pytest.mark.slow  # each test starts the cell and its sshd
 
 
 def _agent_pids(state: Path) -> list[int]:

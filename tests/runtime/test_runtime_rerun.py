@@ -23,6 +23,8 @@ from tests.cellrunner import cell_env
 from tests.fakes import alive, sshd_listeners, wait_until
 from tests.runtime.test_runtime_lifecycle import Kernel
 
+pytestmark = pytest.mark.slow  # each test starts the cell (sshd, tunnel) more than once
+
 ROUNDS = 5
 
 

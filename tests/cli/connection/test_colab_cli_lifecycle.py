@@ -29,6 +29,8 @@ from tests.cli.connection.test_colab_cli import ColabRoad, colab_road  # noqa: F
 from tests.cli.connection.test_flow_e2e import close_masters_after, user_ssh  # noqa: F401  (fixture)
 from tests.cli.remote.test_advice import config_files, one_error
 
+pytestmark = pytest.mark.slow  # starts a runtime behind the colab stand-in
+
 
 @pytest.fixture
 def road(colab_road: ColabRoad) -> ColabRoad:  # noqa: F811

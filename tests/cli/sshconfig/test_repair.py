@@ -29,6 +29,8 @@ from colabssh_cli.sshconfig.render import BEGIN_MARKER
 from tests.cli.connection.test_flow import INFO
 from tests.runtime.test_conncode import base, code_of
 
+pytestmark = pytest.mark.slow  # forks and SIGKILLs a child at every write
+
 USER_CONFIG = b"Host mine\r\n  HostName example.org\r\n# caf\xe9"
 CODE_A = code_of(base())
 CODE_B = code_of(base(host="1.tcp.ngrok.io", port=2345))

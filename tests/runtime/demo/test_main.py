@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from colab_bootstrap import demo
 from tests.fakes import REPO, STANDINS
+
+pytestmark = pytest.mark.slow  # runs torch, and the demo over a real sshd
 
 ROOT = Path(demo.__file__).parents[2]  # the checkout that holds colab_bootstrap
 DEMO = ["-m", "colab_bootstrap.demo"]

@@ -166,6 +166,7 @@ def ends_plainly(tree: dict[str, Path], command: list[str]) -> None:
     assert lock_is_free(tree["state"])
 
 
+@pytest.mark.slow  # a runner process per special file
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder", "huge"])
 @pytest.mark.parametrize("name", STATE_FILES)
 def test_no_runner_command_blocks_on_a_special_state_file(tree: dict[str, Path], name: str, kind: str) -> None:
@@ -297,6 +298,7 @@ def stop_periodic(tree: dict[str, Path]) -> Iterator[list[Path]]:
     start_periodic(tree["content"], tree["drive"], tree["state"], 0, lambda text: None)
 
 
+@pytest.mark.slow  # waits for a periodic run
 def test_a_special_periodic_log_does_not_stop_the_periodic_sync(tree: dict[str, Path],
                                                                 stop_periodic: list[Path]) -> None:
     log = tree["state"] / "sync" / "periodic.log"
