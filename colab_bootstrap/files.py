@@ -8,19 +8,33 @@ temp name opened with ``O_CREAT`` would keep the mode of a leftover (0644, with 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 PRIVATE = 0o600
 
 
 def write_atomically(path: Path, text: str, mode: int = PRIVATE) -> None:
     """Replace ``path`` with ``text`` (UTF-8) at ``mode``; on failure the old file stays and no temp is left."""
+    fill_atomically(path, lambda handle: handle.write(text.encode("utf-8")), mode)
+
+
+def copy_atomically(path: Path, source: BinaryIO, mode: int) -> None:
+    """``write_atomically`` for what a stream gives (a download), read to its end."""
+    fill_atomically(path, lambda handle: shutil.copyfileobj(source, handle), mode)
+
+
+def fill_atomically(path: Path, fill: Callable[[BinaryIO], object], mode: int) -> None:
+    """The one atomic write: FILL writes the bytes into a fresh temp file beside ``path``, which is then
+    flushed, fsynced and renamed over it; on any failure the old file stays and no temp is left."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
-            handle.write(text)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

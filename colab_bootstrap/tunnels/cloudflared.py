@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..conncode import CodeError, validate_host
 from ..errors import BootstrapError
+from ..files import copy_atomically
 from ..processes import stop_child
 from . import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
@@ -49,16 +50,12 @@ def find_cloudflared(state: Path, say: Callable[[str], None]) -> str:
                              _ALTERNATIVE)
     url = f"{_RELEASES}cloudflared-linux-{arch}"
     say("downloading cloudflared...")
-    tmp = state / ".cloudflared.download"
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out)
+        with urllib.request.urlopen(url, timeout=60) as response:
+            copy_atomically(target, response, 0o700)
     except (OSError, urllib.error.URLError) as exc:
-        tmp.unlink(missing_ok=True)
         raise BootstrapError(f"could not download cloudflared: {exc}",
                              "put cloudflared on PATH, " + _ALTERNATIVE) from None
-    os.chmod(tmp, 0o700)
-    os.replace(tmp, target)
     return str(target)
 
 

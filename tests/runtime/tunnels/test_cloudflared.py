@@ -94,7 +94,7 @@ def test_missing_cloudflared_that_cannot_be_downloaded_is_explained(start_runtim
     assert code == 1
     assert_clean_failure(output)
     assert "could not download cloudflared" in output and "put cloudflared on PATH" in output
-    assert not (running.state / "cloudflared").exists() and not (running.state / ".cloudflared.download").exists()
+    assert not (running.state / "cloudflared").exists() and not list(running.state.glob(".cloudflared*"))
     assert sshd_listeners(running.state) == []
 
 
