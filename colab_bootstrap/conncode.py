@@ -18,9 +18,9 @@ import ipaddress
 import json
 import re
 import socket
-import struct
 from dataclasses import asdict, dataclass
 
+from . import pubkey
 from .settings import RUNTIME_TUNNELS
 
 PREFIX = "colabssh"
@@ -309,14 +309,10 @@ def canonical_host_key(line: str) -> str:
     candidate = f"{parts[0]} {parts[1]}"
     if not _HOSTKEY.fullmatch(candidate):
         raise CodeError("the ssh-ed25519 public key is truncated or malformed")
-    blob = base64.b64decode(parts[1])
     try:
-        (n,) = struct.unpack(">I", blob[:4])
-        kind = blob[4:4 + n]
-        (m,) = struct.unpack(">I", blob[4 + n:8 + n])
-        key = blob[8 + n:]
-    except struct.error:
+        fields = pubkey.ssh_strings(base64.b64decode(parts[1]))
+    except ValueError:
         raise CodeError("the ssh-ed25519 public key is malformed") from None
-    if kind != b"ssh-ed25519" or m != 32 or len(key) != 32:
+    if fields[:1] != [b"ssh-ed25519"] or not pubkey.well_formed("ssh-ed25519", fields[1:]):
         raise CodeError("the ssh-ed25519 public key is malformed")
     return candidate

@@ -1,4 +1,5 @@
-"""Check a public key line that the runtime will authorise (standard library only)."""
+"""Public key lines (standard library only): the one parser of SSH's key format, for the key the runtime
+authorises (``authorised_key_line``) and the host key a connection code carries (``conncode.canonical_host_key``)."""
 
 from __future__ import annotations
 
@@ -39,16 +40,16 @@ def authorised_key_line(text: str) -> str:
         raise BootstrapError("that is not an SSH public key of a supported type", _HINT)
     try:
         blob = base64.b64decode(parts[1], validate=True)
-        fields = _ssh_strings(blob)
+        fields = ssh_strings(blob)
     except (binascii.Error, ValueError):
         raise BootstrapError("the public key's base64 part is damaged or truncated", _HINT) from None
-    if not fields or fields[0] != parts[0].encode("ascii") or not _well_formed(parts[0], fields[1:]):
+    if not fields or fields[0] != parts[0].encode("ascii") or not well_formed(parts[0], fields[1:]):
         raise BootstrapError("the public key's base64 part is damaged or truncated", _HINT)
     comment = " ".join(parts[2:])
     return f"{parts[0]} {parts[1]}" + (f" {comment}" if comment else "")
 
 
-def _ssh_strings(blob: bytes) -> list[bytes]:
+def ssh_strings(blob: bytes) -> list[bytes]:
     """Split an SSH wire-format key into its length-prefixed strings; ValueError unless they fill it exactly."""
     fields, offset = [], 0
     while offset < len(blob):
@@ -63,7 +64,7 @@ def _ssh_strings(blob: bytes) -> list[bytes]:
     return fields
 
 
-def _well_formed(kind: str, fields: list[bytes]) -> bool:
+def well_formed(kind: str, fields: list[bytes]) -> bool:
     """The fields each key type has, with the sizes it must have."""
     if kind == "ssh-ed25519":
         return len(fields) == 1 and len(fields[0]) == 32
