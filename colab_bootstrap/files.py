@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -49,3 +50,13 @@ def fill_atomically(path: Path, fill: Callable[[BinaryIO], object], mode: int) -
 def write_private(path: Path, text: str) -> None:
     """``write_atomically`` at 0600: for the token, the authorised key, the session environment."""
     write_atomically(path, text, PRIVATE)
+
+
+_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISLNK, "a symbolic link"))
+
+
+def file_kind(mode: int) -> str:
+    """What a file of MODE is, for a message: "a FIFO (named pipe)", "a character device", "a folder"..."""
+    return next((name for test, name in _KINDS if test(mode)), "a special file")

@@ -10,10 +10,13 @@ runs as ``python3 cell.py`` on any Linux machine with sshd.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import colab_bootstrap
 from colab_bootstrap import ship
+from colab_bootstrap.files import file_kind
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
@@ -93,8 +96,19 @@ def build_cell(tunnel: str, public_key: Path | None, key_from_secret: bool, sync
 
 
 def write_atomically(out: Path, text: str) -> None:
-    """Write ``out`` whole or not at all (temp file in the same folder, fsync, rename); 0644: it holds no secret."""
+    """Write ``out`` whole or not at all (temp file in the same folder, fsync, rename); 0644: it holds no secret.
+
+    Only a file (or a link to one) is replaced: --out naming a device (/dev/null, /dev/stdout), a FIFO or a
+    folder is refused before anything is written, as it would otherwise be replaced by a regular file."""
+    try:
+        info = os.stat(out)
+    except OSError:
+        info = None  # missing (written new), or a dangling link (replaced by the file, as before)
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise ColabsshError(f"--out {out} is {file_kind(info.st_mode)}, not a file",
+                            "give a file path, or leave --out out to print the cell", BAD_INPUT)
     try:
         atomic_write(out, text.encode("utf-8"), 0o644)
     except ColabsshError as exc:
-        raise ColabsshError(exc.message, "choose another --out path", FAILURE) from None
+        raise ColabsshError(exc.message, "choose another --out path",
+                            BAD_INPUT if exc.exit_code == BAD_INPUT else FAILURE) from None

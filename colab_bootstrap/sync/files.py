@@ -10,24 +10,16 @@ import stat
 from pathlib import Path
 from typing import Optional
 
-from ..files import PRIVATE, write_atomically
+from ..files import PRIVATE, file_kind, write_atomically
 from ..units import human_size
 from .config import STATE_FILE_MAX
 from .protocol import SyncRefused
+
 
 # Everything the runner opens could have been replaced by something else: a FIFO (opening it blocks until a writer
 # comes: forever, with the lock held), a link to /dev/zero (reading it never ends), a socket, a folder, or a huge
 # file. So every open goes through open_regular (O_NONBLOCK, O_NOFOLLOW unless a link is legitimate, then fstat:
 # a regular file or nothing) and every read of a control file through read_small (a size cap).
-_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISLNK, "a symbolic link"))
-
-
-def file_kind(mode: int) -> str:
-    return next((name for test, name in _KINDS if test(mode)), "a special file")
-
-
 class UnsafeFile(OSError):
     """A file the runner will not open or read: not a regular file, or larger than what it reads."""
 

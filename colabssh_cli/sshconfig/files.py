@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from colab_bootstrap.files import file_kind
+
 from ..errors import BAD_INPUT, FAILURE, ColabsshError
 
 TEMP_MARK = ".colabssh-tmp-"
@@ -184,10 +186,26 @@ def make_private_dir(path: Path, *, parents: bool = False) -> None:
     fsync_dir(path.parent)
 
 
+def check_replaceable(path: Path) -> None:
+    """Refuse to put a file in place of anything but a file or a symlink: renaming over a device such as
+    /dev/null, a FIFO or a socket would replace it (as root, for every program on the machine)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise io_error("read", path, exc) from None
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+        raise ColabsshError(f"{path} is {file_kind(info.st_mode)}, not a file: colabssh does not replace it",
+                            "give the path of a file, or move that one out of the way", BAD_INPUT)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write DATA to PATH whole or not at all: a temp file beside it (MODE from the start), fsync, rename,
     fsync the folder. A failure leaves PATH as it was and no temp file behind; an OSError becomes a
-    ColabsshError. PATH itself is replaced (a symlink there is replaced by the file)."""
+    ColabsshError. PATH itself is replaced (a symlink there is replaced by the file); anything else that is
+    not a file (a device, a FIFO, a socket, a folder) is refused (``check_replaceable``)."""
+    check_replaceable(path)
     folder = path.parent
     try:
         tmp = write_temp(folder, path.name, data, mode, None)

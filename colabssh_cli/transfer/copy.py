@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from colab_bootstrap.files import file_kind
 from colab_bootstrap.sync import protocol as sync_protocol
 
 from ..errors import BAD_INPUT, FAILURE, MISSING_TOOL, ColabsshError
@@ -95,9 +96,7 @@ def check_pushable(local: Path) -> None:
         raise ColabsshError(f"cannot read {local}: {exc.strerror or exc}", "give a file or folder you can read",
                             BAD_INPUT) from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
-        raise ColabsshError(f"{printable(local)} is {kind}, not a file or folder",
+        raise ColabsshError(f"{printable(local)} is {file_kind(mode)}, not a file or folder",
                             "push regular files and folders (special files are never copied)", BAD_INPUT)
 
 

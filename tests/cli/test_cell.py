@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -139,3 +140,26 @@ def test_key_from_secret_and_public_key_exclude_each_other(tmp_path, capsys):
     key = new_key(tmp_path / "keys")
     assert main(["bootstrap", "--key-from-secret", "--public-key", str(key.with_suffix(".pub"))]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/null", "folder"])
+def test_out_naming_a_device_a_fifo_or_a_folder_is_refused_and_left_as_it_was(tmp_path, capsys, client_key, kind):
+    # as root, renaming the cell over /dev/null would replace the machine's /dev/null with a regular file
+    out = tmp_path / "out"
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "folder":
+        out.mkdir()
+    else:
+        out.symlink_to("/dev/null")
+    before = os.lstat(out)
+    assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    what = {"fifo": "a FIFO (named pipe)", "link to /dev/null": "a character device", "folder": "a folder"}[kind]
+    assert captured.err.splitlines()[0] == f"colabssh: error: --out {out} is {what}, not a file"
+    assert "leave --out out to print the cell" in captured.err
+    after = os.lstat(out)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["out"]  # no temp file left

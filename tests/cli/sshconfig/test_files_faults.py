@@ -7,6 +7,7 @@ import errno
 import multiprocessing
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -252,3 +253,15 @@ def test_the_lock_excludes_another_process(paths: Paths) -> None:
     with locked(paths):
         assert run() == "held"
     assert run() == "free"
+
+
+def test_an_atomic_write_never_replaces_a_fifo_or_a_device(tmp_path: Path) -> None:
+    from colabssh_cli.errors import BAD_INPUT, ColabsshError
+    from colabssh_cli.sshconfig.files import atomic_write
+
+    fifo = tmp_path / "sessions.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ColabsshError) as refused:
+        atomic_write(fifo, b"{}", 0o600)
+    assert refused.value.exit_code == BAD_INPUT and "is a FIFO (named pipe), not a file" in refused.value.message
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["home", "sessions.json"]

@@ -267,7 +267,7 @@ def test_push_refuses_a_special_file_instead_of_reading_it(connected, tmp_path: 
         for tool in ("ssh", "scp"):
             (tools / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
         env["PATH"] = str(tools)
-    for path, kind in ((fifo, "a FIFO (named pipe)"), (zero, "a device")):
+    for path, kind in ((fifo, "a FIFO (named pipe)"), (zero, "a character device")):
         pushing = subprocess.Popen([sys.executable, "-m", "colabssh_cli", "push", str(path)], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
         try:
