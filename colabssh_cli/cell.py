@@ -99,12 +99,12 @@ def write_atomically(out: Path, text: str) -> None:
     """Write ``out`` whole or not at all (temp file in the same folder, fsync, rename); 0644: it holds no secret.
 
     Only a file (or a link to one) is replaced: --out naming a device (/dev/null, /dev/stdout), a FIFO or a
-    folder is refused before anything is written, as it would otherwise be replaced by a regular file."""
+    socket is refused before anything is written, as it would otherwise be replaced by a regular file."""
     try:
         info = os.stat(out)
     except OSError:
         info = None  # missing (written new), or a dangling link (replaced by the file, as before)
-    if info is not None and not stat.S_ISREG(info.st_mode):
+    if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):  # a folder: "cannot write"
         raise ColabsshError(f"--out {out} is {file_kind(info.st_mode)}, not a file",
                             "give a file path, or leave --out out to print the cell", BAD_INPUT)
     try:

@@ -187,15 +187,15 @@ def make_private_dir(path: Path, *, parents: bool = False) -> None:
 
 
 def check_replaceable(path: Path) -> None:
-    """Refuse to put a file in place of anything but a file or a symlink: renaming over a device such as
-    /dev/null, a FIFO or a socket would replace it (as root, for every program on the machine)."""
+    """Refuse to put a file in place of a device, a FIFO or a socket: renaming over /dev/null would replace it
+    (as root, for every program on the machine). A folder there makes the rename itself fail, as it always has."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return
     except OSError as exc:
         raise io_error("read", path, exc) from None
-    if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode) or stat.S_ISDIR(info.st_mode)):
         raise ColabsshError(f"{path} is {file_kind(info.st_mode)}, not a file: colabssh does not replace it",
                             "give the path of a file, or move that one out of the way", BAD_INPUT)
 
@@ -203,8 +203,8 @@ def check_replaceable(path: Path) -> None:
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write DATA to PATH whole or not at all: a temp file beside it (MODE from the start), fsync, rename,
     fsync the folder. A failure leaves PATH as it was and no temp file behind; an OSError becomes a
-    ColabsshError. PATH itself is replaced (a symlink there is replaced by the file); anything else that is
-    not a file (a device, a FIFO, a socket, a folder) is refused (``check_replaceable``)."""
+    ColabsshError. PATH itself is replaced (a symlink there is replaced by the file); a device, a FIFO or a
+    socket there is refused (``check_replaceable``)."""
     check_replaceable(path)
     folder = path.parent
     try:
