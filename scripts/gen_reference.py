@@ -68,7 +68,7 @@ is absolute, with forward slashes. The POSIX-only calls, and what happens withou
 """
 
 POSIX_CALLS = [  # (where, the POSIX call, what happens elsewhere)
-    ("`sshconfig/files.py` (the lock around config changes)", "`fcntl.flock`", "`msvcrt.locking`"),
+    ("`sshconfig/lock.py` (the lock around config changes)", "`fcntl.flock`", "`msvcrt.locking`"),
     ("`sshconfig/render.py`, `sshconfig/files.py` (owner checks, the short socket folder)",
      "`os.geteuid`, `os.getegid`", "guarded with `hasattr`: the checks are skipped"),
     ("`sshconfig/files.py` (atomic writes)", "`os.fchmod`, `os.fchown`, `fsync` of a folder",

@@ -13,13 +13,13 @@ from .files import (
     check_owner,
     clean_stale_temps,
     kept_mode,
-    lock_file,
     make_private_dir,
     read_bytes,
     resolve_target,
     stale_temps,
     write_backup,
 )
+from .lock import lock_file
 from .plan import Plan
 from .render import ensure_control_dir
 from .transaction import Transaction, recover
