@@ -39,17 +39,21 @@ def machine_left_alone() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(tmp_path: Path) -> Iterator[Path]:
+    """A HOME of the test's own. Its own MonkeyPatch: a test's ``monkeypatch.undo()`` (which ends that test's
+    patches) must not bring the real HOME back for the rest of the test."""
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+    env = pytest.MonkeyPatch()
+    env.setenv("HOME", str(home))
     for name in list(os.environ):
         if name.startswith(("COLABSSH_", "NGROK_", "PYNGROK_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLABSSH_OPENSSH_HOME", str(home))  # the home "OpenSSH reads": never the real one
-    monkeypatch.setenv("COLABSSH_PROFILE_D", "")  # in-process runtime code: never the machine's /etc/profile.d
-    return home
+            env.delenv(name)
+    env.setenv("NO_COLOR", "1")
+    env.setenv("COLABSSH_OPENSSH_HOME", str(home))  # the home "OpenSSH reads": never the real one
+    env.setenv("COLABSSH_PROFILE_D", "")  # in-process runtime code: never the machine's /etc/profile.d
+    yield home
+    env.undo()
 
 
 @pytest.fixture

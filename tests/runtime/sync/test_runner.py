@@ -363,12 +363,12 @@ def test_a_periodic_run_that_fails_releases_the_lock(tree: dict[str, Path], monk
         raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
 
     where = {"scan": sync_plan, "clear_tmp": sync_worker}[failing]  # the module that calls it
-    monkeypatch.setattr(where, failing, broken_mount)
-    thread, said = periodic_reports(tree)
-    report = next_report(said)
-    start_periodic(tree["content"], tree["drive"], tree["state"], 0, said.put)  # stop the timer
-    thread.join(timeout=30)
-    monkeypatch.undo()
+    with monkeypatch.context() as broken:  # only the broken mount ends here
+        broken.setattr(where, failing, broken_mount)
+        thread, said = periodic_reports(tree)
+        report = next_report(said)
+        start_periodic(tree["content"], tree["drive"], tree["state"], 0, said.put)  # stop the timer
+        thread.join(timeout=30)
     assert "not synced: the sync failed: OSError: [Errno 107] Transport endpoint is not connected" in report
     assert not Jobs(tree["state"]).is_locked()
     job = Jobs(tree["state"]).current_job()
