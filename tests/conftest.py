@@ -28,14 +28,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def _listing(folder: Path) -> list[str]:
+    """Every path below FOLDER with its size and mtime ([] when it is not there)."""
+    if not folder.is_dir():
+        return []
+    return sorted(f"{p.relative_to(folder)} {p.lstat().st_size} {p.lstat().st_mtime_ns}" for p in folder.rglob("*"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def machine_left_alone() -> Iterator[None]:
-    """The suite never changes this machine's /etc/profile.d (where the cell, run as root, puts its snippet)."""
-    folder = Path("/etc/profile.d")
-    before = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    """The suite never changes this machine's /etc/profile.d (where the cell, run as root, puts its snippet), nor
+    colabssh's own folders in the real HOME (a runtime's state and code cache, the laptop's keys and config)."""
+    real_home = Path(os.path.expanduser("~"))  # before any test's isolated_home
+    watched = [Path("/etc/profile.d"), real_home / ".colabssh-runtime", real_home / ".ssh" / "colabssh"]
+    before = {folder: _listing(folder) for folder in watched}
     yield
-    after = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    assert after == before, f"the tests changed /etc/profile.d: {before} -> {after}"
+    for folder in watched:
+        assert _listing(folder) == before[folder], f"the tests changed {folder}"
 
 
 @pytest.fixture(autouse=True)
