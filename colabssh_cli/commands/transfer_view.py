@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from colab_bootstrap.sync.protocol import printable
 from colab_bootstrap.units import human_size
 
 if TYPE_CHECKING:
@@ -22,6 +21,14 @@ if TYPE_CHECKING:
 
     from ..remote.runner import Remote
     from ..transfer.client import SyncOptions, SyncOutcome
+
+def printable(text: str) -> str:
+    """``colab_bootstrap.sync.protocol.printable``, imported when first used: `--help` and `--version` load
+    every command module, and the protocol is the largest thing they would import."""
+    from colab_bootstrap.sync.protocol import printable as escaped
+
+    return escaped(text)
+
 
 DEFAULT_FOLDER = "colabssh/content"  # sync.protocol.DEFAULT_FOLDER (literal: --help imports nothing more)
 
