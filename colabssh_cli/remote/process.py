@@ -45,10 +45,6 @@ class Finished:
     stdout: str
     stderr: str
 
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
 
 @dataclass(frozen=True)
 class FinishedBytes:
