@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Optional
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 from .errors import INTERRUPTED, ColabsshError
 
+# Each command and the module under colabssh_cli/commands/ that defines it, in the order of `colabssh --help`.
+COMMANDS = {"bootstrap": "bootstrap", "connect": "connect", "forget": "forget", "demo": "demo", "doctor": "doctor",
+            "forward": "forward", "list": "list_", "status": "status", "ssh": "ssh", "sync": "sync",
+            "restore": "restore", "pull": "pull", "push": "push", "try": "try_"}
+
+
+class _CommandsOnDemand(MutableMapping[str, Any]):
+    """The group's commands, each imported and built the first time it is looked up: `colabssh list` loads the
+    list command's module only, `--version` none (--help and completion look them all up)."""
+
+    def __init__(self, built: dict[str, Any]) -> None:
+        self.built = dict(built)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            importlib.import_module(f"{__package__}.commands.{COMMANDS[name]}")  # registers it on `app`
+            info = next(info for info in app.registered_commands if _name_of(info) == name)
+            self.built[name] = typer.main.get_command_from_info(
+                info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
+        return self.built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self.built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self.built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (name for name in self.built if name not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS) + sum(name not in COMMANDS for name in self.built)
+
+
+def _name_of(info: Any) -> str:
+    return info.name or typer.main.get_command_name(info.callback.__name__)
+
+
+class _Group(TyperGroup):
+    def __init__(self, *args: Any, commands: Optional[dict[str, Any]] = None, **kwargs: Any) -> None:
+        super().__init__(*args, commands=_CommandsOnDemand(commands or {}), **kwargs)  # type: ignore[arg-type]
+
+
 app = typer.Typer(
+    cls=_Group,
     name="colabssh",
     help="A Google Colab runtime as a machine of your own: SSH, VS Code, Drive backups, a GPU demo.",
     no_args_is_help=True,
@@ -72,7 +122,3 @@ def main(argv: Optional[list[str]] = None) -> int:
         return INTERRUPTED
     return 0
 
-
-# Importing a command module registers its command: this order is the order of `colabssh --help`.
-from .commands import bootstrap, connect, forget, demo, doctor, forward, list_, status, ssh  # noqa: E402,F401,I001
-from .commands import sync, restore, pull, push, try_  # noqa: E402,F401,I001

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Optional
 
+from . import DEFAULT_ALIAS
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
 
-DEFAULT_ALIAS = "colab"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # an alias, and a colab session name
 
 

@@ -38,7 +38,7 @@ fetch_bundle() {  # DIR PYTHON_VERSION
     mkdir -p "$dest/wheels" "$dest/debs"
     for n in 17 27 28 34; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
     python3 -m pip download --quiet --only-binary=:all: --python-version "$version" --implementation cp \
-        "${platforms[@]}" --platform manylinux2014_x86_64 -d "$dest/wheels" paramiko typer rich
+        "${platforms[@]}" --platform manylinux2014_x86_64 -d "$dest/wheels" paramiko 'typer>=0.28,<0.29' 'rich>=13.8,<16'
     (cd "$dest/debs" && apt-get download openssh-client openssh-server)
     unpacked=$(mktemp -d)
     for deb in "$dest"/debs/*.deb; do dpkg-deb -x "$deb" "$unpacked"; done
@@ -121,7 +121,7 @@ PY=$(command -v "${PYTHON:-python3}") || die "no ${PYTHON:-python3} on PATH" 4
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"  # absolute, symlinks kept (a venv's python is one)
 if [[ -n "${BUNDLE:-}" ]]; then  # the versions this checkout was tested with, ahead of the machine's own
     echo "installing into $WORK/site from $BUNDLE/wheels: paramiko typer rich"
-    "$PY" -m pip install --quiet --target "$WORK/site" --no-index --find-links "$BUNDLE/wheels" paramiko typer rich
+    "$PY" -m pip install --quiet --target "$WORK/site" --no-index --find-links "$BUNDLE/wheels" paramiko 'typer>=0.28,<0.29' 'rich>=13.8,<16'
     "$PY" -c "import torch" 2>/dev/null || die "$PY has no torch; the bundle carries none" 4
 else
     missing=()

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from .. import DEFAULT_ALIAS
 from ..app import app
-from ..session import DEFAULT_ALIAS
 
 if TYPE_CHECKING:
     from ..connection.flow import ConnectResult

@@ -25,9 +25,8 @@ def restore(
 
     Never overwrites a file that is newer on the runtime unless --force; never deletes anything.
     """
-    from ..connection.colab_cli import refuse_drive_commands
     from ..remote.runner import Remote
-    from ..transfer.client import SyncOptions, check
+    from ..transfer.client import SyncOptions, check, refuse_drive_commands
 
     remote = Remote.for_alias(name)
     refuse_drive_commands(remote.session, "restore")

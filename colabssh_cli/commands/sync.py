@@ -35,11 +35,10 @@ def sync(
     Ctrl-C stops the sync on the runtime too, and says what state the backup is in (exit 130).
     Exit code: rsync's when it failed.
     """
-    from ..connection.colab_cli import refuse_drive_commands
     from ..console import status
     from ..errors import BAD_INPUT, ColabsshError
     from ..remote.runner import Remote
-    from ..transfer.client import SyncOptions, check, run_every
+    from ..transfer.client import SyncOptions, check, refuse_drive_commands, run_every
 
     if attach and (paths or delete or dry_run or every or exclude):
         raise ColabsshError("--attach follows the running sync; it takes no other options", "", BAD_INPUT)

@@ -33,7 +33,7 @@ from typing import Optional, TypeVar
 
 from colab_bootstrap.conncode import fingerprint
 
-from ..errors import BAD_INPUT, ColabsshError
+from ..errors import ColabsshError
 from ..paths import Paths
 from ..remote import process
 from ..remote.advice import CREATING, READY, colab_message
@@ -177,14 +177,3 @@ class ColabCliConnector:
 
 
 # ---- what this transport cannot do -------------------------------------------------------------------------------
-
-
-def refuse_drive_commands(session: Session, command: str) -> None:
-    """sync and restore need Drive on the runtime; a runtime made by `colab` has no notebook page to mount it."""
-    if session.tunnel != Transport.COLAB_CLI:
-        return
-    raise ColabsshError(f"`colabssh {command}` needs Google Drive on the runtime, and '{session.alias}' has none: "
-                        "drive.mount asks for consent on the notebook page, and a runtime made by `colab` has no page",
-                        "copy work off the runtime with `colabssh pull PATH` (and onto it with `colabssh push PATH`); "
-                        "for Drive backups, start the runtime from a notebook with the colabssh cell", BAD_INPUT)
-

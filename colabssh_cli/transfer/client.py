@@ -30,6 +30,7 @@ from colab_bootstrap.sync import protocol as sync_protocol
 from ..errors import BAD_INPUT, FAILURE, INTERRUPTED, MISSING_TOOL, UNREACHABLE, ColabsshError
 from ..remote.runner import Remote
 from ..remote.shipping import run_module
+from ..session import Session, Transport
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -310,3 +311,13 @@ def run_every(every: float, run: Callable[[], SyncOutcome], show: Callable[[Sync
                 return
             raise ColabsshError(f"stopped syncing; the last sync failed: {last.message}", last.hint,
                                 last.exit_code) from None
+
+
+def refuse_drive_commands(session: Session, command: str) -> None:
+    """sync and restore need Drive on the runtime; a runtime made by `colab` has no notebook page to mount it."""
+    if session.tunnel != Transport.COLAB_CLI:
+        return
+    raise ColabsshError(f"`colabssh {command}` needs Google Drive on the runtime, and '{session.alias}' has none: "
+                        "drive.mount asks for consent on the notebook page, and a runtime made by `colab` has no page",
+                        "copy work off the runtime with `colabssh pull PATH` (and onto it with `colabssh push PATH`); "
+                        "for Drive backups, start the runtime from a notebook with the colabssh cell", BAD_INPUT)
