@@ -66,6 +66,23 @@ def test_the_hash_is_stable_and_follows_every_byte_of_every_module() -> None:
     assert top <= set(modules)
 
 
+def test_boot_is_this_modules_parts_as_inspect_reads_them_and_compiles() -> None:
+    import inspect
+
+    program = ship.boot_program()
+    parts = "\n".join(inspect.getsource(part) for part in ship._BOOT_PARTS)
+    assert program.endswith("\n" + parts + "\nsys.exit(boot(sys.argv[1:]))\n")
+    compile(program, "<boot>", "exec")
+    sample = ("import os\n\n\n@decorated\n@twice(1)\ndef first(a,\n          b):\n    x = 1\n\n    def inner():\n"
+              "        return x\n\n    return inner\n\n\n# a comment\nVALUE = 1\n\n\nclass Second:\n"
+              "    \"\"\"Doc.\"\"\"\n\n    y = 2\nasync def third():\n    pass\n\n")
+    blocks = ship.top_level_blocks(sample)
+    assert blocks == {"first": "@decorated\n@twice(1)\ndef first(a,\n          b):\n    x = 1\n\n    def inner():\n"
+                               "        return x\n\n    return inner\n",
+                      "Second": 'class Second:\n    """Doc."""\n\n    y = 2\n',
+                      "third": "async def third():\n    pass\n"}
+
+
 def write_tree(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
