@@ -71,8 +71,10 @@ def test_boot_is_this_modules_parts_as_inspect_reads_them_and_compiles() -> None
 
     program = ship.boot_program()
     parts = "\n".join(inspect.getsource(part) for part in ship._BOOT_PARTS)
-    assert program.endswith("\n" + parts + "\nsys.exit(boot(sys.argv[1:]))\n")
+    miss = "from __future__ import annotations\n" + "\n".join(inspect.getsource(part) for part in ship._MISS_PARTS)
+    assert program.endswith(f"\n{parts}\nMISS_PARTS = {miss!r}\nsys.exit(boot(sys.argv[1:]))\n")
     compile(program, "<boot>", "exec")
+    compile(miss, "<miss>", "exec")
     sample = ("import os\n\n\n@decorated\n@twice(1)\ndef first(a,\n          b):\n    x = 1\n\n    def inner():\n"
               "        return x\n\n    return inner\n\n\n# a comment\nVALUE = 1\n\n\nclass Second:\n"
               "    \"\"\"Doc.\"\"\"\n\n    y = 2\nasync def third():\n    pass\n\n")
