@@ -35,6 +35,13 @@ def boot(state: Path, data: bytes | None, *args: str, digest: str = BUNDLE.diges
                           capture_output=True, timeout=60, env=env, cwd="/")
 
 
+def code_file(state: Path, digest: str = BUNDLE.digest) -> Path:
+    """Where BOOT caches the compiled code of DIGEST for this python (the one BOOT runs with here)."""
+    tag = ship.code_tag()
+    assert tag is not None
+    return state / "code" / f"{digest}.{tag}"
+
+
 def is_miss(done: subprocess.CompletedProcess[bytes]) -> bool:
     return done.returncode == ship.MISS_EXIT and done.stderr.decode() == f"{ship.MISS_MARKER}{BUNDLE.digest}\n"
 
@@ -57,6 +64,25 @@ def test_the_hash_is_stable_and_follows_every_byte_of_every_module() -> None:
     top = {ship.PACKAGE if p.name == "__init__.py" else f"{ship.PACKAGE}.{p.stem}"
            for p in Path(colab_bootstrap.__file__).parent.glob("*.py")}
     assert top <= set(modules)
+
+
+def test_boot_is_this_modules_parts_as_inspect_reads_them_and_compiles() -> None:
+    import inspect
+
+    program = ship.boot_program()
+    parts = "\n".join(inspect.getsource(part) for part in ship._BOOT_PARTS)
+    miss = "from __future__ import annotations\n" + "\n".join(inspect.getsource(part) for part in ship._MISS_PARTS)
+    assert program.endswith(f"\n{parts}\nMISS_PARTS = {miss!r}\nsys.exit(boot(sys.argv[1:]))\n")
+    compile(program, "<boot>", "exec")
+    compile(miss, "<miss>", "exec")
+    sample = ("import os\n\n\n@decorated\n@twice(1)\ndef first(a,\n          b):\n    x = 1\n\n    def inner():\n"
+              "        return x\n\n    return inner\n\n\n# a comment\nVALUE = 1\n\n\nclass Second:\n"
+              "    \"\"\"Doc.\"\"\"\n\n    y = 2\nasync def third():\n    pass\n\n")
+    blocks = ship.top_level_blocks(sample)
+    assert blocks == {"first": "@decorated\n@twice(1)\ndef first(a,\n          b):\n    x = 1\n\n    def inner():\n"
+                               "        return x\n\n    return inner\n",
+                      "Second": 'class Second:\n    """Doc."""\n\n    y = 2\n',
+                      "third": "async def third():\n    pass\n"}
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:
@@ -129,8 +155,9 @@ def test_a_miss_asks_for_the_bundle_then_ships_it_once_and_caches_it(tmp_path: P
     assert ran_probe(boot(state, PAYLOAD))
     code = state / "code"
     assert stat.S_IMODE(state.stat().st_mode) == 0o700 and stat.S_IMODE(code.stat().st_mode) == 0o700
-    assert [p.name for p in code.iterdir()] == [BUNDLE.digest]  # no temp file left
+    assert sorted(p.name for p in code.iterdir()) == [BUNDLE.digest, code_file(state).name]  # no temp file left
     assert stat.S_IMODE((code / BUNDLE.digest).stat().st_mode) == 0o600
+    assert stat.S_IMODE(code_file(state).stat().st_mode) == 0o600
     assert (code / BUNDLE.digest).read_bytes() == BUNDLE.data
     assert ran_probe(boot(state, None))  # a hit: nothing sent
 
@@ -197,13 +224,14 @@ def test_an_unsafe_cache_folder_is_never_read_nor_written(tmp_path: Path, unsafe
     before = sorted(p.name for p in (tmp_path / "elsewhere" if unsafe.endswith("symlink") else state)
                     .joinpath("code").iterdir())
     assert ship.read_cached(BUNDLE.digest, env) is None  # the right bundle is there, but not where it may be trusted
+    assert ship.read_code(BUNDLE.digest, env) is None  # and its compiled code too
     if not foreign_in_process_only:  # BOOT, a process of its own, sees the same
         assert is_miss(boot(state, None))
         assert ran_probe(boot(state, PAYLOAD))  # still runs, from what was sent
     assert ship.store(BUNDLE.data, env) is False
     after = sorted(p.name for p in (tmp_path / "elsewhere" if unsafe.endswith("symlink") else state)
                    .joinpath("code").iterdir())
-    assert after == before == [BUNDLE.digest]
+    assert after == before == [BUNDLE.digest, code_file(state).name]
 
 
 def test_read_cached_takes_only_a_well_formed_hash(tmp_path: Path) -> None:
@@ -274,4 +302,5 @@ def test_a_cell_of_another_colabssh_version_still_works(start_runtime, render, c
     (runtime.content / "kept.txt").write_text("kept")
     assert main(["sync"]) == 0, capsys.readouterr().err
     assert (runtime.drive / "colabssh" / "content" / "kept.txt").read_text() == "kept"
-    assert sorted(p.name for p in (runtime.state / "code").iterdir()) == sorted([*theirs, bundle().digest])
+    assert sorted(p.name for p in (runtime.state / "code").iterdir()) == \
+        sorted([*theirs, bundle().digest, code_file(runtime.state, bundle().digest).name])
