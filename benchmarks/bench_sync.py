@@ -82,7 +82,6 @@ def median_of(runs: int, step) -> float:  # noqa: ANN001
 
 def breakdown(cell, env: dict[str, str], colabssh: list[str], config: str, size: int, runs: int) -> list[tuple]:  # noqa: ANN001
     """Where a no-change re-sync of tSIZE goes, part by part, each timed on its own (medians)."""
-    from colab_bootstrap.sync.follow import reader_for
     from colab_bootstrap.sync.plan import prepare
     from colab_bootstrap.sync.request import Request
 
@@ -110,7 +109,12 @@ def breakdown(cell, env: dict[str, str], colabssh: list[str], config: str, size:
 
     def followed() -> float:
         started = time.perf_counter()
-        reader = reader_for({"argv": plan.argv, "mode": "backup"})
+        try:
+            from colab_bootstrap.sync.follow import reader_for
+            reader = reader_for({"argv": plan.argv, "mode": "backup"})
+        except ImportError:  # before the fast reader (to compare)
+            from colab_bootstrap.sync.protocol import LogParser
+            reader = LogParser(items=False)
         reader.feed(outputs[-1])
         reader.close()
         return time.perf_counter() - started
