@@ -157,7 +157,7 @@ class OutputReader:
                 self._count_in(rest)
         elif kind == 100 and line[2:11] == b"+++++++++":  # a folder created (d)
             self.new_folders += 1
-            if self.warn_small:
+            if self.warn_small and rest != b"./":  # the destination's top itself is in no folder
                 self._count_in(rest.rstrip(b"/"))
         self._current = rest
         if self.items:
