@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Optional
 
@@ -35,6 +36,12 @@ _STATS = {key.encode(): value for key, value in STAT_KEYS.items()}
 _SKIPPING = b'skipping non-regular file "'
 _DELETING = b"*deleting"
 _REGULAR = re.compile(rb"\breg: ([\d,]+)")
+# A block's lines at once (each pattern starts at a line's \n): files copied, the sizes of big ones, the folder of
+# each file copied or folder made (not the top's "./"), and the lines that are neither items nor progress.
+_FILES = re.compile(rb"\n[<>c]f[^\n ]{9} ")
+_BIG = re.compile(rb"\n[<>c]f[^\n ]{9} (\d{7,}) ")
+_PARENT = re.compile(rb"\n(?:[<>c]f[^\n ]{9}|cd\+{9}) \d+ (?!\./\n)(?:([^\n]*)/)?[^\n/]+/?(?=\n)")
+_OTHER = re.compile(rb"\n((?:[^<>ch. \n]|[<>ch.](?![fdLDS][^\n]{9} )| (?![^\n]*%))[^\n]*)")
 
 
 def small_files_warning(small: int, folder: str, count: int, many_in_one: int = MANY_IN_ONE_FOLDER
@@ -125,6 +132,9 @@ class OutputReader:
     def _block(self, block: bytes) -> None:
         if b"\r" in block:
             block = block.replace(b"\r", b"\n")
+        if not self.items and self.sized:
+            self._bulk(block)
+            return
         progress = b""
         for line in block.split(b"\n"):
             head = line[:1]
@@ -134,6 +144,41 @@ class OutputReader:
                 self._item(line)
             elif line:
                 self._line(line)
+        if progress:
+            self._progress_line = progress
+            self._progress_due = True
+
+    def _bulk(self, block: bytes) -> None:
+        """BLOCK's lines counted a whole block at a time (no item events: a real run): the item lines by patterns
+        run over the block in C, the few other lines (stats, messages, deletions, skipped links) one by one."""
+        lines = b"\n" + block + b"\n"
+        files = len(_FILES.findall(lines))
+        if files:
+            new = sum(lines.count(b"\n" + kind + b"f+++++++++ ") for kind in (b">", b"<", b"c"))
+            self.new_files += new
+            self.changed_files += files - new
+            if self.warn_small:
+                self.small_files += files - sum(1 for size in _BIG.findall(lines) if int(size) >= SMALL_FILE)
+        self.new_folders += lines.count(b"\ncd+++++++++ ")
+        if self.warn_small and (files or b"\ncd" in lines):
+            for folder, count in Counter(_PARENT.findall(lines)).items():
+                self._count_in(folder, count)
+        for line in _OTHER.findall(lines):
+            self._line(line)
+        pos, looked = len(block), 0  # the latest item (the progress events name it) and progress line
+        progress = b""
+        while pos > 0 and looked < 64:
+            start = block.rfind(b"\n", 0, pos) + 1
+            line = block[start:pos]
+            if not progress and line[:1] == b" " and b"%" in line:
+                progress = line
+            elif len(line) > 12 and line[11] == 32 and (line[0] in _ITEM_FIRST and line[1] in _ITEM_TYPE
+                                                        or line.startswith(_DELETING)):
+                rest = line[12:]
+                space = rest.find(b" ")
+                self._current = rest[space + 1:] if space > 0 and rest[:space].isdigit() else rest
+                break
+            pos, looked = start - 1, looked + 1
         if progress:
             self._progress_line = progress
             self._progress_due = True
@@ -154,20 +199,19 @@ class OutputReader:
             if self.warn_small:
                 if 0 <= size < SMALL_FILE:
                     self.small_files += 1
-                self._count_in(rest)
+                self._count_in(rest.rpartition(b"/")[0])
         elif kind == 100 and line[2:11] == b"+++++++++":  # a folder created (d)
             self.new_folders += 1
             if self.warn_small and rest != b"./":  # the destination's top itself is in no folder
-                self._count_in(rest.rstrip(b"/"))
+                self._count_in(rest.rstrip(b"/").rpartition(b"/")[0])
         self._current = rest
         if self.items:
             self.emit({"event": "item", "change": line[:11].decode("utf-8", errors="replace"),
                        "path": rest.decode("utf-8", errors="replace")})
 
-    def _count_in(self, path: bytes) -> None:
-        folder = path.rpartition(b"/")[0]
+    def _count_in(self, folder: bytes, count: int = 1) -> None:
         counts = self.per_folder
-        counts[folder] = counts.get(folder, 0) + 1
+        counts[folder] = counts.get(folder, 0) + count
         if len(counts) > FOLDERS_MAX:  # keep the busiest half
             keep = sorted(counts.values())[len(counts) // 2]
             self.per_folder = {name: count for name, count in counts.items() if count > keep}

@@ -4,6 +4,7 @@ totals and events as the laptop's line parser, item sizes for the many-small-fil
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,24 +26,23 @@ def rsync_output(argv: list[str]) -> bytes:
 @pytest.fixture
 def runs(tmp_path: Path) -> dict[str, bytes]:
     """rsync's output for a first copy (folders, a link, a FIFO, a big file) and a second one (a change, a deletion
-    kept in a backup folder), each with colabssh's OUT_FORMAT (sized) and with rsync's own (plain)."""
-    source = tmp_path / "src"
+    kept in a backup folder), with colabssh's OUT_FORMAT (sized), and the same with the sizes taken out (plain:
+    rsync's own format, as a job started by an older runner logged it)."""
+    source, dest = tmp_path / "src", tmp_path / "dst"
     (source / "d" / "e").mkdir(parents=True)
     (source / "d" / "f").write_bytes(b"x" * 1000)
     (source / "d" / "e" / "g h.txt").write_bytes(b"y" * 10)
     (source / "big.bin").write_bytes(b"z" * (1 << 20))
     (source / "link").symlink_to("/etc/hostname")
     os.mkfifo(source / "fifo")
-    found = {}
-    for name, extra in (("sized", [f"--out-format={OUT_FORMAT}"]), ("plain", [])):
-        dest = tmp_path / f"dst-{name}"
-        found[f"first-{name}"] = rsync_output([*RSYNC, *extra, f"{source}/./", f"{dest}/"])
-        (source / "d" / "f").write_bytes(b"x" * 1001)
-        (source / "d" / "e" / "g h.txt").unlink()
-        found[f"second-{name}"] = rsync_output([*RSYNC, *extra, "--delete", "--backup",
-                                                f"--backup-dir={tmp_path}/trash-{name}", f"{source}/./", f"{dest}/"])
-        (source / "d" / "e" / "g h.txt").write_bytes(b"y" * 10)
-        (source / "d" / "f").write_bytes(b"x" * 1000)
+    found = {"first-sized": rsync_output([*RSYNC, f"--out-format={OUT_FORMAT}", f"{source}/./", f"{dest}/"])}
+    (source / "d" / "f").write_bytes(b"x" * 1001)
+    (source / "d" / "e" / "g h.txt").unlink()
+    found["second-sized"] = rsync_output([*RSYNC, f"--out-format={OUT_FORMAT}", "--delete", "--backup",
+                                          f"--backup-dir={tmp_path}/trash", f"{source}/./", f"{dest}/"])
+    for run in ("first", "second"):
+        found[f"{run}-plain"] = re.sub(rb"(?m)^([<>ch.*][^\n]{10}) \d+ ", rb"\1 ", found[f"{run}-sized"])
+        assert found[f"{run}-plain"] != found[f"{run}-sized"]
     return found
 
 
@@ -65,22 +65,34 @@ def parsed(data: bytes) -> tuple[LogParser, list[dict]]:
 
 @pytest.mark.parametrize("piece", [1, 7, 1 << 20])
 @pytest.mark.parametrize("run", ["first", "second"])
-def test_the_reader_agrees_with_the_laptops_parser(runs: dict[str, bytes], piece: int, run: str) -> None:
-    """The same totals, items (their size left out of the name) and skipped entries, whatever the pieces."""
+@pytest.mark.parametrize("listed", [True, False])
+def test_the_reader_agrees_with_the_laptops_parser(runs: dict[str, bytes], piece: int, run: str,
+                                                   listed: bool) -> None:
+    """The same totals, items (their size left out of the name) and skipped entries, whatever the pieces; a real
+    run (not LISTED: counted a block at a time) has the same counts and sends no item event."""
     parser, expected = parsed(runs[f"{run}-plain"])
+    wanted_items = [(e["change"], e["path"]) for e in expected if e["event"] == "item"]
+    if not listed:
+        expected, wanted_items = [e for e in expected if e["event"] != "item"], []
     for form, sized in (("sized", True), ("plain", False)):
-        reader, events = read(runs[f"{run}-{form}"], piece, sized=sized)
+        reader, events = read(runs[f"{run}-{form}"], piece, sized=sized, items=listed, warn_small=not listed)
         assert (reader.new_files, reader.changed_files, reader.new_folders) == \
             (parser.new_files, parser.changed_files, parser.new_folders), form
         assert reader.deleted == parser.deleted and reader.deleted_count == len(parser.deleted)
         assert reader.skipped == parser.skipped and sorted(reader.skipped) == ["fifo", "link"]
         assert reader.stats == parser.stats and reader.messages == parser.messages == []
+        assert reader.current == parser.current
         items = [(e["change"], e["path"]) for e in events if e["event"] == "item"]
-        assert items == [(e["change"], e["path"]) for e in expected if e["event"] == "item"], form
+        assert items == wanted_items, form
         last, wanted = ([e for e in found if e["event"] == "progress"][-1] for found in (events, expected))
-        assert {**last, "rate": ""} == {**wanted, "rate": ""}, form  # the rate is the one thing runs differ in
-    if run == "first":
+        if listed:
+            assert last == wanted, form
+        else:  # counted a block at a time: the latest name of the block rides with its latest progress line
+            assert {**last, "current": ""} == {**wanted, "current": ""}, form
+    if run == "first" and listed:
         assert ("cd+++++++++", "d/e/") in items and (">f+++++++++", "d/e/g h.txt") in items
+        assert reader.stats["files_total"] == 3 and reader.stats["bytes_copied"] == 1010 + (1 << 20)
+    if run == "first":
         assert reader.stats["files_total"] == 3 and reader.stats["bytes_copied"] == 1010 + (1 << 20)
     else:
         assert reader.deleted == ["d/e/g h.txt"] and reader.changed_files == 1
