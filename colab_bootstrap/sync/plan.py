@@ -1,4 +1,8 @@
-"""From a request to a plan: checks (Drive, paths, space, many small files) and rsync's command line."""
+"""From a request to a plan: checks (Drive, paths, --delete's source, space) and rsync's command line.
+
+A backup's checks make no call per file: rsync walks and filters the tree (the many-small-files and links warnings
+come from its output, ``output``); the free-space check takes a bound first and asks rsync's own dry run for the
+exact figure only when the bound does not fit. A restore still scans its source (what the content root has newer)."""
 
 from __future__ import annotations
 

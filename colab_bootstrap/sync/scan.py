@@ -1,5 +1,5 @@
-"""Scanning the content root: exclusions (colabssh's own and ``.colabsshignore``), file counts, bytes to copy,
-free space."""
+"""Exclusions (colabssh's own and ``.colabsshignore``), --delete's look for one file to copy, a restore's scan,
+free space (with rsync's exact figure of the bytes to copy). A backup's tree is walked by rsync, not here."""
 
 from __future__ import annotations
 
