@@ -464,11 +464,13 @@ def test_the_lock_records_its_holder_and_a_clean_end_clears_it(tree: dict[str, P
 def frozen_while_preparing(tree: dict[str, Path], token: str) -> subprocess.Popen[bytes]:
     """A runner (as the laptop starts it, with TOKEN) caught and stopped (SIGSTOP) while it holds the lock and is
     still checking, before any worker exists: with --delete it looks for a file to copy, and here the only one
-    comes after 20,000 links (a folder's entries are all looked at before its sub-folders)."""
+    comes after 10,000 links (a folder's entries are all looked at before its sub-folders), each tested against
+    the 200 patterns of a .colabsshignore: about half a second in that walk."""
     many = tree["content"] / "many"
     (many / "deeper").mkdir(parents=True)
-    for name in range(20_000):
+    for name in range(10_000):
         (many / f"l{name}").symlink_to("nowhere")
+    (tree["content"] / ".colabsshignore").write_text("".join(f"*.never{i}\n" for i in range(200)))
     (many / "deeper" / "real.txt").write_bytes(b"x")
     argv = boot_argv("start", "--state", str(tree["state"]), "--content",
             str(tree["content"]), "--drive", str(tree["drive"]), "--token", token, "--delete")
