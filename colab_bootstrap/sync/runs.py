@@ -109,7 +109,8 @@ def start(request: Request, state: Path, emit: Callable[[dict], None] = emit_jso
             plan = prepare(request, rsync)
             for message, hint in plan.warnings:
                 say({"event": "warning", "message": message, "hint": hint})
-            job, spec = jobs.new_job(plan, origin, token)
+            with sigterm_blocked():  # a stop waits until the job is made and named here: it is then recorded in it
+                job, spec = jobs.new_job(plan, origin, token)
             counted = {"files": plan.scan.files, "bytes": plan.scan.bytes} if plan.scan is not None else {}
             say({"event": "start", "job": job.name, "mode": request.mode, "source": str(plan.request.source_root),
                  "dest": str(plan.request.dest_root), "dry_run": request.dry_run, **counted})
