@@ -67,7 +67,8 @@ class OutputReader:
     ITEMS: each itemized change goes out as an "item" event (a dry run lists every change); otherwise they are
     counted and only the latest rides along in the progress events. SIZED: the lines carry OUT_FORMAT's size
     (jobs started by an older runner have none). WARN_SMALL: count the small files and the busiest folder of
-    what is copied, and warn at the end past MANY_SMALL_FILES or MANY_IN_ONE_FOLDER (a backup)."""
+    what is copied, and warn as soon as they pass MANY_SMALL_FILES or MANY_IN_ONE_FOLDER (a backup; the counts
+    then are those so far: a long first sync to Drive warns while there is time to stop it)."""
 
     def __init__(self, emit: Optional[Callable[[dict], None]] = None, items: bool = True, sized: bool = True,
                  warn_small: bool = False) -> None:
@@ -89,6 +90,8 @@ class OutputReader:
         self.messages: list[str] = []
         self.small_files = 0
         self.per_folder: dict[bytes, int] = {}
+        self.busiest: tuple[bytes, int] = (b"", 0)
+        self._warned_small = False
         self.warnings: list[tuple[str, str]] = []
 
     @property
@@ -113,6 +116,8 @@ class OutputReader:
         self._pending, self._cut = rest[:LINE_MAX], len(rest) > LINE_MAX
         self._block(buf[:end])
         self._maybe_progress()
+        if self.warn_small and not self._warned_small:
+            self._check_small()
 
     def close(self) -> None:
         if self._pending:
@@ -120,11 +125,8 @@ class OutputReader:
             self._pending, self._cut = b"", False
         if self._progress_due:
             self._emit_progress()
-        if self.warn_small:
-            folder, count = max(self.per_folder.items(), key=lambda item: item[1]) if self.per_folder else (b"", 0)
-            if self.small_files >= self.many_small or count >= self.many_in_one:
-                self._warn(small_files_warning(self.small_files, folder.decode("utf-8", errors="replace") or ".",
-                                               count, self.many_in_one))
+        if self.warn_small and not self._warned_small:
+            self._check_small()
         if self.skipped_count:
             self._warn(symlink_warning(self.skipped_count))
 
@@ -209,9 +211,18 @@ class OutputReader:
             self.emit({"event": "item", "change": line[:11].decode("utf-8", errors="replace"),
                        "path": rest.decode("utf-8", errors="replace")})
 
+    def _check_small(self) -> None:
+        folder, count = self.busiest
+        if self.small_files >= self.many_small or count >= self.many_in_one:
+            self._warned_small = True
+            self._warn(small_files_warning(self.small_files, folder.decode("utf-8", errors="replace") or ".",
+                                           count, self.many_in_one))
+
     def _count_in(self, folder: bytes, count: int = 1) -> None:
         counts = self.per_folder
-        counts[folder] = counts.get(folder, 0) + count
+        now = counts[folder] = counts.get(folder, 0) + count
+        if now > self.busiest[1]:
+            self.busiest = (folder, now)
         if len(counts) > FOLDERS_MAX:  # keep the busiest half
             keep = sorted(counts.values())[len(counts) // 2]
             self.per_folder = {name: count for name, count in counts.items() if count > keep}

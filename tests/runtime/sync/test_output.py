@@ -160,3 +160,17 @@ def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert reader.skipped_count == 300 and len(reader.skipped) == sync_output.KEPT
     assert reader.small_files == 5500 and [len(m) for m in reader.messages] == [LINE_MAX]
     assert len(reader._pending) == 0
+
+
+def test_many_small_files_are_warned_about_once_as_soon_as_they_are_past_the_threshold() -> None:
+    events: list[dict] = []
+    reader = OutputReader(events.append, items=False, warn_small=True)
+    reader.many_small, reader.many_in_one = 1000, 40
+    reader.feed(b"".join(b">f+++++++++ 10 frames/f%d\n" % i for i in range(50)))
+    assert [e["message"] for e in events if e["event"] == "warning"] == [
+        "50 small files; frames alone holds 50 entries: Google Drive is slow with many small files, and its mount "
+        "can time out on big folders"]  # before the copy ends: there is time to stop it
+    reader.feed(b"".join(b">f+++++++++ 10 frames/g%d\n" % i for i in range(2000)))
+    reader.close()
+    assert len([e for e in events if e["event"] == "warning"]) == 1
+    assert reader.small_files == 2050 and reader.busiest == (b"frames", 2050)
