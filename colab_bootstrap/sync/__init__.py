@@ -7,7 +7,8 @@ cached there, or sent); the cell runs the same sync on a timer (``periodic.start
 
 The modules, in the order a run meets them: ``main`` (command line) -> ``runs`` (start, attach, cancel) ->
 ``request`` -> ``plan`` (checks, with ``drive`` and ``scan``; rsync's command line) -> ``jobs`` (the lock and the
-job folders; ``procs`` reads /proc) -> ``worker`` (forked, runs rsync) -> ``follow`` (the log as JSON events).
+job folders; ``procs`` reads /proc) -> ``worker`` (forked, runs rsync) -> ``follow`` (the log as JSON events,
+read by ``output``).
 ``files`` holds the safe opens and the state writer; ``config`` the shared names and caps.
 
 One run, from the laptop, in ONE remote command (each extra command costs a shell start):
@@ -15,12 +16,14 @@ One run, from the laptop, in ONE remote command (each extra command costs a shel
 1. take the lock ``STATE/sync/lock`` (``flock``, so a killed run releases it; the file records its holder's pid and
    process start time): a live holder is refused by name, one that is gone is taken over with a note;
 2. check: the Drive folder is there (on Colab: a ``fuse.drive`` mount in ``/proc/self/mountinfo``), paths are
-   inside the content root, ``--delete`` has a non-empty source, there is room for the copy; warn about many
-   small files;
+   inside the content root, ``--delete`` has a non-empty source (a walk that stops at the first file), there is
+   room for the copy (a bound from the source filesystem's bytes in use; only when that does not fit, rsync's own
+   dry run gives the exact figure). A backup walks no tree in Python: rsync does the walking and filtering;
 3. fork a worker into a session of its own (``setsid``, output to the job's log) that inherits the lock and runs
    rsync; a dropped SSH link does not cut it short (before the fork, a laptop gone or a SIGTERM stops the run);
-4. follow the job's log, turning rsync's output into JSON events on stdout, until the worker has released the
-   lock and written the result; exit with that run's exit code.
+4. follow the job's log, turning rsync's output into JSON events on stdout (and warnings counted from it: many
+   small files copied, links skipped), until the worker has released the lock and written the result; exit with
+   that run's exit code.
 
 Every file it opens (the user's ``.colabsshignore``, its own state) is opened without blocking and only when it is
 a regular file, and control files are read up to a cap (``open_regular``, ``read_small``): a FIFO, a link to

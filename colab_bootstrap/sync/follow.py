@@ -13,9 +13,11 @@ from ..units import human_size
 from .config import POLL_SECONDS, STATE_FILE_MAX
 from .files import UnsafeFile, open_regular, os_failure, read_json, read_small
 from .jobs import Jobs, worker_pid
-from .protocol import EXIT_LOST, LogParser, SyncRefused, SyncResult, advice_for
+from .output import OUT_FORMAT, OutputReader
+from .protocol import EXIT_LOST, SyncRefused, SyncResult, advice_for
 
 LOG_MAX = 1 << 30  # bytes of a job's log that are followed
+CHUNK = 1 << 20  # bytes read at a time
 
 
 def job_spec(job: Path, jobs: Jobs) -> dict:
@@ -36,17 +38,17 @@ def job_spec(job: Path, jobs: Jobs) -> dict:
     return data
 
 
-def summary(job: Path, parser: LogParser, result: Optional[dict], spec: Optional[dict] = None) -> dict:
+def summary(job: Path, parser: OutputReader, result: Optional[dict], spec: Optional[dict] = None) -> dict:
     spec = (read_json(job / "job.json") or {}) if spec is None else spec
     code = EXIT_LOST if result is None else int(result.get("exit", 1))
     duration = (result or {}).get("ended", time.time()) - spec.get("started", time.time())
     return SyncResult(
         job=job.name, exit=code, mode=spec.get("mode"), origin=spec.get("origin"),
         dry_run=spec.get("dry_run", False), source=spec.get("source"), dest=spec.get("dest"),
-        paths=spec.get("paths", ["."]), trash=spec.get("trash") if parser.deleted or parser.changed_files
+        paths=spec.get("paths", ["."]), trash=spec.get("trash") if parser.deleted_count or parser.changed_files
         else None, drive_cache=spec.get("drive_cache", False), cancelled=bool((result or {}).get("cancelled")),
         new_files=parser.new_files, changed_files=parser.changed_files, new_folders=parser.new_folders,
-        deleted=len(parser.deleted), files_copied=parser.stats.get("files_copied", 0),
+        deleted=parser.deleted_count, files_copied=parser.stats.get("files_copied", 0),
         bytes_copied=parser.stats.get("bytes_copied", 0), total_bytes=parser.stats.get("total_bytes", 0),
         files_total=parser.stats.get("files_total", 0),
         entries=parser.stats.get("entries", 0), skipped=parser.skipped[:100],
@@ -76,11 +78,11 @@ def open_log(job: Path) -> int:
 class _Reader:
     """A job's log, read in chunks and fed to a parser up to LOG_MAX bytes (the rest is read and dropped)."""
 
-    def __init__(self, fd: int, parser: LogParser) -> None:
+    def __init__(self, fd: int, parser: OutputReader) -> None:
         self.fd, self.parser, self.fed = fd, parser, 0
 
     def step(self) -> bool:
-        chunk = os.read(self.fd, 1 << 16)
+        chunk = os.read(self.fd, CHUNK)
         if chunk and self.fed < LOG_MAX:
             self.parser.feed(chunk)
             self.fed += len(chunk)
@@ -91,7 +93,15 @@ class _Reader:
             pass
 
 
-def parse_log(job: Path, parser: LogParser) -> None:
+def reader_for(spec: dict, emit: Optional[Callable[[dict], None]] = None) -> OutputReader:
+    """The reader for a job's log, as its spec (job.json) started it: a dry run lists every change; a backup
+    warns about many small files; the item lines carry their size when its rsync was given OUT_FORMAT."""
+    argv = spec.get("argv") or []
+    return OutputReader(emit, items=bool(spec.get("dry_run")), sized=f"--out-format={OUT_FORMAT}" in argv,
+                        warn_small=spec.get("mode") == "backup")
+
+
+def parse_log(job: Path, parser: OutputReader) -> None:
     """Feed the whole of a finished job's log to PARSER (nothing when the log is not a plain file)."""
     try:
         fd = open_log(job)
@@ -112,7 +122,7 @@ def follow(job: Path, jobs: Jobs, emit: Callable[[dict], None], done_fd: Optiona
     import select
 
     spec = job_spec(job, jobs)
-    parser = LogParser(emit, items=bool(spec.get("dry_run")))
+    parser = reader_for(spec, emit)
     log = _Reader(open_log(job), parser)
     try:
         while True:

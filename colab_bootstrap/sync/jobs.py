@@ -226,8 +226,9 @@ class Jobs:
                 "tmp_dir": plan.tmp_dir, "trash": plan.trash, "drive_cache": plan.drive_cache,
                 "mode": plan.request.mode, "dry_run": plan.request.dry_run, "source": str(plan.request.source_root),
                 "dest": str(plan.request.dest_root), "paths": plan.request.paths,
-                "scan": {**asdict(plan.scan), "newer_in_dest": plan.scan.newer_in_dest[:100],
-                         "newer_count": len(plan.scan.newer_in_dest)}}
+                "scan": {} if plan.scan is None else {**asdict(plan.scan),
+                                                      "newer_in_dest": plan.scan.newer_in_dest[:100],
+                                                      "newer_count": len(plan.scan.newer_in_dest)}}
         write_json(job / "job.json", spec)
         os.close(open_regular(job / "log", os.O_WRONLY | os.O_CREAT))
         write_text(self.current, job.name + "\n")

@@ -11,10 +11,10 @@ from typing import Optional
 
 from ..units import human_size
 from .files import append_bytes, os_failure, read_json, read_small, write_text
-from .follow import parse_log, summary
+from .follow import parse_log, reader_for, summary
 from .jobs import Jobs
 from .plan import ensure_rsync, prepare
-from .protocol import EXIT_SIGNAL, LogParser, SyncRefused
+from .protocol import EXIT_SIGNAL, SyncRefused
 from .request import Request
 from .worker import finish, note_in_log, run_rsync
 
@@ -51,7 +51,7 @@ def run_once(request: Request, state: Path, origin: str = "periodic") -> dict:
         return {"event": "error", "kind": "failed", "message": message, "hint": "", "exit": 1}
     finally:
         jobs.release(lock_fd)  # the result is written first: whoever finds the lock free finds the result
-    parser = LogParser()
+    parser = reader_for(spec)
     parse_log(job, parser)
     report = summary(job, parser, read_json(job / "result.json"))
     report["notes"] = notes

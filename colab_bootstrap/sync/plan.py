@@ -1,4 +1,8 @@
-"""From a request to a plan: checks (Drive, paths, space, many small files) and rsync's command line."""
+"""From a request to a plan: checks (Drive, paths, --delete's source, space) and rsync's command line.
+
+A backup's checks make no call per file: rsync walks and filters the tree (the many-small-files and links warnings
+come from its output, ``output``); the free-space check takes a bound first and asks rsync's own dry run for the
+exact figure only when the bound does not fit. A restore still scans its source (what the content root has newer)."""
 
 from __future__ import annotations
 
@@ -12,12 +16,23 @@ from pathlib import Path
 from typing import Optional
 
 from ..packages import apt_install
-from .config import IGNORE_FILE, MOUNTINFO, SPACE_MARGIN
+from .config import MOUNTINFO
 from .drive import check_drive, on_colab
 from .files import file_kind
+from .output import OUT_FORMAT, symlink_warning
 from .protocol import DEFAULT_FOLDER, SyncRefused
 from .request import Request, _inside
-from .scan import Excluder, Scan, bytes_to_copy, check_free_space, existing_ancestor, read_ignore_file, scan
+from .scan import (
+    Excluder,
+    Scan,
+    bytes_to_copy,
+    check_free_space,
+    existing_ancestor,
+    has_file,
+    has_room,
+    read_ignore_file,
+    scan,
+)
 
 TRASH_FOLDER = "colabssh/trash"  # dated folders of deleted and replaced files, relative to the Drive folder
 TMP_FOLDER = ".colabssh-tmp"  # rsync's temp files, at the top of the destination (same filesystem: a rename)
@@ -34,10 +49,7 @@ ALWAYS_EXCLUDED = (
     ".ruff_cache/",
     ".Trash-*/",
 )
-
-
-MANY_SMALL_FILES = 10_000
-MANY_IN_ONE_FOLDER = 1_000
+RSYNC_BASE = ("-rt", "--relative", "--omit-dir-times", "--one-file-system", "--modify-window=1")
 
 
 @dataclass
@@ -47,8 +59,9 @@ class Plan:
     tmp_dir: str
     trash: Optional[str]
     drive_cache: bool  # the destination is Google Drive's mount: files land in its local cache first
-    scan: Scan
+    scan: Optional[Scan]  # restore only: a backup's files are counted by rsync as it runs (``output``)
     warnings: list[tuple[str, str]]
+    to_copy: Optional[int] = None  # bytes to copy, when the free-space check needed rsync's exact figure
 
 
 def ensure_rsync(say: Callable[[str], None], is_root: Optional[bool] = None) -> str:
@@ -120,38 +133,38 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
         if rel != "." and not os.path.lexists(source / rel):
             raise SyncRefused(f"{rel} does not exist in {source}", "give paths relative to that folder")
     ignored = read_ignore_file(content) if request.mode == "backup" else []
-    excluder = Excluder(excludes + ignored + request.excludes)
-    found = scan(source, request.paths, excluder,
-                 newer_than=dest if request.mode == "restore" and not request.force else None)
-    if request.delete and found.files == 0:
+    filters = [f"--exclude={pattern}" for pattern in excludes + ignored + request.excludes]
+    operands = [f"{source}/./{rel}" if rel != "." else f"{source}/./" for rel in request.paths] + [f"{dest}/"]
+    found: Optional[Scan] = None
+    warnings: list[tuple[str, str]] = []
+    if request.mode == "restore":  # a restore lists what the content root has newer (rsync keeps those)
+        found = scan(source, request.paths, Excluder(excludes + request.excludes),
+                     newer_than=None if request.force else dest)
+        if found.symlinks:
+            warnings.append(symlink_warning(found.symlinks))
+    elif request.delete and not has_file(source, request.paths, Excluder(excludes + ignored + request.excludes)):
         raise SyncRefused(f"refusing --delete: there is nothing to copy in {source}"
                           + ("" if request.paths == ["."] else f" ({' '.join(request.paths)})")
                           + ", so every file of the backup would go to the trash",
                           "a fresh runtime's content root is empty: run `colabssh restore` first, or sync "
                           "without --delete")
-    warnings: list[tuple[str, str]] = []
-    if request.mode == "backup" and (found.small_files >= MANY_SMALL_FILES or found.busiest_count
-                                     >= MANY_IN_ONE_FOLDER):
-        crowded = (f"; {found.busiest_folder} alone holds {found.busiest_count:,} entries"
-                   if found.busiest_count >= MANY_IN_ONE_FOLDER else "")
-        warnings.append((
-            f"{found.small_files:,} small files{crowded}: Google Drive is slow with many small files, and its "
-            "mount can time out on big folders",
-            f"pack them into an archive (tar) and back that up, or leave them out with {IGNORE_FILE}"))
-    if found.symlinks:
-        warnings.append((f"{found.symlinks} symbolic link(s) are not copied (Drive cannot hold links, and "
-                         "colabssh never follows one out of the tree)", "copy what they point to instead"))
+    to_copy: Optional[int] = None
     if not request.dry_run:
         places = [dest] + ([content] if drive_cache and request.mode == "backup" else [])
-        wanted = found.bytes + found.bytes // 10 + SPACE_MARGIN
-        if any(disk_usage(existing_ancestor(p))[2] < wanted for p in places):
-            check_free_space(bytes_to_copy(request, excluder), places, disk_usage)
+        # A bound first: what the source holds (restore: its scan; backup: the bytes in use on its filesystem).
+        bound = found.bytes if found is not None else disk_usage(existing_ancestor(source))[1]
+        if not has_room(bound, places, disk_usage):  # then the exact figure, from rsync itself (no Python walk)
+            update = ["--update"] if request.mode == "restore" and not request.force else []
+            to_copy = bytes_to_copy([rsync, *RSYNC_BASE, *update, "--dry-run", "--stats", *filters, "--",
+                                     *operands])
+            if to_copy is not None:
+                check_free_space(to_copy, places, disk_usage)
     trash: Optional[str] = None
     tmp_dir = str(dest / TMP_FOLDER)
     if not request.dry_run:
         check_tmp_folder(Path(tmp_dir))
-    argv = [rsync, "-rt", "--relative", "--omit-dir-times", "--one-file-system", "--modify-window=1",
-            "--itemize-changes", "--8-bit-output", "--info=progress2,stats2"]
+    argv = [rsync, *RSYNC_BASE, "--itemize-changes", f"--out-format={OUT_FORMAT}", "--8-bit-output",
+            "--info=progress2,stats2"]
     if request.mode == "restore" and not request.force:
         argv.append("--update")
     if request.dry_run:
@@ -160,14 +173,12 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
         # Relative: rsync takes it from the destination's top. (An absolute --temp-dir makes rsync 3.4+ open every
         # component of its path for each file, three times slower with many small files.)
         argv.append(f"--temp-dir={TMP_FOLDER}")
-    argv += [f"--exclude={pattern}" for pattern in excludes]
-    argv += [f"--exclude={pattern}" for pattern in ignored + request.excludes]
+    argv += filters
     if request.delete:
         trash = str(trash_root / utc_stamp() / request.folder)
         argv += ["--delete", "--backup", f"--backup-dir={trash}"]
     if request.bwlimit:
         argv.append(f"--bwlimit={request.bwlimit}")
-    argv += ["--"] + [f"{source}/./{rel}" if rel != "." else f"{source}/./" for rel in request.paths]
-    argv.append(f"{dest}/")
+    argv += ["--", *operands]
     return Plan(request=request, argv=argv, tmp_dir=tmp_dir, trash=trash, drive_cache=drive_cache, scan=found,
-                warnings=warnings)
+                warnings=warnings, to_copy=to_copy)

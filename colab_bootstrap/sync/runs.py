@@ -15,10 +15,10 @@ from typing import Optional
 
 from .config import POLL_SECONDS
 from .files import os_failure, read_json
-from .follow import follow, parse_log, summary
+from .follow import follow, job_spec, parse_log, reader_for, summary
 from .jobs import Jobs, holder_alive, worker_pid
 from .plan import ensure_rsync, prepare
-from .protocol import EXIT_SIGNAL, LogParser, SyncRefused
+from .protocol import EXIT_SIGNAL, SyncRefused
 from .request import Request
 from .worker import finish, note_in_log, spawn_worker
 
@@ -109,10 +109,11 @@ def start(request: Request, state: Path, emit: Callable[[dict], None] = emit_jso
             plan = prepare(request, rsync)
             for message, hint in plan.warnings:
                 say({"event": "warning", "message": message, "hint": hint})
-            job, spec = jobs.new_job(plan, origin, token)
+            with sigterm_blocked():  # a stop waits until the job is made and named here: it is then recorded in it
+                job, spec = jobs.new_job(plan, origin, token)
+            counted = {"files": plan.scan.files, "bytes": plan.scan.bytes} if plan.scan is not None else {}
             say({"event": "start", "job": job.name, "mode": request.mode, "source": str(plan.request.source_root),
-                 "dest": str(plan.request.dest_root), "dry_run": request.dry_run, "files": plan.scan.files,
-                 "bytes": plan.scan.bytes})
+                 "dest": str(plan.request.dest_root), "dry_run": request.dry_run, **counted})
             with sigterm_blocked():
                 worker, done_fd = spawn_worker(job, spec, lock_fd, jobs)
                 stopper.worker = worker
@@ -199,7 +200,10 @@ def cancel(state: Path, emit: Callable[[dict], None] = emit_json, token: str = "
     result = read_json(job / "result.json") if job is not None else None
     report = None
     if job is not None and result is not None:
-        parser = LogParser()
+        try:
+            parser = reader_for(job_spec(job, jobs))
+        except SyncRefused:
+            parser = reader_for({})
         parse_log(job, parser)
         report = summary(job, parser, result)
     if pid is not None:

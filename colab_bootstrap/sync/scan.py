@@ -1,5 +1,5 @@
-"""Scanning the content root: exclusions (colabssh's own and ``.colabsshignore``), file counts, bytes to copy,
-free space."""
+"""Exclusions (colabssh's own and ``.colabsshignore``), --delete's look for one file to copy, a restore's scan,
+free space (with rsync's exact figure of the bytes to copy). A backup's tree is walked by rsync, not here."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from ..units import human_size
 from .config import IGNORE_FILE, SPACE_MARGIN
 from .files import UnsafeFile, read_small
 from .protocol import SyncRefused
-from .request import Request
 
 SMALL_FILE = 1 << 20
 CONTROL_FILE_MAX = 1 << 20  # .colabsshignore: read only when it is a regular file of at most this size
@@ -175,26 +174,38 @@ def scan(root: Path, paths: Sequence[str], excluder: Excluder, newer_than: Optio
     return result
 
 
-def bytes_to_copy(request: Request, excluder: Excluder) -> int:
-    """The bytes of source files that differ from the destination's (a second, exact pass for a tight disk)."""
-    total = 0
-    for rel, info in iter_files(request.source_root, request.paths, excluder):
-        if not stat.S_ISREG(info.st_mode):
-            continue
-        try:
-            there = os.stat(request.dest_root / rel)
-        except OSError:
-            total += info.st_size
-            continue
-        if there.st_size != info.st_size or abs(there.st_mtime - info.st_mtime) > 1:
-            total += info.st_size
-    return total
+def has_file(root: Path, paths: Sequence[str], excluder: Excluder) -> bool:
+    """Whether ROOT holds a regular file that is not excluded under PATHS (--delete's check): the walk stops at the
+    first one, and files are looked at before sub-folders, so a tree with files near its top costs a few calls."""
+    return any(stat.S_ISREG(info.st_mode) for _rel, info in iter_files(root, paths, excluder))
+
+
+_TRANSFERRED = re.compile(rb"^Total transferred file size: ([\d,]+)", re.MULTILINE)
+
+
+def bytes_to_copy(argv: Sequence[str]) -> Optional[int]:
+    """The bytes rsync would copy (ARGV: a ``--dry-run --stats`` run with the real run's filters and operands):
+    the exact figure for a tight disk, from rsync's own walk. None when rsync gives no figure (the real run
+    reports why)."""
+    import subprocess
+
+    done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          env={**os.environ, "LC_ALL": "C"})
+    match = _TRANSFERRED.search(done.stdout)
+    return int(match.group(1).replace(b",", b"")) if match else None
 
 
 def existing_ancestor(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def has_room(need: int, places: Sequence[Path],
+             disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage) -> bool:
+    """Whether every one of PLACES has room for NEED bytes plus the margin (10% + 256 MiB)."""
+    wanted = need + need // 10 + SPACE_MARGIN
+    return all(disk_usage(existing_ancestor(place))[2] >= wanted for place in places)
 
 
 def check_free_space(need: int, places: Sequence[Path],

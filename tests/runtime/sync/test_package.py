@@ -73,12 +73,13 @@ def test_the_worker_runs_the_job_it_holds_not_what_is_on_disk(tree: dict[str, Pa
 
 def test_the_result_event_is_typed_on_both_sides(tree: dict[str, Path]) -> None:
     from colab_bootstrap.sync.follow import summary
-    from colab_bootstrap.sync.protocol import LogParser, SyncResult
+    from colab_bootstrap.sync.output import OutputReader
+    from colab_bootstrap.sync.protocol import SyncResult
     from colabssh_cli.transfer.client import SyncOutcome
 
     plan = prepare(Request("backup", tree["content"], tree["drive"]))
     job, spec = Jobs(tree["state"]).new_job(plan, "test")
-    event = summary(job, LogParser(), {"exit": 0, "ended": 1.5}, spec)
+    event = summary(job, OutputReader(), {"exit": 0, "ended": 1.5}, spec)
     assert list(event)[:3] == ["event", "job", "exit"] and len(event) == 29  # the JSON line, as before
     result = SyncResult.from_event({**event, "notes": ["a key it does not know"]})
     assert result.to_event() == event and result.exit == 0 and result.dest == str(tree["drive"] / "colabssh/content")

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import queue
+import re
 import signal
 import stat
 import subprocess
@@ -16,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from colab_bootstrap.sync import output as sync_output
 from colab_bootstrap.sync import plan as sync_plan
 from colab_bootstrap.sync import worker as sync_worker
 from colab_bootstrap.sync.config import SPACE_MARGIN
 from colab_bootstrap.sync.drive import check_drive, mount_fstype, on_colab
 from colab_bootstrap.sync.jobs import Jobs, worker_pid
 from colab_bootstrap.sync.periodic import start_periodic
-from colab_bootstrap.sync.plan import TMP_FOLDER, ensure_rsync, prepare
+from colab_bootstrap.sync.plan import ALWAYS_EXCLUDED, TMP_FOLDER, ensure_rsync, prepare
 from colab_bootstrap.sync.protocol import (
     EXIT_BAD_INPUT,
     EXIT_LOST,
@@ -32,7 +34,8 @@ from colab_bootstrap.sync.protocol import (
     clean_relative,
 )
 from colab_bootstrap.sync.request import Request
-from colab_bootstrap.sync.scan import Excluder, ignore_patterns
+from colab_bootstrap.sync.runs import start
+from colab_bootstrap.sync.scan import Excluder, has_file, ignore_patterns
 from tests.shipped import BUNDLE, PAYLOAD, boot_argv, feed
 
 
@@ -53,6 +56,13 @@ def run_runner(tree: dict[str, Path], *args: str, env: dict[str, str] | None = N
     events = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert done.stderr == b"", done.stderr.decode()
     return done.returncode, events
+
+
+def in_process_run(tree: dict[str, Path], request: Request) -> list[dict]:
+    """A run in this process (so what a test patches holds), its events collected."""
+    events: list[dict] = []
+    assert start(request, tree["state"], emit=events.append) in (0, EXIT_BAD_INPUT), events
+    return events
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
@@ -138,30 +148,83 @@ def test_too_little_free_space_is_refused_before_any_copy(tree: dict[str, Path])
 
 
 def test_the_free_space_check_counts_only_what_differs(tree: dict[str, Path]) -> None:
-    """A tight disk is fine when the backup already has the big file: only changed bytes need room."""
+    """A tight disk is fine when the backup already has the big file: only changed bytes need room. The bound (the
+    bytes in use on the source's filesystem) fails here, so rsync's own dry run gives the exact figure."""
     big = tree["content"] / "big.bin"
     big.write_bytes(b"\1" * 300_000)
     assert run_runner(tree)[0] == 0
     (tree["content"] / "small.txt").write_text("new")
+    (tree["content"] / "sample_data").mkdir()  # excluded: rsync's figure leaves it out
+    (tree["content"] / "sample_data" / "mnist.csv").write_bytes(b"0" * 5000)
     room = SPACE_MARGIN + 1000
 
     def tight_disk(path: Path) -> tuple[int, int, int]:
         return (1 << 40, (1 << 40) - room, room)
 
     plan = prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tight_disk)
-    assert plan.scan.bytes == 300_003
+    assert plan.to_copy == 3 and plan.scan is None
+    (tree["content"] / "more.bin").write_bytes(b"\2" * 2000)
+    with pytest.raises(SyncRefused) as refused:
+        prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=tight_disk)
+    assert refused.value.kind == "no_space" and "2.0 KiB to copy" in refused.value.message
+
+
+def test_a_roomy_disk_needs_no_walk_of_the_tree(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup's checks make no call per file: no scan, no exclude test, no rsync dry run when every place has
+    room for all the bytes in use on the source's filesystem."""
+    for i in range(50):
+        (tree["content"] / f"f{i}.txt").write_text("x")
+    used: list[Path] = []
+
+    def roomy_disk(path: Path) -> tuple[int, int, int]:
+        used.append(path)
+        return (1 << 40, 1 << 30, 1 << 39)
+
+    def per_file(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a per-file call on a backup")
+
+    for name in ("scan", "Excluder", "has_file", "bytes_to_copy"):
+        monkeypatch.setattr(sync_plan, name, per_file)
+    plan = prepare(Request("backup", tree["content"], tree["drive"]), disk_usage=roomy_disk)
+    assert plan.scan is None and plan.to_copy is None and plan.warnings == []
+    assert used == [tree["content"], tree["drive"]]  # the source's bytes in use, then the destination's room
+    with pytest.raises(AssertionError, match="a per-file call"):  # --delete looks for one file to copy
+        prepare(Request("backup", tree["content"], tree["drive"], delete=True), disk_usage=roomy_disk)
 
 
 def test_many_small_files_warn_but_do_not_refuse(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sync_plan, "MANY_IN_ONE_FOLDER", 50)
+    """Counted from rsync's itemized lines as it copies (their size rides along), and warned about once, as soon
+    as a threshold is passed (with the counts so far: here 50 to 60, as the log is read while rsync writes it)."""
+    monkeypatch.setattr(sync_output, "MANY_IN_ONE_FOLDER", 50)
     many = tree["content"] / "frames"
     many.mkdir()
     for i in range(60):
         (many / f"{i:03d}.png").write_bytes(b"p")
-    plan = prepare(Request("backup", tree["content"], tree["drive"]))
-    assert plan.scan.files == 60
-    assert any("Google Drive is slow with many small files" in message and "frames alone holds 60" in message
-               for message, _hint in plan.warnings)
+    (tree["content"] / "big.bin").write_bytes(b"\0" * (1 << 20))  # not small
+    events = in_process_run(tree, Request("backup", tree["content"], tree["drive"]))
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert len(warnings) == 1, warnings
+    found = re.fullmatch(r"(\d+) small files; frames alone holds (\d+) entries: Google Drive is slow with many small "
+                         r"files, and its mount can time out on big folders", warnings[0])
+    assert found and 50 <= int(found.group(2)) <= int(found.group(1)) <= 60, warnings
+    assert events[-1]["event"] == "result"
+    assert events[-1]["files_copied"] == 61
+    events = in_process_run(tree, Request("backup", tree["content"], tree["drive"]))  # nothing copied: no warning
+    assert not [e for e in events if e["event"] == "warning"] and events[-1]["files_copied"] == 0
+
+
+def test_over_ten_thousand_small_files_copied_warn(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync_output, "MANY_SMALL_FILES", 40)
+    for folder in range(3):
+        (tree["content"] / f"d{folder}").mkdir()
+        for i in range(15):
+            (tree["content"] / f"d{folder}" / f"{i}.txt").write_text("t")
+    events = in_process_run(tree, Request("backup", tree["content"], tree["drive"], dry_run=True))
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert len(warnings) == 1 and re.match(r"4[0-5] small files: Google Drive is slow", warnings[0]), warnings
+    monkeypatch.setattr(sync_output, "MANY_SMALL_FILES", 46)
+    events = in_process_run(tree, Request("backup", tree["content"], tree["drive"]))
+    assert not [e for e in events if e["event"] == "warning"] and events[-1]["files_copied"] == 45
 
 
 # ------------------------------------------------------------------------------------------- rsync missing
@@ -353,7 +416,7 @@ def next_report(said: queue.Queue[str]) -> str:
             return line
 
 
-@pytest.mark.parametrize("failing", ["scan", "clear_tmp"])
+@pytest.mark.parametrize("failing", ["has_room", "clear_tmp"])
 def test_a_periodic_run_that_fails_releases_the_lock(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
                                                      failing: str) -> None:
     """Drive's FUSE mount going bad mid-run (ENOTCONN) must not leave the kernel holding the lock for good."""
@@ -362,7 +425,7 @@ def test_a_periodic_run_that_fails_releases_the_lock(tree: dict[str, Path], monk
     def broken_mount(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
 
-    where = {"scan": sync_plan, "clear_tmp": sync_worker}[failing]  # the module that calls it
+    where = {"has_room": sync_plan, "clear_tmp": sync_worker}[failing]  # the module that calls it
     with monkeypatch.context() as broken:  # only the broken mount ends here
         broken.setattr(where, failing, broken_mount)
         thread, said = periodic_reports(tree)
@@ -423,8 +486,8 @@ def test_colabsshignore_comments_are_comments_for_real_rsync(tree: dict[str, Pat
     expected = {".colabsshignore", "sub/keep.log", "sub/scratch/kept.txt", "notes #1.md", "model.py"}
     assert set(tree_bytes(tree["drive"] / "colabssh" / "content")) == expected
     assert events[-1]["files_total"] == len(expected)
-    start = next(e for e in events if e["event"] == "start")
-    assert start["files"] == len(expected)  # the runner's own count agrees with rsync
+    assert has_file(content, ["sub"], Excluder([*ALWAYS_EXCLUDED] + ignore_patterns(
+        (content / ".colabsshignore").read_text())))  # --delete's check reads the patterns as rsync does
 
 
 def test_a_bang_line_that_would_clear_colabsshs_exclusions_is_refused(tree: dict[str, Path]) -> None:

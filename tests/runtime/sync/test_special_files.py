@@ -463,13 +463,17 @@ def test_the_lock_records_its_holder_and_a_clean_end_clears_it(tree: dict[str, P
 # ------------------------------------------------------------------------------------------- stopping before the copy
 def frozen_while_preparing(tree: dict[str, Path], token: str) -> subprocess.Popen[bytes]:
     """A runner (as the laptop starts it, with TOKEN) caught and stopped (SIGSTOP) while it holds the lock and is
-    still checking, before any worker exists: many files make its scan take a while."""
-    for folder in range(20):
-        (tree["content"] / f"d{folder}").mkdir()
-        for name in range(1000):
-            (tree["content"] / f"d{folder}" / f"f{name}").write_bytes(b"x")
+    still checking, before any worker exists: with --delete it looks for a file to copy, and here the only one
+    comes after 10,000 links (a folder's entries are all looked at before its sub-folders), each tested against
+    the 200 patterns of a .colabsshignore: about half a second in that walk."""
+    many = tree["content"] / "many"
+    (many / "deeper").mkdir(parents=True)
+    for name in range(10_000):
+        (many / f"l{name}").symlink_to("nowhere")
+    (tree["content"] / ".colabsshignore").write_text("".join(f"*.never{i}\n" for i in range(200)))
+    (many / "deeper" / "real.txt").write_bytes(b"x")
     argv = boot_argv("start", "--state", str(tree["state"]), "--content",
-            str(tree["content"]), "--drive", str(tree["drive"]), "--token", token)
+            str(tree["content"]), "--drive", str(tree["drive"]), "--token", token, "--delete")
     runner_process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert runner_process.stdin is not None
     feed(runner_process)
