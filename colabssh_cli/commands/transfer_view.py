@@ -91,8 +91,10 @@ class ProgressView:
         if kind == "start":
             what = "restoring" if event.get("mode") == "restore" else "syncing"
             dry = " (dry run: nothing is changed)" if event.get("dry_run") else ""
-            self.say(f"{what} {event.get('source')} -> {event.get('dest')}: {event.get('files', 0):,} files, "
-                     f"{human_size(event.get('bytes', 0))}{dry}")
+            # A backup's runner no longer counts the tree before rsync walks it (restore's still does).
+            counted = (f": {event['files']:,} files, {human_size(event.get('bytes', 0))}"
+                       if isinstance(event.get("files"), int) else "")
+            self.say(f"{what} {event.get('source')} -> {event.get('dest')}{counted}{dry}")
         elif kind == "progress" and self.progress is not None:
             path = printable(event.get("current") or self.title)
             self.progress.update(self.task, completed=min(int(event.get("percent", 0)), 100),
