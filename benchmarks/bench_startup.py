@@ -16,6 +16,7 @@ Everything lives in a temp folder (HOME included); nothing of the real ~/.ssh is
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -139,23 +140,34 @@ def summary(values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--cli-only", action="store_true", help="Only the CLI figures (not the cell's start)")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the CLI figures to this file")
     args = parser.parse_args()
     cpu = platform.processor() or platform.machine()
     print(f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
           f"{subprocess.run(['ssh', '-V'], capture_output=True, text=True).stderr.strip()}")
+    if not args.cli_only:
+        cell_start(args.runs)
+    with tempfile.TemporaryDirectory(prefix="colabssh-bench-") as tmp:
+        rows = measure_cli(args.runs * 3, Path(tmp))
+    held = print_table(rows)
+    if args.json is not None:
+        table = [[figure, f"{ratio:.2f}x", "" if goal is None else f"<= {goal}x", goal is None or ratio <= goal]
+                 for figure, ratio, goal, _detail in rows]
+        args.json.write_text(json.dumps({"rows": table}))
+    return 0 if held else 1
+
+
+def cell_start(runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="colabssh-bench-") as tmp:
         folder = Path(tmp)
         cell = render_cell(folder)
-        fresh = [time_to_connect_line(cell, folder / f"fresh-{i}") for i in range(args.runs)]
+        fresh = [time_to_connect_line(cell, folder / f"fresh-{i}") for i in range(runs)]
         kept = folder / "kept"
         time_to_connect_line(cell, kept)  # makes the state folder once
-        again = [time_to_connect_line(cell, kept) for _ in range(args.runs)]
+        again = [time_to_connect_line(cell, kept) for _ in range(runs)]
     print(f"cell start -> connect line, local tunnel, new state folder: {summary(fresh)}")
     print(f"cell start -> connect line, local tunnel, cell run again:    {summary(again)}")
-
-    with tempfile.TemporaryDirectory(prefix="colabssh-bench-") as tmp:
-        held = print_table(measure_cli(args.runs * 3, Path(tmp)))
-    return 0 if held else 1
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ def main() -> int:
     parser.add_argument("--where", type=Path, default=None,
                         help="Folder for the runtime's content, Drive and state (default: the system temp folder; "
                         "/dev/shm takes the disk's write-back noise out)")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the figures to this file (bench_all.py)")
     args = parser.parse_args()
     sizes = sorted({int(text) for text in args.sizes.split(",") if text.strip()} | {1000})
 
@@ -142,7 +143,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python "
           f"{platform.python_version()}, {rsync_version}, {ssh_version}; load {os.getloadavg()[0]:.2f}")
     tmp = Path(tempfile.mkdtemp(prefix="colabssh-bench-sync-", dir=args.where))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COLABSSH_", "NGROK_", "PYNGROK_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COLABSSH_", "NGROK_", "PYNGROK_"))
+           and k != "PYTHONDONTWRITEBYTECODE"}  # as users run it: Python caches compiled modules
     env.update({"HOME": str(tmp / "home"), "NO_COLOR": "1",
                 "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])})
     (tmp / "home").mkdir()
@@ -262,6 +264,8 @@ def main() -> int:
         print(f"  {label:<44} {seconds:.3f} s")
     print(f"  {'rest (session, lock, job files, fork, events)':<44} {total - sum(s for _l, s in parts):.3f} s")
     print(f"load average at the end: {load:.2f}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"rows": rows, "load": load}))
     return 0 if ok else 1
 
 
