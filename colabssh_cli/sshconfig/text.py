@@ -19,8 +19,10 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _WS = " \t"
+_KEYWORD = re.compile(r"([^\s=]+)[ \t]*(?:=[ \t]*)?(.*)", re.DOTALL)
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -68,7 +70,7 @@ def keyword_and_rest(line: bytes) -> tuple[str, str] | None:
     text = content(line).decode("latin-1").strip(_WS + "\f")
     if not text or text.startswith("#"):
         return None
-    match = re.match(r"([^\s=]+)[ \t]*(?:=[ \t]*)?(.*)", text, re.DOTALL)
+    match = _KEYWORD.match(text)
     if match is None:  # pragma: no cover - the regex matches any non-empty text without leading space
         return None
     return match.group(1).lower(), match.group(2)
@@ -104,10 +106,19 @@ def split_args(rest: str) -> list[str]:
     return args
 
 
+@lru_cache(maxsize=None)
+def pattern_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """PATTERN (``*`` any run, ``?`` one character, everything else literal) compiled once per process: a config
+    of thousands of Host patterns would overflow ``re``'s own cache and compile every pattern on every read."""
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
 def wildcard_match(pattern: str, name: str, *, ignore_case: bool = False) -> bool:
     """OpenSSH's match_pattern: ``*`` any run, ``?`` one character, everything else literal."""
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, name, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    if not ignore_case and "*" not in pattern and "?" not in pattern:  # a plain name: no regex at all
+        return pattern == name
+    return pattern_regex(pattern, ignore_case).fullmatch(name) is not None
 
 
 def names_alias(patterns: list[str], alias: str, *, ignore_case: bool = False) -> bool:
