@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 _WS = " \t"
 _KEYWORD = re.compile(r"([^\s=]+)[ \t]*(?:=[ \t]*)?(.*)", re.DOTALL)
@@ -106,7 +106,7 @@ def split_args(rest: str) -> list[str]:
     return args
 
 
-@lru_cache(maxsize=None)
+@cache
 def pattern_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
     """PATTERN (``*`` any run, ``?`` one character, everything else literal) compiled once per process: a config
     of thousands of Host patterns would overflow ``re``'s own cache and compile every pattern on every read."""
