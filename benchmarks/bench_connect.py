@@ -43,16 +43,20 @@ def long_user_config(lines: int) -> bytes:
     """A realistic big config (the same shape as tests/cli/sshconfig/test_long_config.py's)."""
     out: list[str] = []
     i = 0
-    while len(out) < lines - 4:
+    while True:
         if i % 10 == 9:
-            out += [f"Match host build-{i}-*,ci-{i}?.example.org user ci", "  ForwardAgent no", ""]
+            block = [f"Match host build-{i}-*,ci-{i}?.example.org user ci", "  ForwardAgent no", ""]
         else:
-            out += [f"Host web-{i} web-{i}.example.com *.corp-{i}.example.net db-?{i} !bastion-{i}-*",
-                    f"  HostName 10.{i // 250 % 250}.{i % 250}.1", "  User deploy", f"  IdentityFile ~/.ssh/id_{i}",
-                    "  ServerAliveInterval 30", ""]
+            block = [f"Host web-{i} web-{i}.example.com *.corp-{i}.example.net db-?{i} !bastion-{i}-*",
+                     f"  HostName 10.{i // 250 % 250}.{i % 250}.1", "  User deploy", f"  IdentityFile ~/.ssh/id_{i}",
+                     "  ServerAliveInterval 30", ""]
+        if len(out) + len(block) > lines - 4:
+            break
+        out += block
         i += 1
+    out += ["# (padding)"] * (lines - 4 - len(out))
     out += ["Host *", "  AddKeysToAgent yes", "  ServerAliveInterval 60", ""]
-    return "\n".join(out[:lines]).encode() + b"\n"
+    return "\n".join(out).encode() + b"\n"
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:

@@ -179,6 +179,9 @@ def find_alias_collision(user_config: bytes, alias: str) -> tuple[int, str] | No
     for i, line in enumerate(lines):
         if span is not None and span.begin <= i <= span.end:
             continue
+        head = line.lstrip(b" \t\f")[:5].lower()
+        if not head.startswith((b"host", b"match")):  # most lines of a long config: no decoding at all
+            continue
         parsed = text.keyword_and_rest(line)
         if parsed is None:
             continue

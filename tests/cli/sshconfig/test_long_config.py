@@ -3,6 +3,7 @@ is compiled once, and the alias collision check reads the file once per connect.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,16 +18,20 @@ def long_user_config(lines: int = 5000) -> bytes:
     """A realistic big config: Host blocks with several names and patterns, some Match blocks, a Host * at the end."""
     out: list[str] = []
     i = 0
-    while len(out) < lines - 4:
+    while True:
         if i % 10 == 9:
-            out += [f"Match host build-{i}-*,ci-{i}?.example.org user ci", "  ForwardAgent no", ""]
+            block = [f"Match host build-{i}-*,ci-{i}?.example.org user ci", "  ForwardAgent no", ""]
         else:
-            out += [f"Host web-{i} web-{i}.example.com *.corp-{i}.example.net db-?{i} !bastion-{i}-*",
-                    f"  HostName 10.{i // 250 % 250}.{i % 250}.1", "  User deploy", f"  IdentityFile ~/.ssh/id_{i}",
-                    "  ServerAliveInterval 30", ""]
+            block = [f"Host web-{i} web-{i}.example.com *.corp-{i}.example.net db-?{i} !bastion-{i}-*",
+                     f"  HostName 10.{i // 250 % 250}.{i % 250}.1", "  User deploy", f"  IdentityFile ~/.ssh/id_{i}",
+                     "  ServerAliveInterval 30", ""]
+        if len(out) + len(block) > lines - 4:
+            break
+        out += block
         i += 1
+    out += ["# (padding)"] * (lines - 4 - len(out))
     out += ["Host *", "  AddKeysToAgent yes", "  ServerAliveInterval 60", ""]
-    return "\n".join(out[:lines]).encode() + b"\n"
+    return "\n".join(out).encode() + b"\n"
 
 
 def wildcard_patterns(data: bytes) -> set[tuple[str, bool]]:
@@ -51,16 +56,30 @@ def test_the_config_is_5000_lines_of_patterns():
     assert len(wildcard_patterns(data)) > 1000  # more than re's own cache (512) holds
 
 
-def test_each_pattern_is_compiled_once():
+def test_each_pattern_is_compiled_once_at_most():
     data = long_user_config()
     find_alias_collision.cache_clear()
     text.pattern_regex.cache_clear()
-    assert find_alias_collision(data, "colab") is None
+    assert find_alias_collision(data, "colab") is None  # the Host * at the end is read, and a bare * names nothing
+    assert text.pattern_regex.cache_info().misses <= 1  # "*" alone: the other patterns cannot match 'colab'
+    names = ["colab", "web-3", "a.corp-12.example.net", "db-x7", "ci-9x.example.org", "build-19-z", "bastion-4-q"]
+    for name in names:
+        find_alias_collision(data, name)
     compiled = text.pattern_regex.cache_info().misses
-    assert compiled == len(wildcard_patterns(data))
-    find_alias_collision.cache_clear()  # read it again from scratch: no pattern is compiled a second time
-    assert find_alias_collision(data, "colab") is None
+    assert 0 < compiled <= len(wildcard_patterns(data))
+    find_alias_collision.cache_clear()  # read it all again from scratch: no pattern is compiled a second time
+    for name in names:
+        find_alias_collision(data, name)
     assert text.pattern_regex.cache_info().misses == compiled
+
+
+@pytest.mark.parametrize("pattern", ["*", "a*", "*a", "a*b", "a?b", "?", "*?*", "a*b*c", "ab", "*.x.org", "x?*y"])
+@pytest.mark.parametrize("name", ["", "a", "ab", "aab", "abb", "acb", "abc", "axbyc", "w.x.org", "x.org", "xzy", "xy"])
+def test_the_quick_rule_out_never_hides_a_match(pattern: str, name: str) -> None:
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    for ignore_case, shown in ((False, name), (True, name.upper())):
+        expected = re.fullmatch(regex, shown, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+        assert text.wildcard_match(pattern, shown, ignore_case=ignore_case) == expected
 
 
 def test_the_cached_patterns_still_match_as_openssh_does():
