@@ -24,6 +24,7 @@ from ..remote.preflight import check_login, no_answer, presented_host_key, why_l
 from ..remote.runner import (
     CONTROL_TIMEOUT,
     close_shared_connection,
+    control_command,
     shared_connection_alive,
     shares_connections,
     ssh_binary,
@@ -77,6 +78,17 @@ def kept_first_contact_pin(paths: Paths, session: Session) -> Optional[str]:
     return pinned_key(paths, session.alias)
 
 
+def _sockets(folders: tuple[Path, ...]) -> set[Path]:
+    """The connection sharing sockets in FOLDERS now."""
+    found: set[Path] = set()
+    for folder in folders:
+        try:
+            found |= set(folder.iterdir())
+        except OSError:
+            pass
+    return found
+
+
 class TunnelConnector:
     """connect's steps for a runtime behind ngrok, cloudflared or a plain address (flow.Connector)."""
 
@@ -86,6 +98,7 @@ class TunnelConnector:
         self._pin: Optional[str] = None
         self._opened: Optional[Plan] = None  # the plan whose files the check's shared connection was opened through
         self._paths: Optional[Paths] = None
+        self._opened_master = False  # that login made the socket: it is the alias's shared connection
 
     @classmethod
     def from_input(cls, alias: str, given: TunnelInput) -> TunnelConnector:
@@ -131,6 +144,7 @@ class TunnelConnector:
             for folder in plan.dirs:
                 ensure_control_dir(folder)
             known = copies.known_hosts.as_posix().replace("%", "%%")
+            sockets = _sockets(plan.dirs)
             try:
                 done = openssh_login(paths, alias, config=copies.user,
                                      options=["-o", f'UserKnownHostsFile="{known}"', "-o", "ControlMaster=yes"])
@@ -140,6 +154,7 @@ class TunnelConnector:
         if done.returncode != 0:
             raise self._why(paths, done.returncode, stderr, proxy, "colabssh changed nothing")
         self._opened = plan
+        self._opened_master = bool(_sockets(plan.dirs) - sockets)  # else another master held the socket
 
     def _why(self, paths: Paths, returncode: int, stderr: str, proxy: Optional[list[str]],
              note: str = "") -> ColabsshError:
@@ -152,9 +167,13 @@ class TunnelConnector:
 
     def login(self, paths: Paths, result: ConnectResult, report: Report) -> None:
         alias = self.session.alias
+        if self._opened_master and control_command(paths, alias, "check").returncode == 0:
+            report(f"OpenSSH through the written files reaches the shared connection the check logged in: "
+                   f"ssh -O check {alias}")
+            return
         report(f"logging in with OpenSSH: ssh {alias} true")
         if self._opened is not None or not self.session.pinned:
-            confirm_with_openssh(paths, alias)  # through the shared connection the check opened
+            confirm_with_openssh(paths, alias)
             return
         try:  # the files were already so: this login (or a ride on the alias's open shared connection) is the check
             done = openssh_login(paths, alias)

@@ -284,7 +284,8 @@ def test_when_openssh_fails_where_paramiko_succeeds_nothing_is_written(runtime, 
 def test_when_the_login_after_writing_fails_the_files_go_back(runtime, isolated_home, capsys, monkeypatch):
     """The check passed, the files were written, then OpenSSH's login through the written files fails: every byte
     goes back, and the shared connection the check opened is closed."""
-    from colabssh_cli.connection import commit
+    from colabssh_cli.connection import commit, tunnel
+    from colabssh_cli.remote import process
 
     real_login = commit.openssh_login
 
@@ -292,6 +293,8 @@ def test_when_the_login_after_writing_fails_the_files_go_back(runtime, isolated_
         return real_login(paths, alias, config, [*options, "-o", "ControlPath=none", "-o", "HostKeyAlgorithms=ssh-rsa"])
 
     monkeypatch.setattr(commit, "openssh_login", broken)
+    monkeypatch.setattr(tunnel, "control_command",  # the written files miss the shared connection: a login is tried
+                        lambda paths, alias, command, *a, **k: process.Finished([], 255, "", "no master\n"))
     user_config = isolated_home / ".ssh" / "config"
     original = b"# mine\n"
     user_config.write_bytes(original)
