@@ -99,6 +99,7 @@ class TunnelConnector:
         self._opened: Optional[Plan] = None  # the plan whose files the check's shared connection was opened through
         self._paths: Optional[Paths] = None
         self._opened_master = False  # that login made the socket: it is the alias's shared connection
+        self._checked = False  # logged in through the very files connect leaves: no login after writing
 
     @classmethod
     def from_input(cls, alias: str, given: TunnelInput) -> TunnelConnector:
@@ -120,9 +121,13 @@ class TunnelConnector:
         if check:
             report(f"checking the login to {session.address} ...")
             if session.pinned and session.auth == Login.KEY:
-                if result.changed:  # else the files are already so: the login after applying (none) is the check
+                if result.changed:
                     old_connection = shared_connection_alive(paths, session.alias)
                     self._log_in_before_writing(paths, plan, proxy)
+                elif plan.changed():  # only sessions.json changes: the ssh files are already so, log in through them
+                    self._log_in_through_written_files(paths)
+                    self._checked = True
+                # else nothing is written: the login after applying (nothing) is the check
             elif session.pinned:
                 check_login(session, paths.key, proxy)
             else:
@@ -171,12 +176,19 @@ class TunnelConnector:
             report(f"OpenSSH through the written files reaches the shared connection the check logged in: "
                    f"ssh -O check {alias}")
             return
+        if self._checked:
+            return
         report(f"logging in with OpenSSH: ssh {alias} true")
         if self._opened is not None or not self.session.pinned:
             confirm_with_openssh(paths, alias)
             return
-        try:  # the files were already so: this login (or a ride on the alias's open shared connection) is the check
-            done = openssh_login(paths, alias)
+        self._log_in_through_written_files(paths)
+
+    def _log_in_through_written_files(self, paths: Paths) -> None:
+        """The ssh files were already so: this login (or a ride on the alias's open shared connection, which was
+        logged in with the same pin) is the check; its failures say what the pre-flight always said."""
+        try:
+            done = openssh_login(paths, self.session.alias)
         except process.TimedOut:
             raise no_answer(self.session) from None
         if done.returncode != 0:
@@ -188,7 +200,7 @@ class TunnelConnector:
 
     def failed(self, report: Report) -> None:
         """The shared connection the check opened goes when connect does not finish (the files do not name it)."""
-        if self._opened is not None and self._paths is not None:
+        if self._opened is not None and self._opened_master and self._paths is not None:
             with planned_copies(self._paths, self._opened) as copies:
                 if copies is not None:
                     try:
