@@ -26,10 +26,16 @@ from colabssh_cli.paths import Paths
 from colabssh_cli.remote.runner import close_shared_connection
 from colabssh_cli.session import Session, load_sessions
 from colabssh_cli.sshconfig import effective as ssh_g
-from colabssh_cli.sshconfig.render import control_dir_for
 from tests.cli.connection.test_flow import tree
 from tests.cli.sshconfig.test_support import snapshot
-from tests.fakes import FAKE_CLOUDFLARED, STANDINS, new_key, ngrok_env, path_with_standins
+from tests.fakes import (
+    FAKE_CLOUDFLARED,
+    STANDINS,
+    new_key,
+    ngrok_env,
+    path_with_standins,
+    wait_until,
+)
 
 STANDIN_CODE = STANDINS / "code"
 
@@ -281,6 +287,10 @@ def test_when_openssh_fails_where_paramiko_succeeds_nothing_is_written(runtime, 
     assert not paths.config.exists() and not paths.known_hosts.exists() and not paths.sessions.exists()
 
 
+def logins(runtime) -> int:
+    return (runtime.state / "sshd.log").read_text(errors="replace").count("Accepted publickey")
+
+
 def test_when_the_login_after_writing_fails_the_files_go_back(runtime, isolated_home, capsys, monkeypatch):
     """The check passed, the files were written, then OpenSSH's login through the written files fails: every byte
     goes back, and the shared connection the check opened is closed."""
@@ -300,14 +310,15 @@ def test_when_the_login_after_writing_fails_the_files_go_back(runtime, isolated_
     user_config.write_bytes(original)
     user_config.chmod(0o600)
     paths = Paths.from_env()
-    control = control_dir_for(paths)
-    sockets_before = set(control.iterdir()) if control.is_dir() else set()  # /tmp/colabssh-UID is shared
     assert main(["connect", runtime.code, "--no-open"]) == UNREACHABLE
     err = capsys.readouterr().err
     assert "OpenSSH could not log in" in err and "put its files back" in err
     assert user_config.read_bytes() == original
     assert not paths.config.exists() and not paths.known_hosts.exists() and not paths.sessions.exists()
-    assert control.is_dir() and set(control.iterdir()) <= sockets_before  # the check's shared connection went too
+    assert logins(runtime) == 1  # the check's login, then its shared connection was asked
+    log = runtime.state / "sshd.log"  # sshd notes the master's exit a moment after `ssh -O exit` returns
+    wait_until(lambda: log.read_text(errors="replace").count("Disconnected from user") == 1,
+               what="the check's shared connection to close")
 
 
 def test_an_overridden_option_is_refused_before_anything_is_written(runtime, isolated_home, capsys):
