@@ -30,6 +30,7 @@ from ..remote.runner import (
     ssh_binary,
 )
 from ..session import Login, Session, Transport, load_sessions
+from ..sshconfig import text
 from ..sshconfig.effective import planned_copies
 from ..sshconfig.plan import Plan, pinned_key
 from ..sshconfig.render import HostEntry, control_dir_for, ensure_control_dir, entry_for, proxy_path_is_safe
@@ -121,8 +122,11 @@ class TunnelConnector:
         if check:
             report(f"checking the login to {session.address} ...")
             if session.pinned and session.auth == Login.KEY:
-                if result.changed:
-                    old_connection = shared_connection_alive(paths, session.alias)
+                if result.changed:  # the alias's connection to an earlier runtime needs a Host block naming it
+                    old_own = plan.files[paths.config][0]
+                    old_connection = old_own is not None and text.host_block(text.split_lines(old_own),
+                                                                             session.alias) is not None \
+                        and shared_connection_alive(paths, session.alias)
                     self._log_in_before_writing(paths, plan, proxy)
                 elif plan.changed():  # only sessions.json changes: the ssh files are already so, log in through them
                     self._log_in_through_written_files(paths)
