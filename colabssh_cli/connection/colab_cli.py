@@ -40,7 +40,7 @@ from ..remote.advice import CREATING, READY, colab_message
 from ..remote.colab_log import drop_log, last_colab_output, log_path
 from ..remote.runner import close_shared_connection, shared_connection_alive
 from ..session import Session, Transport
-from ..sshconfig.plan import pinned_key
+from ..sshconfig.plan import Plan, pinned_key
 from ..sshconfig.render import HostEntry, control_dir_for, entry_for
 from .colab_bridge import Contact, first_contact
 from .colab_cli_input import colab_path, hostname_for, proxy_argv, proxy_command, validate_gpu, validate_session_name
@@ -129,7 +129,8 @@ class ColabCliConnector:
         self.old_pin = pinned_key(paths, self.session.alias)
         return self.old_pin
 
-    def check(self, paths: Paths, result: ConnectResult, check: bool, report: Report) -> Optional[str]:
+    def check(self, paths: Paths, result: ConnectResult, check: bool, report: Report,
+              plan: Optional[Plan] = None) -> Optional[str]:
         """The first contact (or the open shared connection); the pin is the key the runtime showed."""
         alias, name = self.session.alias, self.name
         pin: Optional[str] = None

@@ -4,7 +4,7 @@ OpenSSH and put the files back when a check fails (``apply_and_verify``); `forge
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +12,7 @@ from ..errors import BAD_INPUT, UNREACHABLE, ColabsshError
 from ..paths import Paths
 from ..remote import process
 from ..remote.colab_log import drop_log, log_path
-from ..remote.runner import close_shared_connection, explain_ssh_failure, ssh_base
+from ..remote.runner import close_shared_connection, explain_ssh_failure, ssh_binary, ssh_config_file
 from ..session import Session, load_sessions, planned_sessions, validate_alias, with_session, without_session
 from ..sshconfig.apply import apply, apply_with_retry
 from ..sshconfig.effective import preview_effective, verify_effective
@@ -46,33 +46,56 @@ def undo(paths: Paths, plan: Plan, written: list[Path]) -> None:
             remove_file(path)
 
 
+def openssh_login(paths: Paths, alias: str, config: Optional[Path] = None,
+                  options: Sequence[str] = ()) -> process.Finished:
+    """``ssh -F CONFIG -o BatchMode=yes [OPTIONS] -T ALIAS true`` (CONFIG: the user's config). With the Host block's
+    ControlMaster, the login that opens the alias's shared connection, or a ride on it. Raises process.TimedOut."""
+    argv = [ssh_binary(), "-F", str(config or ssh_config_file(paths)), "-o", "BatchMode=yes", *options, "-T",
+            alias, "true"]
+    return process.run(argv, timeout=CHECK_TIMEOUT)
+
+
+def openssh_failure(alias: str, returncode: int, stderr: str, note: str = "") -> ColabsshError:
+    """OpenSSH failed where colabssh's own check (paramiko's) logs in: a setting of the user's breaks it."""
+    error = explain_ssh_failure(alias, returncode, stderr)
+    detail = (stderr.strip().splitlines() or [""])[-1]
+    hint = error.hint or "look for a setting in ~/.ssh/config that applies to every host"
+    return ColabsshError(f"OpenSSH could not log in where colabssh's own check could: {error.message}"
+                         + (f" [{detail}]" if detail and detail not in error.message else ""),
+                         f"{hint}; {note}" if note else hint, UNREACHABLE)
+
+
+def openssh_timeout(alias: str) -> ColabsshError:
+    return ColabsshError(f"`ssh {alias} true` did not finish within {CHECK_TIMEOUT:.0f} s",
+                         "the tunnel may be down: re-run the cell in Colab", UNREACHABLE)
+
+
 def confirm_with_openssh(paths: Paths, alias: str) -> None:
     """``ssh -F <user config> -o BatchMode=yes ALIAS true``: what works here works for VS Code."""
-    argv = [*ssh_base(paths), "-o", "BatchMode=yes", "-T", alias, "true"]
     try:
-        result = process.run(argv, timeout=CHECK_TIMEOUT)
+        result = openssh_login(paths, alias)
     except process.TimedOut:
-        raise ColabsshError(f"`ssh {alias} true` did not finish within {CHECK_TIMEOUT:.0f} s",
-                            "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
+        raise openssh_timeout(alias) from None
     if result.returncode != 0:
-        error = explain_ssh_failure(alias, result.returncode, result.stderr)
-        detail = (result.stderr.strip().splitlines() or [""])[-1]
-        raise ColabsshError(f"OpenSSH could not log in where colabssh's own check could: {error.message}"
-                            + (f" [{detail}]" if detail and detail not in error.message else ""),
-                            error.hint or "look for a setting in ~/.ssh/config that applies to every host",
-                            UNREACHABLE)
+        raise openssh_failure(alias, result.returncode, result.stderr)
 
 
 def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_check: Optional[Callable[[], None]],
-                     before_undo: Callable[[], object] = lambda: None, session: Optional[Session] = None
-                     ) -> list[Path]:
+                     before_undo: Callable[[], object] = lambda: None, session: Optional[Session] = None,
+                     first_plan: Optional[Plan] = None) -> list[Path]:
     """Write ENTRY, PIN and SESSION (its record in sessions.json) as one transaction under the lock, once
     ``ssh -G`` on the planned files agrees; then check what OpenSSH makes of the written files and run
     LOGIN_CHECK (None: no login). If a check fails, BEFORE_UNDO runs, the files go back to the bytes they had,
-    and the error says so. Returns the paths written (none when the files were already so)."""
+    and the error says so. Returns the paths written (none when the files were already so).
+
+    FIRST_PLAN: the same change, planned (sessions.json included) and previewed already (``planned_change``); it
+    is applied first, and planned again only when a file changed since (another program wrote meanwhile)."""
     applied: list[Plan] = []
 
     def make_plan() -> Plan:
+        if first_plan is not None and not applied:
+            applied.append(first_plan)
+            return first_plan
         fresh = planned(lambda: plan_connect(paths, entry, pin))
         if session is not None:
             fresh = fresh.with_file(paths.sessions, *planned_sessions(paths, with_session(session)))
@@ -98,6 +121,15 @@ def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_c
                 exc.hint = f"{exc.hint}; {note}" if exc.hint else note
         raise
     return written
+
+
+def planned_change(paths: Paths, plan: Plan, entry: HostEntry, session: Session) -> Plan:
+    """PLAN (plan_connect's) with SESSION's record in sessions.json, refused here when ``ssh -G`` on the planned
+    files would not use colabssh's values: what ``apply_and_verify`` takes as its FIRST_PLAN."""
+    full = plan.with_file(paths.sessions, *planned_sessions(paths, with_session(session)))
+    if full.changed():
+        preview_effective(paths, full, entry)
+    return full
 
 
 def _known(paths: Paths, alias: str) -> bool:

@@ -10,10 +10,12 @@ this order (each one before anything the next one writes):
 3. plan the change of the files (the Host block in colabssh's own config, the Include between markers at the
    top of ~/.ssh/config, the pinned host key, sessions.json): an alias the user already uses, or malformed
    markers, refuse here; ``dry_run`` stops with the diff;
-4. make sure colabssh's client key exists, and let the transport check the runtime before anything is written
-   (a pre-flight login with paramiko, or colab's first contact) and close a shared connection to an old runtime;
-5. apply the plan under the lock once ``ssh -G`` on the planned files agrees, check what OpenSSH makes of the
-   written files and log in with OpenSSH itself (``ssh ALIAS true``); if either fails the files go back to the
+4. make sure colabssh's client key exists, ask ``ssh -G`` what it makes of the planned files (refused here), and
+   let the transport check the runtime before anything is written (a code's: ONE OpenSSH login through copies of
+   the planned files, which stays as the alias's shared connection; colab's first contact) and close a shared
+   connection to an old runtime;
+5. apply the plan under the lock, check what OpenSSH makes of the written files and log in with OpenSSH itself
+   (``ssh ALIAS true``: through the shared connection the check opened); if either fails the files go back to the
    bytes they had (connection/commit.py);
 6. open the editor.
 
@@ -33,9 +35,9 @@ from ..errors import BAD_INPUT, ColabsshError
 from ..paths import Paths
 from ..remote.keys import ensure_client_key
 from ..session import DEFAULT_ALIAS, Login, Session, utc_now, validate_alias
-from ..sshconfig.plan import plan_connect
+from ..sshconfig.plan import Plan, plan_connect
 from ..sshconfig.render import HostEntry
-from .commit import apply_and_verify, planned
+from .commit import apply_and_verify, planned, planned_change
 
 Report = Callable[[str], None]
 
@@ -83,9 +85,10 @@ class Connector(Protocol):
     def pin(self, paths: Paths) -> Optional[str]:
         """The host key the plan pins before any check (None: no pin; ssh pins it at first contact)."""
 
-    def check(self, paths: Paths, result: ConnectResult, check: bool, report: Report) -> Optional[str]:
+    def check(self, paths: Paths, result: ConnectResult, check: bool, report: Report, plan: Plan) -> Optional[str]:
         """Before any file is written: check the runtime (when CHECK), close a shared connection that would reach
-        an old runtime, note what was seen in RESULT; return the host key to pin."""
+        an old runtime, note what was seen in RESULT; return the host key to pin. PLAN: the change that follows
+        (previewed with ``ssh -G`` already), for a check through the planned files."""
 
     def login(self, paths: Paths, result: ConnectResult, report: Report) -> None:
         """Log in with OpenSSH through the written files (a ColabsshError when that fails)."""
@@ -126,12 +129,14 @@ def connect(options: ConnectOptions, connector_for: Callable[[str], Connector], 
 
     ensure_client_key(paths)
     logs_in = options.check and session.auth == Login.KEY  # a password session's ssh would ask for the password
+    recorded = replace(session, connected_at=utc_now())
     try:
-        pin = connector.check(paths, result, options.check, report)
-        result.written = apply_and_verify(paths, entry, pin,
+        full = planned_change(paths, plan, entry, recorded)  # `ssh -G` on the planned files: refused before any login
+        checked_pin = connector.check(paths, result, options.check, report, full)
+        result.written = apply_and_verify(paths, entry, checked_pin,
                                           (lambda: connector.login(paths, result, report)) if logs_in else None,
-                                          before_undo=lambda: connector.before_undo(paths),
-                                          session=replace(session, connected_at=utc_now()))
+                                          before_undo=lambda: connector.before_undo(paths), session=recorded,
+                                          first_plan=full if checked_pin == pin else None)
     except BaseException:  # Ctrl-C too
         connector.failed(report)
         raise

@@ -1,9 +1,11 @@
 """The tunnel transports (ngrok, cloudflared, local): a runtime reached at the address a connection code (or
 colab-ssh) gave, with `cloudflared access ssh` as the ProxyCommand for cloudflared.
 
-A code's host key is pinned before anything is written, and the pre-flight login (remote/preflight.py) uses it
-as the only key accepted; a colab-ssh runtime has no pinned key: ssh asks once (StrictHostKeyChecking ask), and
-the check shows the key the runtime presents.
+A code's host key is pinned before anything is written, and the pre-flight login uses it as the only key accepted:
+ONE OpenSSH login through copies of the planned files, which stays open as the alias's shared connection for the
+editor and later commands (paramiko, remote/preflight.py, is asked only when it fails, to say why); a
+colab-ssh runtime has no pinned key: ssh asks once (StrictHostKeyChecking ask), and the check shows the key the
+runtime presents.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ from colab_bootstrap.conncode import fingerprint
 
 from ..errors import MISSING_TOOL, ColabsshError
 from ..paths import Paths
-from ..remote.preflight import check_login, presented_host_key
-from ..remote.runner import close_shared_connection, shares_connections
-from ..session import Session, Transport, load_sessions
-from ..sshconfig.plan import pinned_key
-from ..sshconfig.render import HostEntry, control_dir_for, entry_for, proxy_path_is_safe
-from .commit import confirm_with_openssh
+from ..remote import process
+from ..remote.preflight import check_login, no_answer, presented_host_key, why_login_failed
+from ..remote.runner import (
+    CONTROL_TIMEOUT,
+    close_shared_connection,
+    control_command,
+    shared_connection_alive,
+    shares_connections,
+    ssh_binary,
+)
+from ..session import Login, Session, Transport, load_sessions
+from ..sshconfig import text
+from ..sshconfig.effective import planned_copies
+from ..sshconfig.plan import Plan, pinned_key
+from ..sshconfig.render import HostEntry, control_dir_for, ensure_control_dir, entry_for, proxy_path_is_safe
+from .commit import confirm_with_openssh, openssh_failure, openssh_login
 from .flow import ConnectResult
 from .tunnel_input import TunnelInput, session_from_input
 
@@ -67,6 +79,17 @@ def kept_first_contact_pin(paths: Paths, session: Session) -> Optional[str]:
     return pinned_key(paths, session.alias)
 
 
+def _sockets(folders: tuple[Path, ...]) -> set[Path]:
+    """The connection sharing sockets in FOLDERS now."""
+    found: set[Path] = set()
+    for folder in folders:
+        try:
+            found |= set(folder.iterdir())
+        except OSError:
+            pass
+    return found
+
+
 class TunnelConnector:
     """connect's steps for a runtime behind ngrok, cloudflared or a plain address (flow.Connector)."""
 
@@ -74,6 +97,10 @@ class TunnelConnector:
         self.session = session
         self.cloudflared = cloudflared_path() if session.tunnel == Transport.CLOUDFLARED else None
         self._pin: Optional[str] = None
+        self._opened: Optional[Plan] = None  # the plan whose files the check's shared connection was opened through
+        self._paths: Optional[Paths] = None
+        self._opened_master = False  # that login made the socket: it is the alias's shared connection
+        self._checked = False  # logged in through the very files connect leaves: no login after writing
 
     @classmethod
     def from_input(cls, alias: str, given: TunnelInput) -> TunnelConnector:
@@ -88,27 +115,100 @@ class TunnelConnector:
         self._pin = self.session.hostkey or kept_first_contact_pin(paths, self.session)
         return self._pin
 
-    def check(self, paths: Paths, result: ConnectResult, check: bool, report: Report) -> Optional[str]:
+    def check(self, paths: Paths, result: ConnectResult, check: bool, report: Report, plan: Plan) -> Optional[str]:
         session = self.session
         proxy = proxy_argv(self.cloudflared, session.host) if self.cloudflared else None
+        old_connection = None  # unknown: closed as before when the plan changes
         if check:
             report(f"checking the login to {session.address} ...")
-            if session.pinned:
+            if session.pinned and session.auth == Login.KEY:
+                if result.changed:  # the alias's connection to an earlier runtime needs a Host block naming it
+                    old_own = plan.files[paths.config][0]
+                    old_connection = old_own is not None and text.host_block(text.split_lines(old_own),
+                                                                             session.alias) is not None \
+                        and shared_connection_alive(paths, session.alias)
+                    self._log_in_before_writing(paths, plan, proxy)
+                elif plan.changed():  # only sessions.json changes: the ssh files are already so, log in through them
+                    self._log_in_through_written_files(paths)
+                    self._checked = True
+                # else nothing is written: the login after applying (nothing) is the check
+            elif session.pinned:
                 check_login(session, paths.key, proxy)
             else:
                 result.presented_fingerprint = fingerprint(presented_host_key(session, proxy))
-        if result.changed:
+        if result.changed and old_connection is not False:
             result.closed_old_connection = close_shared_connection(paths, session.alias)
             if result.closed_old_connection:
                 report(f"closed the shared connection of '{session.alias}' to its earlier runtime")
         return self._pin
 
+    def _log_in_before_writing(self, paths: Paths, plan: Plan, proxy: Optional[list[str]]) -> None:
+        """ONE OpenSSH login through copies of the planned files (the pin in a copy of the planned known_hosts), as
+        the alias's new shared connection (ControlMaster yes: never a ride on a master to an earlier runtime; when
+        one holds the socket, this login is a plain one). Its failures say what the pre-flight always said."""
+        alias = self.session.alias
+        self._paths = paths
+        with planned_copies(paths, plan) as copies:
+            assert copies is not None  # a connect's plan always leaves both configs
+            for folder in plan.dirs:
+                ensure_control_dir(folder)
+            known = copies.known_hosts.as_posix().replace("%", "%%")
+            sockets = _sockets(plan.dirs)
+            try:
+                done = openssh_login(paths, alias, config=copies.user,
+                                     options=["-o", f'UserKnownHostsFile="{known}"', "-o", "ControlMaster=yes"])
+            except process.TimedOut:
+                raise no_answer(self.session) from None
+            stderr = copies.real_names(done.stderr)
+        if done.returncode != 0:
+            raise self._why(paths, done.returncode, stderr, proxy, "colabssh changed nothing")
+        self._opened = plan
+        self._opened_master = bool(_sockets(plan.dirs) - sockets)  # else another master held the socket
+
+    def _why(self, paths: Paths, returncode: int, stderr: str, proxy: Optional[list[str]],
+             note: str = "") -> ColabsshError:
+        """OpenSSH's failed login, explained as the pre-flight explains it (paramiko asked only now)."""
+        if returncode == 255:
+            why = why_login_failed(self.session, paths.key, proxy, stderr)
+            if why is not None:
+                return why
+        return openssh_failure(self.session.alias, returncode, stderr, note)
+
     def login(self, paths: Paths, result: ConnectResult, report: Report) -> None:
-        report(f"logging in with OpenSSH: ssh {self.session.alias} true")
-        confirm_with_openssh(paths, self.session.alias)
+        alias = self.session.alias
+        if self._opened_master and control_command(paths, alias, "check").returncode == 0:
+            report(f"OpenSSH through the written files reaches the shared connection the check logged in: "
+                   f"ssh -O check {alias}")
+            return
+        if self._checked:
+            return
+        report(f"logging in with OpenSSH: ssh {alias} true")
+        if self._opened is not None or not self.session.pinned:
+            confirm_with_openssh(paths, alias)
+            return
+        self._log_in_through_written_files(paths)
+
+    def _log_in_through_written_files(self, paths: Paths) -> None:
+        """The ssh files were already so: this login (or a ride on the alias's open shared connection, which was
+        logged in with the same pin) is the check; its failures say what the pre-flight always said."""
+        try:
+            done = openssh_login(paths, self.session.alias)
+        except process.TimedOut:
+            raise no_answer(self.session) from None
+        if done.returncode != 0:
+            proxy = proxy_argv(self.cloudflared, self.session.host) if self.cloudflared else None
+            raise self._why(paths, done.returncode, done.stderr, proxy)
 
     def before_undo(self, paths: Paths) -> None:
         pass
 
     def failed(self, report: Report) -> None:
-        pass
+        """The shared connection the check opened goes when connect does not finish (the files do not name it)."""
+        if self._opened is not None and self._opened_master and self._paths is not None:
+            with planned_copies(self._paths, self._opened) as copies:
+                if copies is not None:
+                    try:
+                        process.run([ssh_binary(), "-F", str(copies.user), "-O", "exit", self.session.alias],
+                                    timeout=CONTROL_TIMEOUT)
+                    except (OSError, process.TimedOut):
+                        pass

@@ -9,7 +9,9 @@ key, another host key) becomes a ColabsshError that says what it means and what 
 For `--via colab-cli`, ``login_over`` logs in over the stream colab bridges (connection/colab_bridge.py)
 and returns the host key the runtime showed.
 
-paramiko is imported inside the functions so that `colabssh --help` stays fast.
+paramiko is imported inside the functions so that `colabssh --help` stays fast. A code's connect logs in with
+OpenSSH alone (connection/tunnel.py); paramiko is asked only when that login fails, to tell why
+(``why_login_failed``), and for a runtime without a pinned key (``presented_host_key``).
 """
 
 from __future__ import annotations
@@ -154,6 +156,27 @@ def presented_host_key(session: Session, proxy_argv: Optional[Sequence[str]] = N
             transport.close()
         elif sock is not None:
             sock.close()
+
+
+def no_answer(session: Session) -> ColabsshError:
+    """The runtime did not answer in time: what ``check_login`` says when its connection times out."""
+    return _unreachable(session, f"no answer within {TIMEOUT:.0f} s")
+
+
+def why_login_failed(session: Session, key_path: Path, proxy_argv: Optional[Sequence[str]], openssh_stderr: str,
+                     timeout: float = TIMEOUT) -> Optional[ColabsshError]:
+    """After OpenSSH's login to a pinned SESSION failed: the pre-flight's own explanation (paramiko, imported only
+    now), or None when paramiko logs in (then something in the user's ssh config breaks OpenSSH's login).
+    A time-out is not tried a second time."""
+    if "timed out" in openssh_stderr.lower():
+        if "banner exchange" in openssh_stderr:
+            return _unreachable(session, "Error reading SSH protocol banner")
+        return no_answer(session)
+    try:
+        check_login(session, key_path, proxy_argv, timeout)
+    except ColabsshError as exc:
+        return exc
+    return None
 
 
 # ---- over a stream that colab bridges (`--via colab-cli`) ----------------------------------------------------

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +21,7 @@ from ..paths import Paths
 from ..remote import process
 from ..remote.runner import ssh_base, ssh_binary, ssh_config_file
 from . import text
-from .files import TEMP_MARK, make_private_dir, remove_file
+from .files import TEMP_MARK, make_private_dir, read_bytes, remove_file
 from .plan import Plan, include_line
 from .render import BEGIN_MARKER, END_MARKER, HostEntry
 
@@ -126,33 +129,62 @@ def verify_effective(paths: Paths, entry: HostEntry) -> None:
                             "remove that setting, or connect with --name OTHER", BAD_INPUT)
 
 
-def preview_effective(paths: Paths, plan: Plan, entry: HostEntry) -> None:
-    """What OpenSSH will make of the planned files, asked before they are written: ``ssh -G`` on copies of the
-    planned user config and colabssh's own config (temp files in colabssh's folder, removed afterwards). A value
-    that ssh would read otherwise than colabssh wrote it, whether from the code or because a setting of the
-    user's wins, is refused here with every file as it was."""
+@dataclass(frozen=True)
+class PlannedCopies:
+    """The planned files as OpenSSH would read them, before they are written: temp copies in colabssh's folder."""
+
+    user: Path  # the planned user config, its Include pointing at ``own``
+    own: Path  # colabssh's planned own config
+    known_hosts: Path  # colabssh's planned known_hosts (the pin)
+    real: dict[str, str]  # copy path -> the real file's path, for messages
+
+    def real_names(self, message: str) -> str:
+        """MESSAGE (ssh's words name the copies) with the real files' names, as the user knows them."""
+        for copy, real in self.real.items():
+            message = message.replace(copy, real)
+        return message
+
+
+@contextmanager
+def planned_copies(paths: Paths, plan: Plan) -> Iterator[Optional[PlannedCopies]]:
+    """Temp copies (0600, removed afterwards) of the planned user config, own config and known_hosts; None when the
+    plan leaves no config to read."""
     own, user = plan.files[paths.config][1], plan.files[paths.user_config][1]
     if own is None or user is None:
+        yield None
         return
-    wanted = expected_options(entry)
+    known = plan.files[paths.known_hosts][1] if paths.known_hosts in plan.files else read_bytes(paths.known_hosts)
     make_private_dir(paths.root, parents=True)
     temps: list[str] = []
     try:
         own_copy = _temp_copy(paths.root, "preview-own", own, temps)
         user_copy = _temp_copy(paths.root, "preview-user", _include_swapped(paths, user, own_copy), temps)
-        copies = {str(user_copy): str(paths.user_config), str(own_copy): str(paths.config)}
-        try:
-            wrong = mismatches(effective_options(paths, entry.alias, config=user_copy), wanted)
-            if not wrong:
-                return
-            alone = mismatches(effective_options(paths, entry.alias, config=own_copy), wanted)
-        except ColabsshError as exc:  # ssh's message names the copy's path; the user knows the file by its own
-            for copy, real in copies.items():
-                exc.message = exc.message.replace(copy, real)
-            raise
+        known_copy = _temp_copy(paths.root, "preview-known", known or b"", temps)
+        yield PlannedCopies(user_copy, own_copy, known_copy,
+                            {str(user_copy): str(paths.user_config), str(own_copy): str(paths.config),
+                             str(known_copy): str(paths.known_hosts)})
     finally:
         for temp in temps:
             remove_file(Path(temp))
+
+
+def preview_effective(paths: Paths, plan: Plan, entry: HostEntry) -> None:
+    """What OpenSSH will make of the planned files, asked before they are written: ``ssh -G`` on copies of the
+    planned user config and colabssh's own config (temp files in colabssh's folder, removed afterwards). A value
+    that ssh would read otherwise than colabssh wrote it, whether from the code or because a setting of the
+    user's wins, is refused here with every file as it was."""
+    wanted = expected_options(entry)
+    with planned_copies(paths, plan) as copies:
+        if copies is None:
+            return
+        try:
+            wrong = mismatches(effective_options(paths, entry.alias, config=copies.user), wanted)
+            if not wrong:
+                return
+            alone = mismatches(effective_options(paths, entry.alias, config=copies.own), wanted)
+        except ColabsshError as exc:  # ssh's message names the copy's path; the user knows the file by its own
+            exc.message = copies.real_names(exc.message)
+            raise
     if alone:
         raise ColabsshError(f"OpenSSH would not use what colabssh writes for '{entry.alias}' ({'; '.join(alone)}); "
                             "colabssh changed nothing",

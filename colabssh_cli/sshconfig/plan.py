@@ -43,6 +43,7 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import BAD_INPUT, ColabsshError
@@ -164,10 +165,12 @@ def _block_lines(paths: Paths, eol: bytes, created: bool) -> list[bytes]:
     return [line.encode() + eol for line in body]
 
 
+@lru_cache(maxsize=8)
 def find_alias_collision(user_config: bytes, alias: str) -> tuple[int, str] | None:
     """The first line outside colabssh's markers whose ``Host`` names ALIAS (exactly or by a pattern
     other than a bare ``*``; negations as ssh_config has them), or whose ``Match host``/``originalhost``
-    does: (1-based line number, the line). Included files are not followed."""
+    does: (1-based line number, the line). Included files are not followed. Remembered for the last few
+    configs: a connect that plans again under the lock (the same bytes) does not read a long config twice."""
     lines = text.split_lines(user_config)
     try:
         span = text.find_span(lines, BEGIN_MARKER.encode(), END_MARKER.encode())
@@ -175,6 +178,9 @@ def find_alias_collision(user_config: bytes, alias: str) -> tuple[int, str] | No
         span = None
     for i, line in enumerate(lines):
         if span is not None and span.begin <= i <= span.end:
+            continue
+        head = line.lstrip(b" \t\f")[:5].lower()
+        if not head.startswith((b"host", b"match")):  # most lines of a long config: no decoding at all
             continue
         parsed = text.keyword_and_rest(line)
         if parsed is None:

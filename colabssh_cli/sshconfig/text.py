@@ -19,8 +19,10 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import cache
 
 _WS = " \t"
+_KEYWORD = re.compile(r"([^\s=]+)[ \t]*(?:=[ \t]*)?(.*)", re.DOTALL)
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -68,7 +70,7 @@ def keyword_and_rest(line: bytes) -> tuple[str, str] | None:
     text = content(line).decode("latin-1").strip(_WS + "\f")
     if not text or text.startswith("#"):
         return None
-    match = re.match(r"([^\s=]+)[ \t]*(?:=[ \t]*)?(.*)", text, re.DOTALL)
+    match = _KEYWORD.match(text)
     if match is None:  # pragma: no cover - the regex matches any non-empty text without leading space
         return None
     return match.group(1).lower(), match.group(2)
@@ -104,10 +106,36 @@ def split_args(rest: str) -> list[str]:
     return args
 
 
+@cache
+def pattern_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """PATTERN (``*`` any run, ``?`` one character, everything else literal) compiled once per process: a config
+    of thousands of Host patterns would overflow ``re``'s own cache and compile every pattern on every read."""
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _could_match(pattern: str, name: str, ignore_case: bool) -> bool:
+    """False when PATTERN cannot match NAME: its literal start or end, or its length, rules it out (no regex; most
+    patterns of a long config end here)."""
+    if ignore_case:
+        if not (pattern.isascii() and name.isascii()):
+            return True  # re's case folding is wider than str.lower's: let the regex decide
+        pattern, name = pattern.lower(), name.lower()
+    first = min((i for i in (pattern.find("*"), pattern.find("?")) if i >= 0), default=len(pattern))
+    last = max(pattern.rfind("*"), pattern.rfind("?"))
+    stars = pattern.count("*")
+    if len(name) < len(pattern) - stars or (not stars and len(name) != len(pattern)):
+        return False
+    return name.startswith(pattern[:first]) and name.endswith(pattern[last + 1:])
+
+
 def wildcard_match(pattern: str, name: str, *, ignore_case: bool = False) -> bool:
     """OpenSSH's match_pattern: ``*`` any run, ``?`` one character, everything else literal."""
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, name, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    if not ignore_case and "*" not in pattern and "?" not in pattern:  # a plain name: no regex at all
+        return pattern == name
+    if not _could_match(pattern, name, ignore_case):
+        return False
+    return pattern_regex(pattern, ignore_case).fullmatch(name) is not None
 
 
 def names_alias(patterns: list[str], alias: str, *, ignore_case: bool = False) -> bool:
@@ -160,7 +188,7 @@ class MarkerError(Exception):
 
 def marker_lines(lines: list[bytes], marker: bytes) -> list[int]:
     """Indexes of the lines that are MARKER as a whole line (spaces, tabs and ``\\r`` around it ignored)."""
-    return [i for i, line in enumerate(lines) if content(line).strip(b" \t") == marker]
+    return [i for i, line in enumerate(lines) if marker in line and content(line).strip(b" \t") == marker]
 
 
 def find_span(lines: list[bytes], begin_marker: bytes, end_marker: bytes) -> Span | None:

@@ -28,7 +28,14 @@ from colabssh_cli.session import Session, load_sessions
 from colabssh_cli.sshconfig import effective as ssh_g
 from tests.cli.connection.test_flow import tree
 from tests.cli.sshconfig.test_support import snapshot
-from tests.fakes import FAKE_CLOUDFLARED, STANDINS, new_key, ngrok_env, path_with_standins
+from tests.fakes import (
+    FAKE_CLOUDFLARED,
+    STANDINS,
+    new_key,
+    ngrok_env,
+    path_with_standins,
+    wait_until,
+)
 
 STANDIN_CODE = STANDINS / "code"
 
@@ -263,18 +270,55 @@ def test_an_alias_the_user_already_has_is_refused(runtime, isolated_home, capsys
     assert user_ssh(isolated_home, "gpu", "true").returncode == 0
 
 
-def test_when_openssh_fails_where_paramiko_succeeded_the_files_go_back(runtime, isolated_home, capsys):
-    """A user-wide setting that breaks OpenSSH's login (not paramiko's): refused, every byte restored."""
+def test_when_openssh_fails_where_paramiko_succeeds_nothing_is_written(runtime, isolated_home, capsys):
+    """A user-wide setting that breaks OpenSSH's login (not paramiko's): the one login, through copies of the planned
+    files, fails before a byte is written, and paramiko tells that the runtime itself is fine."""
     user_config = isolated_home / ".ssh" / "config"
     original = b"Host *\n  HostKeyAlgorithms ssh-rsa\n"
     user_config.write_bytes(original)
     user_config.chmod(0o600)
+    before = tree(isolated_home)
+    assert main(["connect", runtime.code, "--no-open"]) == UNREACHABLE
+    err = capsys.readouterr().err
+    assert "OpenSSH could not log in where colabssh's own check could" in err and "colabssh changed nothing" in err
+    assert "colabssh-tmp" not in err and "preview" not in err  # ssh's words name the real files, not the copies
+    assert tree(isolated_home) == before
+    paths = Paths.from_env()
+    assert not paths.config.exists() and not paths.known_hosts.exists() and not paths.sessions.exists()
+
+
+def logins(runtime) -> int:
+    return (runtime.state / "sshd.log").read_text(errors="replace").count("Accepted publickey")
+
+
+def test_when_the_login_after_writing_fails_the_files_go_back(runtime, isolated_home, capsys, monkeypatch):
+    """The check passed, the files were written, then OpenSSH's login through the written files fails: every byte
+    goes back, and the shared connection the check opened is closed."""
+    from colabssh_cli.connection import commit, tunnel
+    from colabssh_cli.remote import process
+
+    real_login = commit.openssh_login
+
+    def broken(paths, alias, config=None, options=()):  # the login after writing only: the check's is tunnel's
+        return real_login(paths, alias, config, [*options, "-o", "ControlPath=none", "-o", "HostKeyAlgorithms=ssh-rsa"])
+
+    monkeypatch.setattr(commit, "openssh_login", broken)
+    monkeypatch.setattr(tunnel, "control_command",  # the written files miss the shared connection: a login is tried
+                        lambda paths, alias, command, *a, **k: process.Finished([], 255, "", "no master\n"))
+    user_config = isolated_home / ".ssh" / "config"
+    original = b"# mine\n"
+    user_config.write_bytes(original)
+    user_config.chmod(0o600)
+    paths = Paths.from_env()
     assert main(["connect", runtime.code, "--no-open"]) == UNREACHABLE
     err = capsys.readouterr().err
     assert "OpenSSH could not log in" in err and "put its files back" in err
     assert user_config.read_bytes() == original
-    paths = Paths.from_env()
     assert not paths.config.exists() and not paths.known_hosts.exists() and not paths.sessions.exists()
+    assert logins(runtime) == 1  # the check's login, then its shared connection was asked
+    log = runtime.state / "sshd.log"  # sshd notes the master's exit a moment after `ssh -O exit` returns
+    wait_until(lambda: log.read_text(errors="replace").count("Disconnected from user") == 1,
+               what="the check's shared connection to close")
 
 
 def test_an_overridden_option_is_refused_before_anything_is_written(runtime, isolated_home, capsys):
