@@ -64,6 +64,17 @@ BUDGETS: dict[tuple[str, ...], tuple[set[str], set[str]]] = {
                                          | {"colabssh_cli.commands.bootstrap", "colabssh_cli.cell",
                                             "colabssh_cli.remote", "colabssh_cli.remote.keys",
                                             "colabssh_cli.remote.process", "colab_bootstrap.pubkey"}, set()),
+    # A working connect loads no paramiko either (tests/cli/connection/test_connect_one_login.py): it explains
+    # a failed login only.
+    ("connect", "colabssh1:bad"): (CORE | SESSIONS | REMOTE | SHIPPING | SSHCONFIG
+                                   | {"colabssh_cli.commands.connect", "colabssh_cli.connection",
+                                      *(f"colabssh_cli.connection.{name}" for name in (
+                                          "colab_bridge", "colab_cli", "colab_cli_input", "commit", "flow",
+                                          "tunnel", "tunnel_input")),
+                                      "colabssh_cli.editor", "colabssh_cli.remote.keys",
+                                      "colabssh_cli.remote.preflight", "colabssh_cli.sshconfig.effective",
+                                      "colab_bootstrap.conncode",
+                                      "colab_bootstrap.pubkey", "colab_bootstrap.settings"}, set()),
     ("forget", "colab"): (CORE | SESSIONS | REMOTE | SSHCONFIG
                           | {"colabssh_cli.commands.forget", "colabssh_cli.connection",
                              "colabssh_cli.connection.commit", "colabssh_cli.sshconfig.effective",
