@@ -22,6 +22,7 @@ Exit code 0 when the goals hold, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -99,6 +100,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--lines", type=int, default=5000)
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose colabssh_cli is timed")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the figures to this file (bench_all.py)")
     args = parser.parse_args()
     checkout = args.code.resolve()
 
@@ -111,7 +113,8 @@ def main() -> int:
                             text=True).stdout.strip()
     print(f"timed: {checkout} ({commit or '?'})")
     tmp = Path(tempfile.mkdtemp(prefix="cbc-"))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("COLABSSH_", "NGROK_", "PYNGROK_"))}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("COLABSSH_", "NGROK_", "PYNGROK_"))
+                and k != "PYTHONDONTWRITEBYTECODE"}  # as users run it: Python caches compiled modules
     base_env.update({"NO_COLOR": "1", "PYTHONPATH": str(checkout), "COLABSSH_PROFILE_D": ""})
     colabssh = [sys.executable, "-m", "colabssh_cli"]
     key_home = tmp / "k"
@@ -153,12 +156,16 @@ def main() -> int:
             values = figures[name]
             print(f"  {label:<62} {median[name]:.3f} s ({min(values):.3f}-{max(values):.3f})")
         print(f"\n  {'figure':<52} {'measured':>9} {'goal':>8}")
+        rows = []
         for name, label in (("first", "first connect / fresh login"), ("repeated", "repeated connect / fresh login"),
                             ("long", f"connect beside {args.lines:,} lines / beside none")):
             held = ratios[name] <= GOALS[name]
             ok = ok and held
+            rows.append([label, f"{ratios[name]:.2f}x", f"<= {GOALS[name]}x", held])
             print(f"  {label:<52} {ratios[name]:>8.2f}x {'<= ' + str(GOALS[name]) + 'x':>8}  "
                   f"{'PASS' if held else 'FAIL'}")
+        if args.json is not None:
+            args.json.write_text(json.dumps({"rows": rows}))
     finally:
         cell.stop()
         for home, env in opened:
