@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import colab, conncode, gpu, session_env, ship, sshd
+from . import colab, conncode, gpu, pack, session_env, sshd
 from .errors import BootstrapError
 from .pubkey import authorised_key_line
 from .settings import Settings, profile_folder, state_folder
@@ -110,7 +110,7 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
     drive = colab.resolve_drive(settings.drive_override, settings.content, out)
     card = gpu.gpu_name(out)
     sshd.prepare_state(settings.state)
-    ship.cache_running_bundle({"COLABSSH_STATE": str(settings.state)})  # the cell's code, for laptop commands
+    pack.cache_running_bundle({"COLABSSH_STATE": str(settings.state)})  # the cell's code, for laptop commands
     with starting_alone(settings.state, out):
         return _start_locked(settings, key_line, drive, card, environ, out)
 

@@ -7,7 +7,7 @@ and a laptop command installs it over the bundle it finds in the cache or sends.
 
 The cell, when it runs, stores its own bundle as ``STATE/code/HASH`` (one file, written whole or not at all, in a
 0700 folder of this user, reached without following a symlink). A laptop command then runs, with the runtime's
-python, ``python -S -c BOOT HASH MODULE ARGS...`` (``boot_program``): BOOT loads the bundle of HASH from the cache
+python, ``python -S -c BOOT HASH MODULE ARGS...`` (``pack.boot_program``): BOOT loads the bundle of HASH from the cache
 when it is there and its bytes hash to HASH; otherwise it reads the zlib-compressed bundle from stdin, checks its
 hash, stores it for the next command and uses it. Then it runs ``MODULE.main(ARGS)`` and exits with its status.
 
@@ -20,13 +20,11 @@ JSON, hashes nothing, and unmarshals only the modules the command imports. Anyth
 foreign, another python, a replaced bundle file) falls back to the bundle, whose modules are then compiled once
 and the result stored for the next command, written like the bundle (temp name, fsync, rename).
 
-How the laptop learns of a miss: it first runs BOOT with stdin closed, so a hit sends nothing but the command
-line. On a miss with an empty stdin BOOT writes ``MISS_MARKER`` + HASH on stderr and exits ``MISS_EXIT``; the
-laptop then runs the same command once more with the compressed bundle on stdin. So a session no cell made
-(colab-ssh, the official ``colab`` CLI), a cache the user emptied, or a runtime whose cell is another colabssh
-version (another hash) costs one round trip more and works the same.
+On a miss (stdin empty) BOOT writes ``MISS_MARKER`` + HASH on stderr and exits ``MISS_EXIT``; the laptop runs the
+same command once more with the compressed bundle on stdin (docs/how-it-works.md, "How code reaches the runtime").
 
-Standard library only, and portable: the laptop imports this module to build the bundle and BOOT.
+Standard library only, and portable. The laptop's half (the bundle of this package, BOOT's text) is in
+``pack.py``.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Optional
 
 PACKAGE = "colab_bootstrap"
@@ -73,26 +70,6 @@ def digest(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
-
-
-def collect(root: Optional[Path] = None, package: str = PACKAGE) -> tuple[dict[str, str], list[str]]:
-    """Every module of the package at ROOT (default: this file's folder), subpackages included."""
-    root = Path(__file__).parent if root is None else root
-    modules: dict[str, str] = {}
-    packages: list[str] = []
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).with_suffix("").parts
-        folders = [root.joinpath(*parts[:i]) for i in range(len(parts))]
-        if any(not part.isidentifier() for part in parts) or \
-                not all((folder / "__init__.py").is_file() for folder in folders):
-            continue  # not importable by name: a stray "x-y.py", a folder that is no package
-        if parts[-1] == "__init__":
-            name = ".".join((package, *parts[:-1]))
-            packages.append(name)
-        else:
-            name = ".".join((package, *parts))
-        modules[name] = path.read_text(encoding="utf-8")
-    return modules, packages
 
 
 class BundleImporter:
@@ -168,12 +145,6 @@ def install(modules: Mapping[str, str], packages: Sequence[str], digest: str = "
     importer = BundleImporter(modules, packages, digest, codes)
     sys.meta_path.insert(0, importer)
     return importer
-
-
-def running_bundle() -> Any:
-    """The importer this process's colab_bootstrap comes from (a BundleImporter, maybe of another copy of this
-    module's source, as the cell makes it), or None when it comes from files."""
-    return next((f for f in sys.meta_path if type(f).__name__ == BundleImporter.__name__), None)
 
 
 def state_path(environ: Mapping[str, str]) -> str:
@@ -256,12 +227,6 @@ def read_bundle(digest: str, environ: Mapping[str, str]) -> Optional[tuple[bytes
     return (data, info) if hashlib.sha256(data).hexdigest() == digest else None
 
 
-def read_cached(digest: str, environ: Mapping[str, str]) -> Optional[bytes]:
-    """The cached bundle of DIGEST, only when its bytes hash to DIGEST; None for anything else."""
-    found = read_bundle(digest, environ)
-    return None if found is None else found[0]
-
-
 def write_cached(name: str, data: bytes, environ: Mapping[str, str]) -> Any:
     """Write STATE/code/NAME (a unique temp name, 0600, fsync, rename); its stat once in place, None when it cannot."""
     try:
@@ -288,11 +253,6 @@ def write_cached(name: str, data: bytes, environ: Mapping[str, str]) -> Any:
         return None
     finally:
         os.close(folder)
-
-
-def store(data: bytes, environ: Optional[Mapping[str, str]] = None) -> bool:
-    """Cache a bundle's bytes as STATE/code/HASH (a unique temp name, fsync, rename); False when it cannot."""
-    return write_cached(digest(data), data, os.environ if environ is None else environ) is not None
 
 
 def code_tag() -> Optional[str]:
@@ -392,18 +352,6 @@ def read_code(digest: str, environ: Mapping[str, str]) -> Optional[tuple[dict[st
     return modules, packages, codes
 
 
-def cache_running_bundle(environ: Optional[Mapping[str, str]] = None) -> bool:
-    """The cell's step: cache the bundle this process runs from (nothing when it runs from files)."""
-    importer = running_bundle()
-    if importer is None:
-        return False
-    data = encode(importer.modules, sorted(importer.packages))
-    environ = os.environ if environ is None else environ
-    if read_cached(digest(data), environ) == data:
-        return True  # a re-run of the same cell: the file stays, and so does the compiled code made from it
-    return store(data, environ)
-
-
 def boot(argv: Sequence[str]) -> int:
     """BOOT's body: ``HASH MODULE ARGS...``; see the module's docstring."""
     digest, module, args = argv[0], argv[1], list(argv[2:])
@@ -448,62 +396,3 @@ def boot(argv: Sequence[str]) -> int:
 _BOOT_PARTS = (BundleImporter, install, state_path, open_code_folder, is_digest, read_whole, code_tag,
                bundle_file_identity, code_header, read_code, boot)
 _MISS_PARTS = (decode, read_bundle, write_cached, compile_all, store_code)
-
-
-def top_level_blocks(source: str) -> dict[str, str]:
-    """Each top-level ``def`` and ``class`` of SOURCE by name, with its decorators, as written (what
-    ``inspect.getsource`` gives for it, without inspect's tokenising, which cost every laptop command 10 ms).
-    A block runs to the next line that starts at column 0; this module has no string that does so inside one."""
-    import re
-
-    lines = source.splitlines(keepends=True)
-    blocks: dict[str, str] = {}
-    i = 0
-    while i < len(lines):
-        start = i
-        while lines[i].startswith("@") and i + 1 < len(lines):
-            i += 1
-        match = re.match(r"(?:async\s+)?(?:def|class)\s+(\w+)", lines[i])
-        i += 1
-        if match is None:
-            continue
-        while i < len(lines) and (not lines[i].strip() or lines[i][0] in " \t"):
-            i += 1
-        end = i
-        while not lines[end - 1].strip():
-            end -= 1
-        blocks[match.group(1)] = "".join(lines[start:end])
-    return blocks
-
-
-def boot_program(source: Optional[str] = None) -> str:
-    """BOOT: the parts of this module it needs, then the call (runs with ``python -S -c``; stdlib only). The parts
-    only a miss of the compiled-code cache needs travel as a string, compiled only then (1 ms less per command).
-    SOURCE: this module's source (default: read from its file)."""
-    if source is None:
-        with open(__file__, encoding="utf-8") as handle:
-            source = handle.read()
-    blocks = top_level_blocks(source)
-    constants = "".join(f"{name} = {globals()[name]!r}\n" for name in
-                        ("FORMAT", "MISS_EXIT", "MISS_MARKER", "MAX_BUNDLE", "CODE_FOLDER", "CODE_HEAD", "MAX_CODE"))
-    head = "from __future__ import annotations\nimport os, sys\n" + constants
-    body = "\n".join(blocks[part.__name__] for part in _BOOT_PARTS)
-    miss = "from __future__ import annotations\n" + "\n".join(blocks[part.__name__] for part in _MISS_PARTS)
-    return head + body + f"\nMISS_PARTS = {miss!r}\nsys.exit(boot(sys.argv[1:]))\n"
-
-
-class Bundle:
-    """The laptop's bundle of this colab_bootstrap: its bytes, hash, and what is sent on a miss."""
-
-    def __init__(self, modules: Mapping[str, str], packages: Sequence[str]) -> None:
-        self.data = encode(modules, packages)
-        self.digest = digest(self.data)
-
-    def compressed(self) -> bytes:
-        import zlib
-
-        return zlib.compress(self.data, 9)
-
-    @classmethod
-    def of_package(cls) -> Bundle:
-        return cls(*collect())

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 import colab_bootstrap
-from colab_bootstrap import ship
+from colab_bootstrap import pack
 from colab_bootstrap.files import file_kind
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
@@ -40,7 +40,7 @@ def render_cell(tunnel: str, public_key: str, sync_every: int = 0) -> str:
         "",
         "_COLABSSH_SOURCES = {",
     ]
-    modules, packages = ship.collect()
+    modules, packages = pack.collect()
     for name, source in modules.items():
         lines.append(f"    {name!r}: {source!r},")
     lines += ["}", f"_COLABSSH_PACKAGES = {packages!r}", "",

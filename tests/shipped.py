@@ -6,10 +6,10 @@ import subprocess
 import sys
 import threading
 
-from colab_bootstrap import ship
+from colab_bootstrap import pack
 
-BUNDLE = ship.Bundle.of_package()
-BOOT = ship.boot_program()
+BUNDLE = pack.Bundle.of_package()
+BOOT = pack.boot_program()
 PAYLOAD = BUNDLE.compressed()  # what the laptop sends when the runtime's cache misses
 RUNNER = "colab_bootstrap.sync.main"
 

@@ -35,7 +35,7 @@ SESSIONS = {"colabssh_cli.paths", "colabssh_cli.session", "colabssh_cli.console"
             "colabssh_cli.sshconfig.files", "colab_bootstrap", "colab_bootstrap.files"}
 REMOTE = {"colabssh_cli.remote", "colabssh_cli.remote.runner", "colabssh_cli.remote.process",
           "colabssh_cli.remote.advice", "colabssh_cli.remote.colab_log"}
-SHIPPING = {"colabssh_cli.remote.shipping", "colab_bootstrap.ship", "colab_bootstrap.errors"}
+SHIPPING = {"colabssh_cli.remote.shipping", "colab_bootstrap.ship", "colab_bootstrap.pack", "colab_bootstrap.errors"}
 TRANSFER = {"colabssh_cli.commands.transfer_view", "colabssh_cli.transfer", "colabssh_cli.transfer.client",
             "colab_bootstrap.sync", "colab_bootstrap.sync.protocol", "colab_bootstrap.units"}
 DEMO = {"colabssh_cli.demo_client", "colab_bootstrap.demo", "colab_bootstrap.demo.autograd",

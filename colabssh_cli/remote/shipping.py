@@ -16,21 +16,21 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Optional
 
-from colab_bootstrap import ship
+from colab_bootstrap import pack, ship
 
 from .process import LineSink
 from .runner import Remote
 
 
 @lru_cache(maxsize=1)
-def bundle() -> ship.Bundle:
+def bundle() -> pack.Bundle:
     """This colabssh's colab_bootstrap, as it is shipped (read once per process)."""
-    return ship.Bundle.of_package()
+    return pack.Bundle.of_package()
 
 
 @lru_cache(maxsize=1)
 def boot_program() -> str:
-    return ship.boot_program()
+    return pack.boot_program()
 
 
 def module_command(python: str, module: str, args: Sequence[str], *, site: bool = False) -> str:

@@ -45,13 +45,13 @@ def test_prints_one_cell_with_colabssh_own_key_made_private(isolated_home, capsy
 
 
 def test_the_cell_inlines_colab_bootstrap_and_needs_nothing_else(tmp_path, client_key):
-    from colab_bootstrap import ship
+    from colab_bootstrap import pack
 
     out = tmp_path / "cell.py"
     assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
     text = out.read_text()
     for name in ("runtime", "sshd", "conncode", "tunnels", "tunnels.ngrok", "session_env", "ship"):
-        assert f"colab_bootstrap.{name}" in ship.collect()[0]
+        assert f"colab_bootstrap.{name}" in pack.collect()[0]
         assert f"'colab_bootstrap.{name}': " in text
     # python -I -S: no site-packages, no PYTHONPATH, not this checkout: the cell must bring all it imports
     probe = text.replace("_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)", "_colabssh_status = 0")

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from colab_bootstrap import demo, ship
+from colab_bootstrap import demo, pack
 from colabssh_cli.demo_client import DEMO_MODULE, DemoUnavailable, demo_arguments, parse_report
 from colabssh_cli.errors import FAILURE, MISSING_TOOL, ColabsshError
 
 
 def test_the_demo_runs_as_a_module_of_the_shipped_package():
-    modules, _ = ship.collect()
+    modules, _ = pack.collect()
     assert modules[DEMO_MODULE] == open(demo.__file__, encoding="utf-8").read()
 
 

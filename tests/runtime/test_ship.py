@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import colab_bootstrap
-from colab_bootstrap import ship
+from colab_bootstrap import pack, ship
 from colabssh_cli.app import main
 from colabssh_cli.remote.runner import Remote
 from colabssh_cli.remote.shipping import bundle, run_module
@@ -52,12 +52,12 @@ def ran_probe(done: subprocess.CompletedProcess[bytes]) -> bool:
 
 # ------------------------------------------------------------------------------------------- the bundle
 def test_the_hash_is_stable_and_follows_every_byte_of_every_module() -> None:
-    modules, packages = ship.collect()
-    assert ship.Bundle(modules, packages).digest == BUNDLE.digest == ship.Bundle.of_package().digest
+    modules, packages = pack.collect()
+    assert pack.Bundle(modules, packages).digest == BUNDLE.digest == pack.Bundle.of_package().digest
     assert ship.encode(dict(reversed(list(modules.items()))), list(reversed(packages))) == BUNDLE.data
     changed = {**modules, "colab_bootstrap.gpu": modules["colab_bootstrap.gpu"] + " "}
-    assert ship.Bundle(changed, packages).digest != BUNDLE.digest
-    assert ship.Bundle(modules, [*packages, "colab_bootstrap.gpu"]).digest != BUNDLE.digest
+    assert pack.Bundle(changed, packages).digest != BUNDLE.digest
+    assert pack.Bundle(modules, [*packages, "colab_bootstrap.gpu"]).digest != BUNDLE.digest
     assert ship.decode(BUNDLE.data) == (modules, sorted(packages))
     assert zlib.decompress(BUNDLE.compressed()) == BUNDLE.data
     assert "colab_bootstrap.ship" in modules and "colab_bootstrap" in packages
@@ -69,7 +69,7 @@ def test_the_hash_is_stable_and_follows_every_byte_of_every_module() -> None:
 def test_boot_is_this_modules_parts_as_inspect_reads_them_and_compiles() -> None:
     import inspect
 
-    program = ship.boot_program()
+    program = pack.boot_program()
     parts = "\n".join(inspect.getsource(part) for part in ship._BOOT_PARTS)
     miss = "from __future__ import annotations\n" + "\n".join(inspect.getsource(part) for part in ship._MISS_PARTS)
     assert program.endswith(f"\n{parts}\nMISS_PARTS = {miss!r}\nsys.exit(boot(sys.argv[1:]))\n")
@@ -78,7 +78,7 @@ def test_boot_is_this_modules_parts_as_inspect_reads_them_and_compiles() -> None
     sample = ("import os\n\n\n@decorated\n@twice(1)\ndef first(a,\n          b):\n    x = 1\n\n    def inner():\n"
               "        return x\n\n    return inner\n\n\n# a comment\nVALUE = 1\n\n\nclass Second:\n"
               "    \"\"\"Doc.\"\"\"\n\n    y = 2\nasync def third():\n    pass\n\n")
-    blocks = ship.top_level_blocks(sample)
+    blocks = pack.top_level_blocks(sample)
     assert blocks == {"first": "@decorated\n@twice(1)\ndef first(a,\n          b):\n    x = 1\n\n    def inner():\n"
                                "        return x\n\n    return inner\n",
                       "Second": 'class Second:\n    """Doc."""\n\n    y = 2\n',
@@ -111,7 +111,7 @@ NESTED = {
 
 def test_collect_takes_subpackages_keyed_by_dotted_name(tmp_path: Path) -> None:
     write_tree(tmp_path / "shiptest", NESTED)
-    modules, packages = ship.collect(tmp_path / "shiptest", "shiptest")
+    modules, packages = pack.collect(tmp_path / "shiptest", "shiptest")
     assert sorted(modules) == ["shiptest", "shiptest.sub", "shiptest.sub.deeper", "shiptest.sub.deeper.cli",
                                "shiptest.sub.inner", "shiptest.top"]
     assert sorted(packages) == ["shiptest", "shiptest.sub", "shiptest.sub.deeper"]
@@ -119,7 +119,7 @@ def test_collect_takes_subpackages_keyed_by_dotted_name(tmp_path: Path) -> None:
 
 def test_boot_imports_nested_subpackages_with_relative_imports_then_from_the_cache(tmp_path: Path) -> None:
     write_tree(tmp_path / "shiptest", NESTED)
-    nested = ship.Bundle(*ship.collect(tmp_path / "shiptest", "shiptest"))
+    nested = pack.Bundle(*pack.collect(tmp_path / "shiptest", "shiptest"))
     state = tmp_path / "state"
     first = boot(state, nested.compressed(), "shiptest.sub.deeper.cli", "a b", "--c", digest=nested.digest)
     assert first.returncode == 7, first.stderr.decode()
@@ -134,13 +134,13 @@ def test_boot_imports_nested_subpackages_with_relative_imports_then_from_the_cac
 
 def test_the_importer_serves_a_bundle_in_process_and_says_where_it_runs_from(tmp_path: Path) -> None:
     write_tree(tmp_path / "shiptest2", {**NESTED, "__init__.py": "from .sub import twice\n"})
-    modules, packages = ship.collect(tmp_path / "shiptest2", "shiptest2")
-    assert ship.running_bundle() is None  # this process runs colab_bootstrap from files
+    modules, packages = pack.collect(tmp_path / "shiptest2", "shiptest2")
+    assert pack.running_bundle() is None  # this process runs colab_bootstrap from files
     importer = ship.install(modules, packages)
     try:
         import shiptest2  # type: ignore[import-not-found]
 
-        assert shiptest2.twice() == 42 and ship.running_bundle() is importer
+        assert shiptest2.twice() == 42 and pack.running_bundle() is importer
         assert importer.get_source("shiptest2.top") == "VALUE = 21\n"
     finally:
         sys.meta_path.remove(importer)
@@ -164,7 +164,7 @@ def test_a_miss_asks_for_the_bundle_then_ships_it_once_and_caches_it(tmp_path: P
 
 def test_a_damaged_or_foreign_bundle_on_stdin_is_refused_and_not_cached(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    other = ship.Bundle({"colab_bootstrap": "x = 1\n"}, ["colab_bootstrap"])
+    other = pack.Bundle({"colab_bootstrap": "x = 1\n"}, ["colab_bootstrap"])
     for sent in (PAYLOAD[: len(PAYLOAD) // 2], other.compressed(), b"not zlib at all"):
         done = boot(state, sent)
         assert done.returncode == 1 and b"arrived damaged" in done.stderr, done.stderr
@@ -182,7 +182,7 @@ def test_a_damaged_cache_file_is_a_miss_and_the_next_shipment_replaces_it(tmp_pa
     elif damage == "empty":
         cached.write_bytes(b"")
     elif damage == "another bundle":
-        cached.write_bytes(ship.Bundle({"colab_bootstrap": "x = 1\n"}, ["colab_bootstrap"]).data)
+        cached.write_bytes(pack.Bundle({"colab_bootstrap": "x = 1\n"}, ["colab_bootstrap"]).data)
     elif damage == "a symlink to the right one":
         (tmp_path / "right").write_bytes(BUNDLE.data)
         cached.symlink_to(tmp_path / "right")
@@ -223,12 +223,12 @@ def test_an_unsafe_cache_folder_is_never_read_nor_written(tmp_path: Path, unsafe
             (state / "code").chmod(0o755)
     before = sorted(p.name for p in (tmp_path / "elsewhere" if unsafe.endswith("symlink") else state)
                     .joinpath("code").iterdir())
-    assert ship.read_cached(BUNDLE.digest, env) is None  # the right bundle is there, but not where it may be trusted
+    assert pack.read_cached(BUNDLE.digest, env) is None  # the right bundle is there, but not where it may be trusted
     assert ship.read_code(BUNDLE.digest, env) is None  # and its compiled code too
     if not foreign_in_process_only:  # BOOT, a process of its own, sees the same
         assert is_miss(boot(state, None))
         assert ran_probe(boot(state, PAYLOAD))  # still runs, from what was sent
-    assert ship.store(BUNDLE.data, env) is False
+    assert pack.store(BUNDLE.data, env) is False
     after = sorted(p.name for p in (tmp_path / "elsewhere" if unsafe.endswith("symlink") else state)
                    .joinpath("code").iterdir())
     assert after == before == [BUNDLE.digest, code_file(state).name]
@@ -236,10 +236,10 @@ def test_an_unsafe_cache_folder_is_never_read_nor_written(tmp_path: Path, unsafe
 
 def test_read_cached_takes_only_a_well_formed_hash(tmp_path: Path) -> None:
     env = {"COLABSSH_STATE": str(tmp_path / "state")}
-    assert ship.store(BUNDLE.data, env) is True
-    assert ship.read_cached(BUNDLE.digest, env) == BUNDLE.data
+    assert pack.store(BUNDLE.data, env) is True
+    assert pack.read_cached(BUNDLE.digest, env) == BUNDLE.data
     for name in ("../" + BUNDLE.digest[3:], BUNDLE.digest.upper(), BUNDLE.digest[:-1], ""):
-        assert ship.read_cached(name, env) is None
+        assert pack.read_cached(name, env) is None
 
 
 # ------------------------------------------------------------------------------------------- over SSH

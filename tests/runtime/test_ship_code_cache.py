@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from colab_bootstrap import ship
+from colab_bootstrap import pack, ship
 from tests.runtime.test_ship import boot, write_tree
 
 PACKAGE = {
@@ -30,9 +30,9 @@ PACKAGE = {
 
 
 @pytest.fixture
-def bundle(tmp_path: Path) -> ship.Bundle:
+def bundle(tmp_path: Path) -> pack.Bundle:
     write_tree(tmp_path / "cachetest", PACKAGE)
-    return ship.Bundle(*ship.collect(tmp_path / "cachetest", "cachetest"))
+    return pack.Bundle(*pack.collect(tmp_path / "cachetest", "cachetest"))
 
 
 def code_file(state: Path, digest: str) -> Path:
@@ -41,7 +41,7 @@ def code_file(state: Path, digest: str) -> Path:
     return state / "code" / f"{digest}.{tag}"
 
 
-def run(state: Path, bundle: ship.Bundle, *args: str, sent: bool = False) -> dict:
+def run(state: Path, bundle: pack.Bundle, *args: str, sent: bool = False) -> dict:
     """BOOT runs cachetest.cli; what its main printed (SystemExit 7 checked)."""
     done = boot(state, bundle.compressed() if sent else None, "cachetest.cli", *args, digest=bundle.digest)
     assert done.returncode == 7, done.stderr.decode()
@@ -52,7 +52,7 @@ def env_of(state: Path) -> dict[str, str]:
     return {"COLABSSH_STATE": str(state)}
 
 
-def first_runs(state: Path, bundle: ship.Bundle) -> Path:
+def first_runs(state: Path, bundle: pack.Bundle) -> Path:
     """Ship the bundle, then run once from the caches; the code cache's path."""
     assert run(state, bundle, sent=True)["says"] == "from the source"
     cached = code_file(state, bundle.digest)
@@ -61,7 +61,7 @@ def first_runs(state: Path, bundle: ship.Bundle) -> Path:
 
 
 def test_the_first_run_caches_compiled_code_and_later_runs_use_it_without_json_or_hashing(
-        tmp_path: Path, bundle: ship.Bundle) -> None:
+        tmp_path: Path, bundle: pack.Bundle) -> None:
     state = tmp_path / "state"
     first = run(state, bundle, sent=True)
     assert first["says"] == "from the source" and first["json"] and first["hashlib"]  # the bundle: decoded, checked
@@ -81,7 +81,7 @@ def test_the_first_run_caches_compiled_code_and_later_runs_use_it_without_json_o
     assert broken.returncode == 1 and b"SyntaxError" in broken.stderr
 
 
-def test_the_cached_code_is_what_runs(tmp_path: Path, bundle: ship.Bundle) -> None:
+def test_the_cached_code_is_what_runs(tmp_path: Path, bundle: pack.Bundle) -> None:
     """Code made from other source, cached under this bundle with a sound header: BOOT runs it, so it compiles
     nothing (which is also why the cache must never be one another user could write)."""
     state = tmp_path / "state"
@@ -101,7 +101,7 @@ def tamper(cached: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["a byte changed", "cut short", "empty", "no header", "a symlink to a sound one",
                                     "a folder", "open to others", "the bundle file rewritten", "the bundle file gone"])
-def test_a_damaged_or_unsafe_code_cache_is_not_used_and_the_bundle_serves(tmp_path: Path, bundle: ship.Bundle,
+def test_a_damaged_or_unsafe_code_cache_is_not_used_and_the_bundle_serves(tmp_path: Path, bundle: pack.Bundle,
                                                                          damage: str) -> None:
     state = tmp_path / "state"
     cached = first_runs(state, bundle)
@@ -127,7 +127,7 @@ def test_a_damaged_or_unsafe_code_cache_is_not_used_and_the_bundle_serves(tmp_pa
         cached.chmod(0o644)
     elif damage == "the bundle file rewritten":  # the same bytes again, a new file: its code is made again
         source_file.unlink()
-        assert ship.store(bundle.data, env_of(state))
+        assert pack.store(bundle.data, env_of(state))
     else:
         source_file.unlink()
     assert ship.read_code(bundle.digest, env_of(state)) is None
@@ -145,7 +145,7 @@ def test_a_damaged_or_unsafe_code_cache_is_not_used_and_the_bundle_serves(tmp_pa
 
 
 @pytest.mark.parametrize("whose", ["the code file", "the bundle file"])
-def test_a_code_cache_of_another_user_is_never_used(tmp_path: Path, bundle: ship.Bundle, whose: str,
+def test_a_code_cache_of_another_user_is_never_used(tmp_path: Path, bundle: pack.Bundle, whose: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
     cached = first_runs(state, bundle)
@@ -176,7 +176,7 @@ def test_a_code_cache_of_another_user_is_never_used(tmp_path: Path, bundle: ship
         assert ship.read_code(bundle.digest, env_of(state)) is not None  # this user's own again
 
 
-def test_code_of_another_python_is_not_used(tmp_path: Path, bundle: ship.Bundle,
+def test_code_of_another_python_is_not_used(tmp_path: Path, bundle: pack.Bundle,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Another python's code sits under its own name, and a file under this python's name whose header names
     another python is refused: BOOT compiles from the bundle and caches its own."""
@@ -206,14 +206,14 @@ def test_code_of_another_python_is_not_used(tmp_path: Path, bundle: ship.Bundle,
 
 def test_the_importer_compiles_a_module_whose_cached_code_is_unusable(tmp_path: Path) -> None:
     write_tree(tmp_path / "cachetest3", {"__init__.py": "", "a.py": "VALUE = 'compiled here'\n"})
-    modules, packages = ship.collect(tmp_path / "cachetest3", "cachetest3")
+    modules, packages = pack.collect(tmp_path / "cachetest3", "cachetest3")
     codes = ship.compile_all({**modules, "cachetest3.a": "VALUE = 'from the cache'\n"})
     importer = ship.install(modules, packages, codes={**codes, "cachetest3.a": b"not marshal at all"})
     try:
         import cachetest3.a  # type: ignore[import-not-found]
 
         assert cachetest3.a.VALUE == "compiled here"
-        assert importer.code("cachetest3") is not None and ship.running_bundle() is importer
+        assert importer.code("cachetest3") is not None and pack.running_bundle() is importer
         importer.codes["cachetest3.a"] = codes["cachetest3.a"]
         namespace: dict = {}
         exec(importer.code("cachetest3.a"), namespace)
@@ -225,7 +225,7 @@ def test_the_importer_compiles_a_module_whose_cached_code_is_unusable(tmp_path: 
 
 
 def test_a_rerun_cell_keeps_its_bundle_file_so_the_compiled_code_stays_valid(tmp_path: Path,
-                                                                              bundle: ship.Bundle) -> None:
+                                                                              bundle: pack.Bundle) -> None:
     state = tmp_path / "state"
     env = env_of(state)
     first_runs(state, bundle)
@@ -234,13 +234,13 @@ def test_a_rerun_cell_keeps_its_bundle_file_so_the_compiled_code_stays_valid(tmp
     modules, packages = ship.decode(bundle.data)
     importer = ship.install(modules, packages)  # as the cell runs
     try:
-        assert ship.cache_running_bundle(env)
+        assert pack.cache_running_bundle(env)
         after = source_file.stat()
         assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (before.st_ino, before.st_mtime_ns,
                                                                          before.st_ctime_ns)
         assert ship.read_code(bundle.digest, env) is not None
         source_file.write_bytes(bundle.data[:-10])  # damaged: the cell writes it whole again
-        assert ship.cache_running_bundle(env)
+        assert pack.cache_running_bundle(env)
         assert source_file.read_bytes() == bundle.data and source_file.stat().st_ino != before.st_ino
         assert ship.read_code(bundle.digest, env) is None  # made from another file: compiled again when next used
     finally:
