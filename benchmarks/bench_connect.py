@@ -40,26 +40,6 @@ SOCKET_PATH_LIMIT = 104  # as colabssh_cli/sshconfig/render.py: each HOME's own 
 GOALS = {"first": 2.5, "repeated": 1.6, "long": 1.15}
 
 
-def long_user_config(lines: int) -> bytes:
-    """A realistic big config (the same shape as tests/cli/sshconfig/test_long_config.py's)."""
-    out: list[str] = []
-    i = 0
-    while True:
-        if i % 10 == 9:
-            block = [f"Match host build-{i}-*,ci-{i}?.example.org user ci", "  ForwardAgent no", ""]
-        else:
-            block = [f"Host web-{i} web-{i}.example.com *.corp-{i}.example.net db-?{i} !bastion-{i}-*",
-                     f"  HostName 10.{i // 250 % 250}.{i % 250}.1", "  User deploy", f"  IdentityFile ~/.ssh/id_{i}",
-                     "  ServerAliveInterval 30", ""]
-        if len(out) + len(block) > lines - 4:
-            break
-        out += block
-        i += 1
-    out += ["# (padding)"] * (lines - 4 - len(out))
-    out += ["Host *", "  AddKeysToAgent yes", "  ServerAliveInterval 60", ""]
-    return "\n".join(out).encode() + b"\n"
-
-
 def timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -105,6 +85,7 @@ def main() -> int:
     checkout = args.code.resolve()
 
     from tests.cellrunner import start_cell
+    from tests.cli.sshconfig.test_long_config import long_user_config  # the same shape the tests check
 
     ssh_version = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python "
