@@ -47,8 +47,8 @@ _OTHER = re.compile(rb"\n((?:[^<>ch. \n]|[<>ch.](?![fdLDS][^\n]{9} )| (?![^\n]*%
 def small_files_warning(small: int, folder: str, count: int, many_in_one: int = MANY_IN_ONE_FOLDER
                         ) -> tuple[str, str]:
     crowded = f"; {folder} alone holds {count:,} entries" if count >= many_in_one else ""
-    return (f"{small:,} small files{crowded}: Google Drive is slow with many small files, and its mount can time "
-            "out on big folders",
+    return (f"{small:,} small files so far{crowded}: Google Drive is slow with many small files, and its mount can "
+            "time out on big folders",
             f"pack them into an archive (tar) and back that up, or leave them out with {IGNORE_FILE}")
 
 

@@ -177,8 +177,8 @@ class TunnelConnector:
     def login(self, paths: Paths, result: ConnectResult, report: Report) -> None:
         alias = self.session.alias
         if self._opened_master and control_command(paths, alias, "check").returncode == 0:
-            report(f"OpenSSH through the written files reaches the shared connection the check logged in: "
-                   f"ssh -O check {alias}")
+            report(f"ssh {alias} works: the written files reach the connection the check opened "
+                   f"(ssh -O check {alias})")
             return
         if self._checked:
             return

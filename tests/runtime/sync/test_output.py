@@ -110,7 +110,7 @@ def test_item_sizes_count_small_files_per_folder_and_links_are_warned_about(runs
     reader.many_small = 2
     reader.feed(runs["first-sized"])
     reader.close()
-    assert reader.warnings[0][0].startswith("2 small files: Google Drive is slow with many small files")
+    assert reader.warnings[0][0].startswith("2 small files so far: Google Drive is slow with many small files")
 
 
 def test_only_the_latest_progress_line_of_a_chunk_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,8 +168,8 @@ def test_many_small_files_are_warned_about_once_as_soon_as_they_are_past_the_thr
     reader.many_small, reader.many_in_one = 1000, 40
     reader.feed(b"".join(b">f+++++++++ 10 frames/f%d\n" % i for i in range(50)))
     assert [e["message"] for e in events if e["event"] == "warning"] == [
-        "50 small files; frames alone holds 50 entries: Google Drive is slow with many small files, and its mount "
-        "can time out on big folders"]  # before the copy ends: there is time to stop it
+        "50 small files so far; frames alone holds 50 entries: Google Drive is slow with many small files, and its "
+        "mount can time out on big folders"]  # before the copy ends: there is time to stop it
     reader.feed(b"".join(b">f+++++++++ 10 frames/g%d\n" % i for i in range(2000)))
     reader.close()
     assert len([e for e in events if e["event"] == "warning"]) == 1

@@ -204,8 +204,8 @@ def test_many_small_files_warn_but_do_not_refuse(tree: dict[str, Path], monkeypa
     events = in_process_run(tree, Request("backup", tree["content"], tree["drive"]))
     warnings = [e["message"] for e in events if e["event"] == "warning"]
     assert len(warnings) == 1, warnings
-    found = re.fullmatch(r"(\d+) small files; frames alone holds (\d+) entries: Google Drive is slow with many small "
-                         r"files, and its mount can time out on big folders", warnings[0])
+    found = re.fullmatch(r"(\d+) small files so far; frames alone holds (\d+) entries: Google Drive is slow with "
+                         r"many small files, and its mount can time out on big folders", warnings[0])
     assert found and 50 <= int(found.group(2)) <= int(found.group(1)) <= 60, warnings
     assert events[-1]["event"] == "result"
     assert events[-1]["files_copied"] == 61
@@ -221,7 +221,7 @@ def test_over_ten_thousand_small_files_copied_warn(tree: dict[str, Path], monkey
             (tree["content"] / f"d{folder}" / f"{i}.txt").write_text("t")
     events = in_process_run(tree, Request("backup", tree["content"], tree["drive"], dry_run=True))
     warnings = [e["message"] for e in events if e["event"] == "warning"]
-    assert len(warnings) == 1 and re.match(r"4[0-5] small files: Google Drive is slow", warnings[0]), warnings
+    assert len(warnings) == 1 and re.match(r"4[0-5] small files so far: Google Drive is slow", warnings[0]), warnings
     monkeypatch.setattr(sync_output, "MANY_SMALL_FILES", 46)
     events = in_process_run(tree, Request("backup", tree["content"], tree["drive"]))
     assert not [e for e in events if e["event"] == "warning"] and events[-1]["files_copied"] == 45
