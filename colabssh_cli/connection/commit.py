@@ -96,11 +96,7 @@ def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_c
         if first_plan is not None and not applied:
             applied.append(first_plan)
             return first_plan
-        fresh = planned(lambda: plan_connect(paths, entry, pin))
-        if session is not None:
-            fresh = fresh.with_file(paths.sessions, *planned_sessions(paths, with_session(session)))
-        if fresh.changed():
-            preview_effective(paths, fresh, entry)
+        fresh = planned_change(paths, planned(lambda: plan_connect(paths, entry, pin)), entry, session)
         applied.append(fresh)
         return fresh
 
@@ -123,10 +119,10 @@ def apply_and_verify(paths: Paths, entry: HostEntry, pin: Optional[str], login_c
     return written
 
 
-def planned_change(paths: Paths, plan: Plan, entry: HostEntry, session: Session) -> Plan:
-    """PLAN (plan_connect's) with SESSION's record in sessions.json, refused here when ``ssh -G`` on the planned
-    files would not use colabssh's values: what ``apply_and_verify`` takes as its FIRST_PLAN."""
-    full = plan.with_file(paths.sessions, *planned_sessions(paths, with_session(session)))
+def planned_change(paths: Paths, plan: Plan, entry: HostEntry, session: Optional[Session]) -> Plan:
+    """PLAN (plan_connect's) with SESSION's record in sessions.json (None: no record), refused here when ``ssh -G``
+    on the planned files would not use colabssh's values: what ``apply_and_verify`` takes as its FIRST_PLAN."""
+    full = plan if session is None else plan.with_file(paths.sessions, *planned_sessions(paths, with_session(session)))
     if full.changed():
         preview_effective(paths, full, entry)
     return full
