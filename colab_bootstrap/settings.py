@@ -17,14 +17,21 @@ work on any Linux machine with OpenSSH's sshd:
 - ``COLABSSH_HEARTBEAT``: seconds between health checks while serving (default 60)
 - ``COLABSSH_SYNC_EVERY``: overrides the cell's ``sync_every`` option (seconds between
   automatic backups to Drive; 0 = off)
+- ``COLABSSH_HOME``: the home whose editor-server folders (``.vscode-server`` ...) are kept on Drive
+  (default: the login user's home, from the password database)
+- ``COLABSSH_RESTORE``: 0 = do not restore an empty content root (and the editor folders) from Drive
+  (overrides the cell's ``restore`` option; 1 = restore)
+- ``COLABSSH_FRESH_HOST_KEY``: 1 = a host key of this runtime's own, not the one kept on Drive
+  (overrides the cell's ``fresh_host_key`` option; 0 = the kept one)
 
-Where a variable and a cell option name the same thing (the tunnel, sync_every), the
+Where a variable and a cell option name the same thing (the tunnel, sync_every, restore, fresh_host_key), the
 variable wins, so one saved cell can be steered from the environment.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +58,31 @@ def profile_folder(environ: Mapping[str, str]) -> Path | None:
     return Path(text) if text else None
 
 
+def home_folder(environ: Mapping[str, str]) -> Path:
+    """COLABSSH_HOME, else the login user's home from the password database (not $HOME: sshd's sessions use that)."""
+    text = environ.get("COLABSSH_HOME")
+    if text:
+        return Path(text).absolute()
+    try:
+        return Path(pwd.getpwuid(os.geteuid()).pw_dir)
+    except KeyError:
+        return Path(environ.get("HOME") or "/root").absolute()
+
+
+def switch(environ: Mapping[str, str], variable: str, option: object, default: bool) -> bool:
+    """A yes/no setting: the variable (1/0, true/false, yes/no) wins over the cell's option."""
+    text = environ.get(variable, "")
+    if text:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise BootstrapError(f"{variable}={text!r} is neither 1 nor 0",
+                             f"use {variable}=1 or {variable}=0, or unset it")
+    return default if option is None else bool(option)
+
+
 @dataclass(frozen=True)
 class Settings:
     tunnel: str
@@ -63,6 +95,9 @@ class Settings:
     sync_every: int  # seconds between automatic syncs on the runtime; 0 = off
     sshd: str = ""  # COLABSSH_SSHD: the sshd to use ("" = find it, install it when root)
     heartbeat: float = DEFAULT_HEARTBEAT  # seconds between health checks while serving
+    home: Path = Path("/root")  # COLABSSH_HOME: whose editor-server folders are kept on Drive
+    restore: bool = True  # restore an empty content root (and missing editor folders) from Drive's backup
+    fresh_host_key: bool = False  # True: this runtime's own host key, not the one kept on Drive
 
     @classmethod
     def from_options(cls, options: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,4 +133,7 @@ class Settings:
             sync_every=int(every_text),
             sshd=env.get("COLABSSH_SSHD", ""),
             heartbeat=float(heartbeat_text),
+            home=home_folder(env),
+            restore=switch(env, "COLABSSH_RESTORE", options.get("restore"), True),
+            fresh_host_key=switch(env, "COLABSSH_FRESH_HOST_KEY", options.get("fresh_host_key"), False),
         )

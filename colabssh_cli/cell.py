@@ -26,17 +26,26 @@ from .sshconfig.files import atomic_write
 TUNNEL_KINDS = tuple(t.value for t in Transport if t != Transport.COLAB_CLI)  # what the cell starts
 
 
-def render_cell(tunnel: str, public_key: str, sync_every: int = 0) -> str:
+def python_literal(options: dict[str, object]) -> str:
+    """OPTIONS as a Python dict literal, one key per line (strings as JSON strings, which Python reads alike)."""
+    lines = [f"    {json.dumps(key)}: {json.dumps(value) if isinstance(value, str) else repr(value)},"
+             for key, value in options.items()]
+    return "{\n" + "\n".join(lines) + "\n}"
+
+
+def render_cell(tunnel: str, public_key: str, sync_every: int = 0, *, restore: bool = True,
+                fresh_host_key: bool = False) -> str:
     if tunnel not in TUNNEL_KINDS:
         raise ColabsshError(f"unknown tunnel kind {tunnel!r}", f"use one of: {', '.join(TUNNEL_KINDS)}",
                             BAD_INPUT)
-    options = {"tunnel": tunnel, "public_key": public_key, "sync_every": sync_every}
+    options = {"tunnel": tunnel, "public_key": public_key, "sync_every": sync_every, "restore": restore,
+               "fresh_host_key": fresh_host_key}
     lines = [
         f"# colabssh {colab_bootstrap.__version__}: paste this into a Colab cell (GPU runtime) and run it.",
         "# It mounts Drive, starts a key-only sshd on 127.0.0.1, opens the tunnel and prints",
         "# `colabssh connect CODE` for your laptop. Colab's terms allow SSH only on paid runtimes.",
         "# Secrets it reads: NGROK_AUTHTOKEN (ngrok tunnels), COLABSSH_PUBKEY (when no key is embedded).",
-        f"COLABSSH_OPTIONS = {json.dumps(options, indent=4)}",
+        f"COLABSSH_OPTIONS = {python_literal(options)}",
         "",
         "_COLABSSH_SOURCES = {",
     ]
@@ -82,7 +91,8 @@ def public_key_text(public_key: Path | None, paths: Paths) -> str:
         raise ColabsshError(f"{public_key or paths.public_key}: {exc.message}", exc.hint, BAD_INPUT) from None
 
 
-def build_cell(tunnel: str, public_key: Path | None, key_from_secret: bool, sync_every: int, paths: Paths) -> str:
+def build_cell(tunnel: str, public_key: Path | None, key_from_secret: bool, sync_every: int, paths: Paths, *,
+               restore: bool = True, fresh_host_key: bool = False) -> str:
     """The whole cell text; every input checked before anything is written."""
     if tunnel not in TUNNEL_KINDS:
         raise ColabsshError(f"unknown tunnel kind {tunnel!r}", f"use --tunnel {', '.join(TUNNEL_KINDS)}", BAD_INPUT)
@@ -91,8 +101,9 @@ def build_cell(tunnel: str, public_key: Path | None, key_from_secret: bool, sync
             raise ColabsshError("--key-from-secret and --public-key exclude each other",
                                 "drop one: a cell either embeds a key or reads the Colab Secret COLABSSH_PUBKEY",
                                 BAD_INPUT)
-        return render_cell(tunnel, "", sync_every)
-    return render_cell(tunnel, public_key_text(public_key, paths), sync_every)
+        return render_cell(tunnel, "", sync_every, restore=restore, fresh_host_key=fresh_host_key)
+    return render_cell(tunnel, public_key_text(public_key, paths), sync_every, restore=restore,
+                       fresh_host_key=fresh_host_key)
 
 
 def write_atomically(out: Path, text: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import os
 import stat
 import subprocess
@@ -23,7 +22,7 @@ def _options(cell_text: str) -> dict:
     """The COLABSSH_OPTIONS the cell embeds (read from its syntax tree, not executed)."""
     for node in ast.parse(cell_text).body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COLABSSH_OPTIONS":
-            return json.loads(ast.get_source_segment(cell_text, node.value))
+            return ast.literal_eval(node.value)
     raise AssertionError("no COLABSSH_OPTIONS in the cell")
 
 
