@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -55,7 +56,7 @@ def bootstrap(
     from ..notebook import NOTEBOOK_SYNC_EVERY, build_notebook, check_notebook_path
 
     check_notebook_path(notebook)
-    if out is not None and out.resolve() == notebook.resolve():
+    if out is not None and os.path.realpath(out) == os.path.realpath(notebook):  # never raises, even on a loop
         raise ColabsshError(f"--out and --notebook both name {notebook}",
                             "give the cell and the notebook files of their own", BAD_INPUT)
     text = build_notebook(tunnel, public_key, key_from_secret,

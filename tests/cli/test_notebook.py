@@ -78,9 +78,12 @@ def test_the_form_cell_is_one_folded_colab_form_over_the_plain_cells_payload(tmp
     assert _options(source) == {"tunnel": "ngrok", "public_key": client_key.strip(), "sync_every": 600,
                                 "restore": True, "fresh_host_key": False}
     compile(source, "<form cell>", "exec")
-    # the same payload as the plain cell, which keeps its own default (no periodic backup)
+    # the same payload as the plain cell, which keeps its own default (no periodic backup) and its bytes
     assert _payload(source) == _payload(plain.read_text())
     assert "\n    \"sync_every\": 0,\n" in plain.read_text()
+    alone = tmp_path / "alone.py"
+    assert main(["bootstrap", "--out", str(alone)]) == 0
+    assert alone.read_bytes() == plain.read_bytes()
 
 
 def test_options_become_the_forms_values(tmp_path, capsys):
