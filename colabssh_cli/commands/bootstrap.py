@@ -1,7 +1,8 @@
-"""`colabssh bootstrap`: print the Colab cell (or write it to a file)."""
+"""`colabssh bootstrap`: print the Colab cell (or write it to a file), or write it as a Colab notebook."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -19,8 +20,15 @@ def bootstrap(
         False, "--key-from-secret",
         help="Embed no key: the cell reads it from the Colab Secret COLABSSH_PUBKEY (a cell to keep in a notebook)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the cell to this file instead of stdout."),
-    sync_every: int = typer.Option(
-        0, "--sync-every", min=0, help="Also back /content up to Drive on the runtime every N seconds (0: off)."),
+    notebook: Optional[Path] = typer.Option(
+        None, "--notebook",
+        help="Write a Colab notebook (.ipynb) instead: the cell as a form (tunnel, sync_every, restore, "
+             "fresh_host_key); upload it once, then open it and Run all on each new runtime. With --out, both "
+             "files are written."),
+    sync_every: Optional[int] = typer.Option(
+        None, "--sync-every", min=0,
+        help="Also back /content up to Drive on the runtime every N seconds (0: off). Default: 0 for the cell, "
+             "600 for --notebook (a recycled runtime restores the last backup)."),
     no_restore: bool = typer.Option(
         False, "--no-restore",
         help="Do not restore an empty /content (and VS Code's server folders) from Drive when the cell runs."),
@@ -29,14 +37,39 @@ def bootstrap(
         help="Give each runtime a host key of its own instead of the one kept on Drive (a recycled runtime then "
              "needs `colabssh connect` with its new code)."),
 ) -> None:
-    """Print the Python cell to paste into Colab."""
-    from ..cell import build_cell, write_atomically
+    """Print the Python cell to paste into Colab (or write a notebook that holds it)."""
+    from ..cell import build_cell, refuse_special_file, write_atomically
+    from ..errors import BAD_INPUT, ColabsshError
     from ..paths import Paths
 
-    cell = build_cell(tunnel, public_key, key_from_secret, sync_every, Paths.from_env(), restore=not no_restore,
-                      fresh_host_key=fresh_host_key)
-    if out is None:
-        typer.echo(cell, nl=False)
+    paths = Paths.from_env()
+    options = {"restore": not no_restore, "fresh_host_key": fresh_host_key}
+    if notebook is None:
+        cell = build_cell(tunnel, public_key, key_from_secret, sync_every or 0, paths, **options)
+        if out is None:
+            typer.echo(cell, nl=False)
+            return
+        write_atomically(out, cell)
+        typer.echo(f"wrote the cell to {out}", err=True)
         return
-    write_atomically(out, cell)
-    typer.echo(f"wrote the cell to {out}", err=True)
+
+    from ..notebook import NOTEBOOK_SYNC_EVERY, build_notebook, check_notebook_path
+
+    check_notebook_path(notebook)
+    if out is not None and os.path.realpath(out) == os.path.realpath(notebook):  # never raises, even on a loop
+        raise ColabsshError(f"--out and --notebook both name {notebook}",
+                            "give the cell and the notebook files of their own", BAD_INPUT)
+    text = build_notebook(tunnel, public_key, key_from_secret,
+                          NOTEBOOK_SYNC_EVERY if sync_every is None else sync_every, paths, **options)
+    written = [(notebook, "--notebook", text)]
+    if out is not None:  # the plain cell too, with the cell's own default
+        written.append((out, "--out", build_cell(tunnel, public_key, key_from_secret, sync_every or 0, paths,
+                                                 **options)))
+    for path, option, _ in written:  # every destination checked before any is written
+        refuse_special_file(path, option)
+    for path, option, content in written:
+        write_atomically(path, content, option)
+    typer.echo(f"wrote the notebook to {notebook}: upload it once (File > Upload notebook, or save it in Drive); "
+               "then open it and Run all", err=True)
+    if out is not None:
+        typer.echo(f"wrote the cell to {out}", err=True)
