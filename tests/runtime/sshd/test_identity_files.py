@@ -64,3 +64,23 @@ def test_fresh_host_key_neither_reads_nor_writes_drive(tmp_path):
     assert line.startswith("ssh-ed25519 ") and not kept.exists()
     assert said == ["host key: this runtime's own (fresh_host_key); the one kept on Drive is neither read nor "
                     "written"]
+
+
+def test_a_runtime_that_loses_the_race_to_keep_its_key_uses_the_winner(tmp_path, monkeypatch):
+    """Two runtimes of one key start at once: the one whose copy comes second presents the first one's key."""
+    kept = tmp_path / "kept"
+    winner: list[str] = []
+    make_own = identity.ensure_host_key
+
+    def own_key_while_another_keeps_its(state: Path) -> str:
+        line = make_own(state)
+        if state.name == "late":  # the other runtime keeps its pair between this one's look and its copy
+            winner.append(identity.host_key(_state(tmp_path, "other"), kept, False, lambda text: None))
+        return line
+
+    monkeypatch.setattr(identity, "ensure_host_key", own_key_while_another_keeps_its)
+    said: list[str] = []
+    state = _state(tmp_path, "late")
+    line = identity.host_key(state, kept, False, said.append)
+    assert line == winner[0] == " ".join((state / (HOST_KEY_NAME + ".pub")).read_text().split()[:2])
+    assert said == [f"host key: the one another runtime just kept on Drive ({kept})"]
