@@ -56,6 +56,7 @@ class Runtime:
     drive: Path | None
     run_id: str = ""
     snippet: Path | None = None  # the login-shell snippet, where this run installed one
+    key_line: str = ""  # the authorised key: names this runtime's folder on Drive (drive_layout.runtime_folder)
 
     def stop(self) -> None:
         """Stop this run's tunnel and sshd; its periodic sync too, unless a later run owns the folder now;
@@ -147,7 +148,8 @@ def _start_locked(settings: Settings, key_line: str, drive: Path | None, card: s
                   out: Callable[[str], None]) -> Runtime:
     env = session_environment(settings, drive, environ)
     snippet = session_env.snippet_path(settings.profile_d)
-    prepared = sshd.prepare(settings.state, settings.port, key_line, env, out, settings.sshd, snippet)
+    prepared = sshd.prepare(settings.state, settings.port, key_line, env, out, settings.sshd, snippet,
+                            kept=sshd.kept_folder(drive, key_line), fresh_host_key=settings.fresh_host_key)
     # checked: from here on the earlier run (if any) stands down and its sshd is stopped
     run_id = f"{os.getpid()}-{time.time_ns()}"
     (settings.state / RUN_ID_NAME).write_text(run_id + "\n")
@@ -170,7 +172,7 @@ def _start_locked(settings: Settings, key_line: str, drive: Path | None, card: s
             tunnel=tunnel.kind, content=str(settings.content), drive=str(drive or ""),
             python=sys.executable, gpu=card)
         return Runtime(settings=settings, server=server, tunnel=tunnel, code=conncode.encode(info), info=info,
-                       drive=drive, run_id=run_id, snippet=snippet)
+                       drive=drive, run_id=run_id, snippet=snippet, key_line=key_line)
     except conncode.CodeError as exc:
         _stop_quietly(tunnel, server, snippet)
         raise BootstrapError(f"this runtime cannot be described in a connection code: {exc}",
@@ -181,13 +183,16 @@ def _start_locked(settings: Settings, key_line: str, drive: Path | None, card: s
 
 
 def announce(runtime: Runtime, out: Callable[[str], None] = say) -> None:
-    """Start the periodic sync (when asked), then the lines the user copies: the fingerprint and the code.
+    """Start the periodic sync (when asked), save the code to Drive, then the lines the user copies: the
+    fingerprint and the code.
 
-    The sync comes first so that a failure there never follows a code for a runtime that then stops.
+    The sync comes first so that a failure there never follows a code for a runtime that then stops; the code
+    is on Drive before it is printed, so a laptop that finds it there finds this runtime's.
     """
     from .sync import periodic  # the cell's own periodic backup to Drive when sync_every > 0 (issue 4)
     periodic.start_periodic(runtime.settings.content, runtime.drive, runtime.settings.state,
                                runtime.settings.sync_every, out)
+    sshd.save_code(runtime.drive, runtime.key_line, runtime.code, out)
     out(f"host key fingerprint: {runtime.info.fingerprint}")
     out("On your laptop, run:")
     out(f"colabssh connect {runtime.code}")

@@ -8,6 +8,7 @@ anything is stopped: a port another program holds is an error that names it, and
 
 - ``config``: the sshd_config it runs with, and its check (``sshd -t``)
 - ``access``: the state folder, the host key, the authorised key and the login user
+- ``identity``: the host key kept on Drive (the same for every runtime of a key) and the code saved there
 - ``ports``: the port, claimed before anything is stopped
 - ``listeners``: this machine's colabssh sshds, found through /proc
 - ``program``: which sshd to run (installed with apt-get on a root runtime without one)
@@ -25,14 +26,16 @@ from pathlib import Path
 from .. import processes
 from ..errors import BootstrapError
 from ..files import write_private
-from .access import ensure_host_key, login_name, prepare_state, write_authorized_key
+from .access import login_name, prepare_state, write_authorized_key
 from .config import CONFIG_NAME, PID_NAME, check_config, render_config, sshd_version
+from .identity import host_key as choose_host_key
+from .identity import kept_folder, save_code
 from .listeners import listener_config, listeners_of, snippet_in_use
 from .ports import claim_port, wait_until_bindable
 from .program import find_sshd
 
-__all__ = ["LOG_NAME", "Prepared", "SshdProcess", "find_sshd", "launch", "login_name", "prepare", "prepare_state",
-           "snippet_in_use", "start", "stop_leftover", "write_authorized_key"]
+__all__ = ["LOG_NAME", "Prepared", "SshdProcess", "find_sshd", "kept_folder", "launch", "login_name", "prepare",
+           "prepare_state", "save_code", "snippet_in_use", "start", "stop_leftover", "write_authorized_key"]
 
 LOG_NAME = "sshd.log"
 READY_TIMEOUT = 15.0
@@ -70,13 +73,15 @@ class Prepared:
 
 
 def prepare(state: Path, port: int, public_key_line: str, env: Mapping[str, str],
-            say: Callable[[str], None], sshd_override: str = "", snippet: Path | None = None) -> Prepared:
+            say: Callable[[str], None], sshd_override: str = "", snippet: Path | None = None,
+            kept: Path | None = None, fresh_host_key: bool = False) -> Prepared:
     """Find sshd, claim the port, make sure of the host key and check the config with ``sshd -t``, all before
-    the earlier run's sshd is touched: whatever fails here leaves that sshd serving."""
+    the earlier run's sshd is touched: whatever fails here leaves that sshd serving. KEPT: the Drive folder
+    whose host key this runtime presents (``identity``); FRESH_HOST_KEY: the state folder's own key instead."""
     sshd = find_sshd(say, sshd_override)
     prepare_state(state)
     port = claim_port(state, port)
-    host_key = ensure_host_key(state)
+    host_key = choose_host_key(state, kept, fresh_host_key, say)
     write_authorized_key(state, public_key_line)
     text = render_config(state, port, login_name(), env, sshd_version(sshd), snippet)
     check_config(sshd, state, text)
