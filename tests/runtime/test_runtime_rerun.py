@@ -262,7 +262,9 @@ def test_a_rerun_whose_sshd_config_fails_its_check_leaves_the_earlier_run_servin
     [sshd1] = sshd_listeners(first.state)
     key = first.state / "ssh_host_ed25519_key"
     key.write_bytes(key.read_bytes()[:100])
-    failed = start_runtime("local", {"COLABSSH_PORT": str(first.info.port)}, expect_code=False, where=where)
+    # (the runtime's own key: a key kept on Drive would repair the damaged one)
+    failed = start_runtime("local", {"COLABSSH_PORT": str(first.info.port), "COLABSSH_FRESH_HOST_KEY": "1"},
+                           expect_code=False, where=where)
     assert failed.process.wait(timeout=60) == 1
     failed.stop()
     assert "colabssh: error: sshd refused colabssh's config" in failed.output, failed.output
