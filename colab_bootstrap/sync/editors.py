@@ -42,6 +42,7 @@ EXCLUDES = (
     "*.lock",
     "*.token",  # the connection token of a server of this runtime: meaningless (and a secret) on another
     "*.sock",  # sockets and FIFOs are skipped by rsync anyway (no -D)
+    "core.[0-9]*",  # core dumps of a crashed language server (Pylance's dist/ has held gigabytes of them)
     "__pycache__/",
     ".cache/",
     "/.colabssh-tmp/",
