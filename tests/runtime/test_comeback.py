@@ -137,3 +137,14 @@ def test_no_backup_and_no_drive_say_nothing(recycled: dict[str, Path], tmp_path:
                               said.append)
     comeback.restore_at_start(recycled["content"], None, recycled["home"], tmp_path / "s", True, said.append)
     assert said == []
+
+
+def test_the_restore_shows_progress_lines_of_the_total(recycled: dict[str, Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(comeback, "PROGRESS_EVERY", 0.0)  # every progress event rsync gives, not one per 3 s
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state", True,
+                              said.append)
+    progress = [line for line in said if line.startswith("colabssh: restoring: ")]
+    assert progress and all(" of 2 files, " in line and "of 293.0 KiB" in line for line in progress), said
+    assert index_of(said, "colabssh: restoring: ") < index_of(said, f"colabssh: restored {recycled['content']}")
