@@ -185,6 +185,11 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
     editors = backup_step(rsync, request.home, drive, request.dry_run) \
         if request.keeps_editors and request.home is not None else None
     if editors is not None and not request.dry_run:
+        store = Path(editors.store)
+        if os.path.lexists(store) and not stat.S_ISDIR(os.lstat(store).st_mode):
+            raise SyncRefused(f"{store} is {file_kind(os.lstat(store).st_mode)}, not a folder: colabssh keeps the "
+                              "editor servers' folders there", "move it away, then sync again (or sync PATHs: "
+                              "a partial sync leaves the editor folders alone)")
         check_tmp_folder(Path(editors.tmp_dir))
     return Plan(request=request, argv=argv, tmp_dir=tmp_dir, trash=trash, drive_cache=drive_cache, scan=found,
                 warnings=warnings, to_copy=to_copy, editors=editors)

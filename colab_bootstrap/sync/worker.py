@@ -64,11 +64,12 @@ def run_rsync(job: Path, spec: dict, lock_fd: Optional[int],
             pass
     if spec.get("editors") and code in PARTIAL_OK:
         editors_code = run_editors(job, spec, lock_fd, on_start)
-        code = code or editors_code
+        code = code or (0 if editors_code == VANISHED else editors_code)
     return code
 
 
 PARTIAL_OK = (0, 23, 24)  # rsync's codes after which the rest of a job still runs (all of it, or all it could)
+VANISHED = 24  # files vanished during the copy: in an editor folder, a running server's churn (its summary says so)
 
 
 def run_editors(job: Path, spec: dict, lock_fd: Optional[int],

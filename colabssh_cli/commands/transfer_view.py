@@ -176,7 +176,7 @@ def editors_lines(editors: Optional[dict[str, Any]], dry_run: bool = False) -> l
     files, size = int(editors.get("files") or 0), human_size(int(editors.get("bytes") or 0))
     copied = f"{int(editors.get('files_copied') or 0):,} file(s) ({human_size(int(editors.get('bytes_copied') or 0))})"
     if editors.get("exit") is None:
-        return [f"{what}: {folders} not kept on Drive: the content's sync failed first"]
+        return [f"{what}: {folders} not kept on Drive: the run stopped before their copy (see above)"]
     if dry_run:
         return [f"dry run: {what}: {folders}, {files:,} files, {size}; would copy {copied} to Drive"]
     line = f"{what}: {folders}, {files:,} files, {size} kept on Drive ({copied} copied now)"

@@ -124,3 +124,15 @@ def test_the_periodic_sync_carries_the_editor_folders(tree: dict[str, Path]) -> 
         assert not any((tree["drive"] / HOME_FOLDER / ".vscode-server" / rel).exists() for rel in LEFT_OUT)
     finally:
         start_periodic(tree["content"], tree["drive"], tree["state"], 0, lambda text: None)
+
+
+def test_a_file_where_the_editor_folders_go_is_refused_before_anything_is_copied(tree: dict[str, Path]) -> None:
+    (tree["drive"] / "colabssh").mkdir()
+    (tree["drive"] / HOME_FOLDER).write_text("not a folder\n")
+    events: list[dict] = []
+    code = start(Request(mode="backup", content=tree["content"], drive=tree["drive"], home=tree["home"]),
+                 tree["state"], emit=events.append)
+    assert code != 0 and events[-1]["event"] == "error"
+    assert events[-1]["message"] == f"{tree['drive'] / HOME_FOLDER} is a file, not a folder: colabssh " \
+                                    "keeps the editor servers' folders there"
+    assert not (tree["drive"] / "colabssh/content").exists()
