@@ -85,6 +85,9 @@ def restore_at_start(content: Path, drive: Optional[Path], home: Path, state: Pa
                         "the editor downloads its server again at the next connection")
     except NotRestored as exc:
         warn(exc, out)
+    except Exception as exc:  # noqa: BLE001  (the lock's own file failed: the state folder)
+        warn(NotRestored(f"nothing restored from Drive: {type(exc).__name__}: {exc}",
+                         "once connected, run `colabssh restore`"), out)
 
 
 def warn(exc: NotRestored, out: Callable[[str], None]) -> None:
@@ -174,8 +177,10 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
 
     worker = threading.Thread(target=copy, name="colabssh-restore", daemon=True)
     worker.start()
-    code = follow(job, Jobs(state), show)
-    worker.join()
+    try:
+        code = follow(job, Jobs(state), show)
+    finally:
+        worker.join()  # the lock is let go only once rsync has ended, whatever became of the follower
     seconds = time.monotonic() - started
     if code:
         raise NotRestored(f"{content} was restored only in part (rsync exit {code}: {advice_for(code)})",

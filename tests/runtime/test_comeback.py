@@ -148,3 +148,12 @@ def test_the_restore_shows_progress_lines_of_the_total(recycled: dict[str, Path]
     progress = [line for line in said if line.startswith("colabssh: restoring: ")]
     assert progress and all(" of 2 files, " in line and "of 293.0 KiB" in line for line in progress), said
     assert index_of(said, "colabssh: restoring: ") < index_of(said, f"colabssh: restored {recycled['content']}")
+
+
+def test_a_state_folder_that_fails_warns_and_restores_nothing(recycled: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("not a folder\n")  # the runner's lock cannot be made
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state", True,
+                              said.append)
+    assert len(said) == 1 and said[0].startswith("colabssh: warning: nothing restored from Drive: ")
+    assert "`colabssh restore`" in said[0] and not (recycled["content"] / "project").exists()
