@@ -134,7 +134,7 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
     from .sync.follow import follow
     from .sync.jobs import Jobs
     from .sync.plan import ensure_rsync, prepare
-    from .sync.protocol import SyncRefused, advice_for
+    from .sync.protocol import EXIT_SIGNAL, SyncRefused, advice_for
     from .sync.request import Request
     from .sync.worker import finish, note_in_log, run_rsync
 
@@ -153,16 +153,14 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
     total_files, total_bytes = (plan.scan.files, plan.scan.bytes) if plan.scan is not None else (0, 0)
     out(f"colabssh: restoring {content} from {plan.request.source_root}: {total_files:,} files, "
         f"{human_size(total_bytes)}")
-    ended: dict[str, int] = {}
 
-    def copy() -> None:
+    def copy() -> None:  # the worker's part, in a thread of the kernel (a fork of a notebook's kernel is unsafe)
         code = 1
         try:
             code = run_rsync(job, spec, lock_fd)
         except Exception as exc:  # noqa: BLE001  (recorded in the job; the follower reports it)
             note_in_log(job, f"the restore failed: {exc}")
-        ended["exit"] = code if code >= 0 else 20
-        finish(job, ended["exit"])
+        finish(job, code if code >= 0 else EXIT_SIGNAL)
 
     started = time.monotonic()
     last = [started]
