@@ -157,3 +157,15 @@ def test_a_state_folder_that_fails_warns_and_restores_nothing(recycled: dict[str
                               said.append)
     assert len(said) == 1 and said[0].startswith("colabssh: warning: nothing restored from Drive: ")
     assert "`colabssh restore`" in said[0] and not (recycled["content"] / "project").exists()
+
+
+def test_a_backup_too_big_for_the_disk_warns_and_the_cell_still_connects(start_runtime: StartRuntime,
+                                                                         recycled: dict[str, Path]) -> None:
+    with open(recycled["backup"] / "project/data/huge.bin", "wb") as sparse:
+        sparse.truncate(8 << 40)  # 8 TiB that take no room on Drive's side here, and do not fit on the runtime
+    cell = start_runtime(extra_env={"COLABSSH_HOME": str(recycled["home"])}, where=recycled["where"])
+    lines = lines_of(cell)
+    warning = index_of(lines, f"colabssh: warning: {recycled['content']} not restored from Drive: not enough "
+                              "free space at")
+    assert warning < index_of(lines, CONNECT_PREFIX)
+    assert sorted(os.listdir(recycled["content"])) == ["sample_data"]
