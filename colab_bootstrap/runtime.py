@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import colab, conncode, gpu, pack, session_env, sshd
+from . import colab, comeback, conncode, gpu, pack, session_env, sshd
 from .errors import BootstrapError
 from .pubkey import authorised_key_line
 from .settings import Settings, profile_folder, state_folder
@@ -95,7 +95,7 @@ def public_key_for(settings: Settings, environ: Mapping[str, str], out: Callable
 def session_environment(settings: Settings, drive: Path | None, environ: Mapping[str, str]) -> dict[str, str]:
     env = session_env.carried_environment(environ)
     env.update({"COLABSSH_CONTENT": str(settings.content), "COLABSSH_STATE": str(settings.state),
-                "COLABSSH_PYTHON": sys.executable})
+                "COLABSSH_PYTHON": sys.executable, "COLABSSH_HOME": str(settings.home)})
     if drive is not None:
         env["COLABSSH_DRIVE"] = str(drive)
     return dict(sorted(env.items()))
@@ -112,6 +112,7 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
     card = gpu.gpu_name(out)
     sshd.prepare_state(settings.state)
     pack.cache_running_bundle({"COLABSSH_STATE": str(settings.state)})  # the cell's code, for laptop commands
+    comeback.restore_at_start(settings.content, drive, settings.home, settings.state, settings.restore, out)
     with starting_alone(settings.state, out):
         return _start_locked(settings, key_line, drive, card, environ, out)
 

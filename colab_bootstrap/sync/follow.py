@@ -57,8 +57,34 @@ def summary(job: Path, parser: OutputReader, result: Optional[dict], spec: Optio
         seconds=round(max(duration, 0.0), 3), ended=(result or {}).get("ended"),
         advice=advice_for(code) if code != EXIT_LOST else
         "the sync's worker on the runtime was killed before it could record a result; run the sync again",
-        lost=result is None,
+        lost=result is None, editors=editors_report(job, spec),
     ).to_event()
+
+
+def editors_report(job: Path, spec: dict) -> Optional[dict]:
+    """The counts of a full backup's second rsync (the editor folders), from editors.log and editors.json; None
+    when the job had none. ``exit`` is None when it never ran (the content's rsync failed first)."""
+    step = spec.get("editors")
+    if not isinstance(step, dict):
+        return None
+    parser = OutputReader(items=False, sized=False)
+    try:
+        fd = open_regular(job / "editors.log")
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        try:
+            data = os.read(fd, STATE_FILE_MAX)
+        finally:
+            os.close(fd)
+        parser.feed(data)
+        parser.close()
+    done = read_json(job / "editors.json")
+    stats = parser.stats
+    return {"names": list(step.get("names") or []), "exit": done.get("exit") if done else None,
+            "files": stats.get("files_total", 0), "bytes": stats.get("total_bytes", 0),
+            "files_copied": stats.get("files_copied", 0), "bytes_copied": stats.get("bytes_copied", 0),
+            "deleted": stats.get("deleted", 0), "messages": parser.messages[-5:]}
 
 
 def open_log(job: Path) -> int:

@@ -226,6 +226,7 @@ class Jobs:
                 "tmp_dir": plan.tmp_dir, "trash": plan.trash, "drive_cache": plan.drive_cache,
                 "mode": plan.request.mode, "dry_run": plan.request.dry_run, "source": str(plan.request.source_root),
                 "dest": str(plan.request.dest_root), "paths": plan.request.paths,
+                "editors": plan.editors.as_spec() if plan.editors is not None else None,
                 "scan": {} if plan.scan is None else {**asdict(plan.scan),
                                                       "newer_in_dest": plan.scan.newer_in_dest[:100],
                                                       "newer_count": len(plan.scan.newer_in_dest)}}

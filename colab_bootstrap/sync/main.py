@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from ..settings import state_folder
+from ..settings import home_folder, state_folder
 from .plan import ensure_rsync
 from .protocol import DEFAULT_FOLDER, SyncOptions, SyncRefused
 from .request import Request
@@ -32,6 +32,7 @@ def _parse_args(argv: Sequence[str]) -> tuple[str, dict]:
             command.add_argument("--content", default=os.environ.get("COLABSSH_CONTENT") or "/content")
             command.add_argument("--drive", default=os.environ.get("COLABSSH_DRIVE") or "")
             command.add_argument("--folder", default=DEFAULT_FOLDER)
+            command.add_argument("--home", default="")  # whose editor folders a full backup keeps (COLABSSH_HOME)
             command.add_argument("--exclude", action="append", default=[])
             command.add_argument("--delete", action="store_true")
             command.add_argument("--dry-run", action="store_true")
@@ -62,7 +63,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         "on Colab, re-run the colabssh cell so it mounts Drive; elsewhere set "
                                         "COLABSSH_DRIVE before starting the cell", "no_drive"),
                             emit_json)
-        request = Request.of(SyncOptions.from_args(args), Path(args["content"]), Path(args["drive"]))
+        home = Path(args["home"]) if args["home"] else home_folder(os.environ)
+        request = Request.of(SyncOptions.from_args(args), Path(args["content"]), Path(args["drive"]), home)
         return start(request, state, token=args["token"])
     except BrokenPipeError:  # the laptop went away; a detached run goes on
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when python flushes

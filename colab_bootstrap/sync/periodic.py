@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
+from ..settings import home_folder
 from ..units import human_size
+from .editors import label
 from .files import append_bytes, os_failure, read_json, read_small, write_text
 from .follow import parse_log, reader_for, summary
 from .jobs import Jobs
@@ -76,20 +78,25 @@ def describe(report: dict) -> str:
         text += f"; rsync exit {report['exit']}: {report['advice']}"
     elif report.get("drive_cache"):
         text += " (in Drive's local cache; Google Drive uploads it in the background)"
+    editors = report.get("editors")
+    if editors and editors.get("exit") is not None:
+        text += (f"; {label(editors['names'])}: {editors['files']} file(s) kept on Drive"
+                 + (f" (rsync exit {editors['exit']})" if editors["exit"] else ""))
     for note in report.get("notes") or []:
         text += f" (note: {note})"
     return text
 
 
 def start_periodic(content: Path | str, drive: Optional[Path | str], state: Path | str, every: int,
-                   say: Callable[[str], None] = print) -> Optional[threading.Thread]:
+                   say: Callable[[str], None] = print, home: Optional[Path | str] = None) -> Optional[threading.Thread]:
     """The cell's option: back the content root up every EVERY seconds from the runtime itself (0: off).
 
     A daemon thread, which runs while ``STATE/sync/periodic.id`` holds its token: a later call (a re-run of the cell)
     takes over and the earlier thread ends at its next wake; a call with EVERY <= 0 or no Drive removes the file, so
-    the earlier thread ends and none starts (the cell's ``colabssh_stop()`` removes it too). Each run is logged to
-    ``STATE/sync/periodic.log``; the notebook hears of the first backup and of failures. Neither file is ever
-    opened unless it is a regular file (a FIFO there would block the thread for good).
+    the earlier thread ends and none starts (the cell's ``colabssh_stop()`` removes it too). Each run also keeps
+    the editor folders of HOME (default: ``COLABSSH_HOME``, else the login user's home) on Drive (``editors``).
+    Each run is logged to ``STATE/sync/periodic.log``; the notebook hears of the first backup and of failures.
+    Neither file is ever opened unless it is a regular file (a FIFO there would block the thread for good).
     """
     state = Path(state)
     marker = state / "sync" / "periodic.id"
@@ -110,7 +117,8 @@ def start_periodic(content: Path | str, drive: Optional[Path | str], state: Path
     except OSError as exc:
         say(f"colabssh: periodic sync is off: cannot write {marker}: {exc.strerror or exc}")
         return None
-    request = Request(mode="backup", content=Path(content), drive=Path(drive))
+    request = Request(mode="backup", content=Path(content), drive=Path(drive),
+                      home=home_folder(os.environ) if home is None else Path(home))
     log_path = state / "sync" / "periodic.log"
     say(f"colabssh: backing {content} up to {request.dest_root} every {every} s (log: {log_path})")
 

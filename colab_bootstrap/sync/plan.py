@@ -18,6 +18,7 @@ from typing import Optional
 from ..packages import apt_install
 from .config import MOUNTINFO
 from .drive import check_drive, on_colab
+from .editors import EditorStep, backup_step
 from .files import file_kind
 from .output import OUT_FORMAT, symlink_warning
 from .protocol import DEFAULT_FOLDER, SyncRefused
@@ -62,6 +63,7 @@ class Plan:
     scan: Optional[Scan]  # restore only: a backup's files are counted by rsync as it runs (``output``)
     warnings: list[tuple[str, str]]
     to_copy: Optional[int] = None  # bytes to copy, when the free-space check needed rsync's exact figure
+    editors: Optional[EditorStep] = None  # a full backup's second rsync: the home's editor folders
 
 
 def ensure_rsync(say: Callable[[str], None], is_root: Optional[bool] = None) -> str:
@@ -180,5 +182,14 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
     if request.bwlimit:
         argv.append(f"--bwlimit={request.bwlimit}")
     argv += ["--", *operands]
+    editors = backup_step(rsync, request.home, drive, request.dry_run) \
+        if request.keeps_editors and request.home is not None else None
+    if editors is not None and not request.dry_run:
+        store = Path(editors.store)
+        if os.path.lexists(store) and not stat.S_ISDIR(os.lstat(store).st_mode):
+            raise SyncRefused(f"{store} is {file_kind(os.lstat(store).st_mode)}, not a folder: colabssh keeps the "
+                              "editor servers' folders there", "move it away, then sync again (or sync PATHs: "
+                              "a partial sync leaves the editor folders alone)")
+        check_tmp_folder(Path(editors.tmp_dir))
     return Plan(request=request, argv=argv, tmp_dir=tmp_dir, trash=trash, drive_cache=drive_cache, scan=found,
-                warnings=warnings, to_copy=to_copy)
+                warnings=warnings, to_copy=to_copy, editors=editors)

@@ -111,6 +111,7 @@ class SyncResult:
     ended: Optional[float] = None  # time.time() when it ended
     advice: str = ""
     lost: bool = False  # the worker was killed before it recorded a result
+    editors: Optional[dict] = None  # a full backup's editor folders (``sync.editors``): names, exit, files, bytes...
 
     def to_event(self) -> dict[str, Any]:
         return {"event": "result", **asdict(self)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Optional
 
 from .protocol import DEFAULT_FOLDER, SyncOptions, check_options
 
@@ -23,19 +24,26 @@ class Request:
     dry_run: bool = False
     force: bool = False
     bwlimit: int = 0  # KiB/s, 0 = no limit
+    home: Optional[Path] = None  # a full backup also keeps this home's editor folders on Drive (``editors``)
 
     @classmethod
-    def of(cls, options: SyncOptions, content: Path, drive: Path) -> Request:
-        """The request for OPTIONS (the laptop's) on this runtime's content root and Drive folder."""
+    def of(cls, options: SyncOptions, content: Path, drive: Path, home: Optional[Path] = None) -> Request:
+        """The request for OPTIONS (the laptop's) on this runtime's content root, Drive folder and home."""
         return cls(mode=options.mode, content=content, drive=drive, folder=options.folder,
                    paths=list(options.paths) or ["."], excludes=list(options.excludes), delete=options.delete,
-                   dry_run=options.dry_run, force=options.force, bwlimit=options.bwlimit)
+                   dry_run=options.dry_run, force=options.force, bwlimit=options.bwlimit, home=home)
 
     def checked(self) -> Request:
         """This request with absolute roots and clean folder and paths; SyncRefused for what no run may take."""
         folder, paths = check_options(self.mode, self.folder, self.excludes, self.paths)
         return replace(self, content=self.content.absolute(), drive=self.drive.absolute(), folder=folder,
-                       paths=paths, excludes=list(self.excludes))
+                       paths=paths, excludes=list(self.excludes),
+                       home=self.home.absolute() if self.home is not None else None)
+
+    @property
+    def keeps_editors(self) -> bool:
+        """A full backup (no PATH) carries the editor folders too; a backup of some paths leaves them alone."""
+        return self.mode == "backup" and self.home is not None and self.paths == ["."]
 
     @property
     def source_root(self) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .config import POLL_SECONDS
+from .editors import write_manifests
 from .files import UnsafeFile, append_bytes, file_kind, open_regular, write_json, write_text
 from .jobs import Jobs
 from .protocol import EXIT_SIGNAL
@@ -61,7 +62,40 @@ def run_rsync(job: Path, spec: dict, lock_fd: Optional[int],
             Path(spec["tmp_dir"]).rmdir()  # leave no folder of ours in the content root
         except OSError:
             pass
+    if spec.get("editors") and code in PARTIAL_OK:
+        editors_code = run_editors(job, spec, lock_fd, on_start)
+        code = code or (0 if editors_code == VANISHED else editors_code)
     return code
+
+
+PARTIAL_OK = (0, 23, 24)  # rsync's codes after which the rest of a job still runs (all of it, or all it could)
+VANISHED = 24  # files vanished during the copy: in an editor folder, a running server's churn (its summary says so)
+
+
+def run_editors(job: Path, spec: dict, lock_fd: Optional[int],
+                on_start: Callable[[subprocess.Popen], None] = lambda p: None) -> int:
+    """A full backup's second rsync: the home's editor folders to Drive (``editors``), output to the job's
+    editors.log, its exit code in editors.json (the summary's ``editors`` counts come from both); then the list of
+    executable files beside each folder."""
+    step = spec["editors"]
+    store = Path(step["store"])
+    if not spec.get("dry_run"):
+        store.mkdir(parents=True, exist_ok=True)
+        clear_tmp(Path(step["tmp_dir"]))
+    log = open_regular(job / "editors.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        process = subprocess.Popen(step["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "LC_ALL": "C"},
+                                   pass_fds=(lock_fd,) if lock_fd is not None else (), start_new_session=True)
+    finally:
+        os.close(log)
+    on_start(process)
+    code = process.wait()
+    end_group(process.pid)
+    if code in PARTIAL_OK and not spec.get("dry_run"):
+        write_manifests(Path(step["home"]), store, list(step["names"]))
+    write_json(job / "editors.json", {"exit": EXIT_SIGNAL if code < 0 else code})
+    return EXIT_SIGNAL if code < 0 else code
 
 
 def group_members(pgid: int) -> list[int]:

@@ -23,7 +23,9 @@ def restore(
 ) -> None:
     """Copy a Drive backup back into the runtime's content root (a fresh runtime + restore = the old one's work).
 
-    Never overwrites a file that is newer on the runtime unless --force; never deletes anything.
+    Never overwrites a file that is newer on the runtime unless --force; never deletes anything. The cell does this
+    by itself when it starts with an empty content root, and brings back the editor servers' folders
+    (.vscode-server ...) that the home lacks; this command restores the content root only.
     """
     from ..remote.runner import Remote
     from ..transfer.client import SyncOptions, check, refuse_drive_commands

@@ -135,7 +135,7 @@ def _summary(outcome: SyncOutcome) -> list[str]:
         counts = f"{report.new_files} new, {report.changed_files} changed, {report.deleted} to the trash"
         lines.append(f"dry run of {'restore' if restore else 'sync'} {report.source} -> {report.dest}: {counts}; "
                      "nothing was changed")
-        return lines
+        return lines + editors_lines(report.editors, dry_run=True)
     verb = "restored" if restore else "synced"
     unchanged = max(int(report.files_total) - report.new_files - report.changed_files, 0)
     lines.append(f"{verb} {report.source} -> {report.dest}: {report.new_files} new and "
@@ -151,6 +151,7 @@ def _summary(outcome: SyncOutcome) -> list[str]:
         shown = ", ".join(report.kept_newer[:10]) + (" ..." if report.kept_newer_count > 10 else "")
         lines.append(f"kept {report.kept_newer_count} file(s) that are newer on the runtime "
                      f"(--force overwrites them): {shown}")
+    lines += editors_lines(report.editors)
     if outcome.exit_code == 0 and not restore:
         if report.drive_cache:
             lines.append("written to Drive's local cache on the runtime; Google Drive is still uploading it in the "
@@ -158,6 +159,30 @@ def _summary(outcome: SyncOutcome) -> list[str]:
         else:
             lines.append(f"copied into {report.dest}")
     return lines
+
+
+EDITOR_LABELS = {".vscode-server": "VS Code server", ".cursor-server": "Cursor server",
+                 ".vscodium-server": "VSCodium server"}  # colab_bootstrap.sync.editors.LABELS
+
+
+def editors_lines(editors: Optional[dict[str, Any]], dry_run: bool = False) -> list[str]:
+    """The one line on the editor folders a full backup keeps on Drive (none when it carried none)."""
+    if not isinstance(editors, dict) or not editors.get("names"):
+        return []
+    names = [str(name) for name in editors["names"]]
+    kinds = {EDITOR_LABELS.get(name, name) for name in names}
+    what = kinds.pop() if len(kinds) == 1 else "editor servers"
+    folders = f"{len(names)} folder{'s' if len(names) != 1 else ''} ({', '.join(names)})"
+    files, size = int(editors.get("files") or 0), human_size(int(editors.get("bytes") or 0))
+    copied = f"{int(editors.get('files_copied') or 0):,} file(s) ({human_size(int(editors.get('bytes_copied') or 0))})"
+    if editors.get("exit") is None:
+        return [f"{what}: {folders} not kept on Drive: the run stopped before their copy (see above)"]
+    if dry_run:
+        return [f"dry run: {what}: {folders}, {files:,} files, {size}; would copy {copied} to Drive"]
+    line = f"{what}: {folders}, {files:,} files, {size} kept on Drive ({copied} copied now)"
+    if editors.get("exit"):
+        line += f"; rsync exit {editors['exit']}: " + "; ".join(str(m) for m in editors.get("messages") or [])
+    return [line]
 
 
 def print_outcome(outcome: SyncOutcome, as_json: bool) -> None:

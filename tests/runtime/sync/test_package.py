@@ -80,7 +80,7 @@ def test_the_result_event_is_typed_on_both_sides(tree: dict[str, Path]) -> None:
     plan = prepare(Request("backup", tree["content"], tree["drive"]))
     job, spec = Jobs(tree["state"]).new_job(plan, "test")
     event = summary(job, OutputReader(), {"exit": 0, "ended": 1.5}, spec)
-    assert list(event)[:3] == ["event", "job", "exit"] and len(event) == 29  # the JSON line, as before
+    assert list(event)[:3] == ["event", "job", "exit"] and len(event) == 30  # the JSON line, with editors
     result = SyncResult.from_event({**event, "notes": ["a key it does not know"]})
     assert result.to_event() == event and result.exit == 0 and result.dest == str(tree["drive"] / "colabssh/content")
     assert SyncOutcome({"event": "result", "exit": 23}).result.new_files == 0  # a missing key: its default

@@ -1,0 +1,171 @@
+"""A recycled runtime comes back: the printed cell, started with an empty content root and a backup on the fake
+Drive, restores /content and the editor folders before its connect line; user files and existing folders are
+never overwritten; restore off skips it; a broken restore warns and the cell goes on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from colab_bootstrap import comeback
+from colab_bootstrap.drive_layout import CONTENT_FOLDER, HOME_FOLDER
+from colab_bootstrap.sync import worker
+from colab_bootstrap.sync.editors import MANIFEST_SUFFIX
+from colab_bootstrap.sync.jobs import Jobs
+from tests.cellrunner import CONNECT_PREFIX, RunningCell
+from tests.runtime.sync.editor_tree import EXECUTABLE, KEPT, files_under, make_editor_folder
+
+StartRuntime = Callable[..., RunningCell]
+
+
+@pytest.fixture
+def recycled(tmp_path: Path) -> dict[str, Path]:
+    """What runtime A left on Drive (a /content backup, a VS Code server folder with its executables list, the
+    execute bits lost as on Drive's mount); runtime B's content root and home are empty."""
+    where = tmp_path / "runtime"
+    drive, home = where / "drive", tmp_path / "runtime-home"
+    backup = drive / CONTENT_FOLDER
+    (backup / "project/data").mkdir(parents=True)
+    (backup / "project/train.py").write_text("print('hi')\n")
+    (backup / "project/data/big.bin").write_bytes(os.urandom(300_000))
+    (backup / "sample_data").mkdir()
+    (backup / "sample_data/never.csv").write_text("colab's own: never restored\n")
+    store = drive / HOME_FOLDER
+    make_editor_folder(store)
+    for special in ("data/server.sock", "data/pipe.fifo"):
+        (store / ".vscode-server" / special).unlink()
+    (store / (".vscode-server" + MANIFEST_SUFFIX)).write_text(
+        "".join(f".vscode-server/{rel}\n" for rel in EXECUTABLE))
+    for path in (store / ".vscode-server").rglob("*"):
+        if path.is_file():
+            path.chmod(0o600)
+    home.mkdir()
+    content = where / "content"
+    (content / "sample_data").mkdir(parents=True)  # what Colab puts there
+    (content / "sample_data/README.md").write_text("colab\n")
+    return {"where": where, "drive": drive, "home": home, "content": content, "backup": backup}
+
+
+def lines_of(cell: RunningCell) -> list[str]:
+    return [line.rstrip("\n") for line in cell.lines]
+
+
+def index_of(lines: list[str], start: str) -> int:
+    found = [i for i, line in enumerate(lines) if line.startswith(start)]
+    assert found, f"no line starts with {start!r}:\n" + "\n".join(lines)
+    return found[0]
+
+
+def test_an_empty_runtime_restores_content_and_the_editor_folder_before_the_connect_line(
+        start_runtime: StartRuntime, recycled: dict[str, Path]) -> None:
+    cell = start_runtime(extra_env={"COLABSSH_HOME": str(recycled["home"])}, where=recycled["where"])
+    lines = lines_of(cell)
+    content, home = recycled["content"], recycled["home"]
+    connect = index_of(lines, CONNECT_PREFIX)
+    assert index_of(lines, f"colabssh: restoring {content} from") < \
+        index_of(lines, f"colabssh: restored {content} from Drive: 2 files") < \
+        index_of(lines, "colabssh: restored VS Code server") < index_of(lines, "sshd: listening") < connect
+    assert (content / "project/train.py").read_text() == "print('hi')\n"
+    assert (content / "project/data/big.bin").read_bytes() == (recycled["backup"] / "project/data/big.bin").read_bytes()
+    assert not (content / "sample_data/never.csv").exists() and not (content / ".colabssh-tmp").exists()
+    server = home / ".vscode-server"
+    assert files_under(server) == set(KEPT) | set(EXECUTABLE)
+    assert all(os.access(server / rel, os.X_OK) for rel in EXECUTABLE)  # Drive lost them; the list brought them
+    assert not (home / ".colabssh-restoring").exists()
+    assert (Jobs(cell.state).current_job() or Path()).is_dir()  # the restore is a job: `sync --attach` replays it
+    assert f"COLABSSH_HOME={home}" in (cell.state / "session-env.sh").read_text()
+
+
+def test_a_content_root_with_a_user_file_and_an_existing_editor_folder_are_untouched(
+        start_runtime: StartRuntime, recycled: dict[str, Path]) -> None:
+    (recycled["content"] / "mine.txt").write_text("keep me\n")
+    (recycled["home"] / ".vscode-server/extensions").mkdir(parents=True)
+    cell = start_runtime(extra_env={"COLABSSH_HOME": str(recycled["home"])}, where=recycled["where"])
+    lines = lines_of(cell)
+    assert index_of(lines, f"colabssh: {recycled['content']} holds files already (mine.txt): not restored; "
+                           "`colabssh restore` brings the backup back") < index_of(lines, CONNECT_PREFIX)
+    assert sorted(os.listdir(recycled["content"])) == ["mine.txt", "sample_data"]
+    assert files_under(recycled["home"] / ".vscode-server") == set()  # an existing folder is never overwritten
+    assert "restored VS Code server" not in cell.output
+
+
+def test_restore_off_skips_it_with_one_line(start_runtime: StartRuntime, recycled: dict[str, Path]) -> None:
+    cell = start_runtime(extra_env={"COLABSSH_HOME": str(recycled["home"]), "COLABSSH_RESTORE": "0"},
+                         where=recycled["where"])
+    assert "colabssh: restore from Drive skipped" in cell.output
+    assert sorted(os.listdir(recycled["content"])) == ["sample_data"] and not os.listdir(recycled["home"])
+
+
+def test_a_broken_restore_warns_and_the_cell_still_connects(start_runtime: StartRuntime,
+                                                            recycled: dict[str, Path]) -> None:
+    (recycled["content"] / ".colabssh-tmp").symlink_to(recycled["home"])  # rsync's temp folder, replaced by a link
+    cell = start_runtime(extra_env={"COLABSSH_HOME": str(recycled["home"])}, where=recycled["where"])
+    lines = lines_of(cell)
+    warning = index_of(lines, f"colabssh: warning: {recycled['content']} not restored from Drive:")
+    assert "symbolic link" in lines[warning] and warning < index_of(lines, CONNECT_PREFIX)
+    assert not (recycled["content"] / "project").exists()
+    assert (recycled["home"] / ".vscode-server" / KEPT[0]).is_file()  # the editor folder still came back
+
+
+def test_a_partial_restore_says_so_and_names_the_command(recycled: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real = worker.run_rsync
+
+    def cut_short(job: Path, spec: dict, lock_fd: int | None, *rest: object) -> int:
+        real(job, spec, lock_fd)
+        return 23  # as when a file of the backup could not be read
+
+    monkeypatch.setattr(worker, "run_rsync", cut_short)
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state", True,
+                              said.append)
+    warning = index_of(said, "colabssh: warning: ")
+    assert said[warning].startswith(f"colabssh: warning: {recycled['content']} was restored only in part (rsync "
+                                    "exit 23") and "run `colabssh restore` to bring the rest back" in said[warning]
+    assert index_of(said, "colabssh: restored VS Code server") > warning  # the next step still runs
+    assert not Jobs(tmp_path / "state").is_locked()
+
+
+def test_no_backup_and_no_drive_say_nothing(recycled: dict[str, Path], tmp_path: Path) -> None:
+    shutil.rmtree(recycled["drive"] / "colabssh")
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "s", True,
+                              said.append)
+    comeback.restore_at_start(recycled["content"], None, recycled["home"], tmp_path / "s", True, said.append)
+    assert said == []
+
+
+def test_the_restore_shows_progress_lines_of_the_total(recycled: dict[str, Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(comeback, "PROGRESS_EVERY", 0.0)  # every progress event rsync gives, not one per 3 s
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state", True,
+                              said.append)
+    progress = [line for line in said if line.startswith("colabssh: restoring: ")]
+    assert progress and all(" of 2 files, " in line and "of 293.0 KiB" in line for line in progress), said
+    assert index_of(said, "colabssh: restoring: ") < index_of(said, f"colabssh: restored {recycled['content']}")
+
+
+def test_a_state_folder_that_fails_warns_and_restores_nothing(recycled: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("not a folder\n")  # the runner's lock cannot be made
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state", True,
+                              said.append)
+    assert len(said) == 1 and said[0].startswith("colabssh: warning: nothing restored from Drive: ")
+    assert "`colabssh restore`" in said[0] and not (recycled["content"] / "project").exists()
+
+
+def test_a_backup_too_big_for_the_disk_warns_and_the_cell_still_connects(start_runtime: StartRuntime,
+                                                                         recycled: dict[str, Path]) -> None:
+    with open(recycled["backup"] / "project/data/huge.bin", "wb") as sparse:
+        sparse.truncate(8 << 40)  # 8 TiB that take no room on Drive's side here, and do not fit on the runtime
+    cell = start_runtime(extra_env={"COLABSSH_HOME": str(recycled["home"])}, where=recycled["where"])
+    lines = lines_of(cell)
+    warning = index_of(lines, f"colabssh: warning: {recycled['content']} not restored from Drive: not enough "
+                              "free space at")
+    assert warning < index_of(lines, CONNECT_PREFIX)
+    assert sorted(os.listdir(recycled["content"])) == ["sample_data"]
