@@ -74,6 +74,7 @@ def cell_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         "COLABSSH_STATE": str(tmp / "state"),
         "COLABSSH_CONTENT": str(tmp / "content"),
         "COLABSSH_DRIVE": str(tmp / "drive"),
+        "COLABSSH_HOME": str(tmp / "home"),  # whose editor-server folders sync keeps: never the real home
         "COLABSSH_PORT": "0",
         "COLABSSH_PROFILE_D": "",
         "PYTHONUNBUFFERED": "1",
