@@ -1,0 +1,91 @@
+"""The relay against real local runtimes: `connect CODE --drive-folder` writes a Host block whose ProxyCommand is
+the relay; ssh reaches the runtime with fd passing (OpenSSH) and with the pump (ProxyUseFdpass no, as VSCodium's
+Open Remote-SSH runs it); after a recycle (runtime A stopped, runtime B with the same host key elsewhere, its code
+on Drive) `ssh colab` reaches B with no laptop command; an address that presents another key is refused by ssh."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from colab_bootstrap import conncode, drive_layout
+from colabssh_cli.app import main
+from colabssh_cli.paths import Paths
+from colabssh_cli.remote.runner import close_shared_connection
+from tests.cli.connection.test_flow_e2e import close_masters_after, user_ssh  # noqa: F401  (a fixture)
+
+
+def put_code(drive: Path, code: str, mtime: float | None = None) -> Path:
+    """The code where the cell leaves it on Drive for this laptop's key."""
+    public = Paths.from_env().public_key.read_text()
+    path = drive_layout.runtime_folder(drive, public) / drive_layout.CODE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(code + "\n")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def no_master(alias: str = "colab") -> list[str]:
+    """Options for a connection of its own (not a ride on the shared one), so the relay runs each time."""
+    return ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+
+
+def test_connect_with_a_drive_folder_reaches_the_runtime_by_fd_passing_and_by_the_pump(
+        runtime, isolated_home, tmp_path, close_masters_after):  # noqa: F811
+    drive = tmp_path / "My Drive"
+    drive.mkdir()
+    assert main(["connect", runtime.code, "--no-open", "--drive-folder", str(drive)]) == 0
+    config = (isolated_home / ".ssh" / "colabssh" / "config").read_text()
+    assert "-m colabssh_cli.comeback.relay colab %h %p local" in config
+    assert "ProxyUseFdpass yes" in config
+    passed = user_ssh(isolated_home, *no_master(), "colab", "echo fd")
+    assert (passed.returncode, passed.stdout) == (0, "fd\n"), passed.stderr
+    pumped = user_ssh(isolated_home, *no_master(), "-o", "ProxyUseFdpass=no", "colab", "echo pump")
+    assert (pumped.returncode, pumped.stdout) == (0, "pump\n"), pumped.stderr
+
+
+def test_after_a_recycle_ssh_reaches_the_new_runtime_through_its_code_on_drive(
+        start_runtime, isolated_home, tmp_path, close_masters_after):  # noqa: F811
+    drive = tmp_path / "My Drive"
+    drive.mkdir()
+    state = tmp_path / "a" / "state"
+    first = start_runtime("local", where=tmp_path / "a")
+    assert main(["connect", first.code, "--no-open", "--drive-folder", str(drive)]) == 0
+    close_shared_connection(Paths.from_env(), "colab")
+    first.stop()
+    assert user_ssh(isolated_home, *no_master(), "colab", "true").returncode == 255
+    # runtime B: the same host key (the cell keeps it on Drive; here: the same state folder), another port
+    second = start_runtime("local", where=tmp_path / "b",
+                           extra_env={"COLABSSH_STATE": str(state), "COLABSSH_PORT": str(free_port())})
+    assert second.info.hostkey == first.info.hostkey and second.info.port != first.info.port
+    put_code(drive, second.code)
+    for options in ([], ["-o", "ProxyUseFdpass=no"]):
+        done = user_ssh(isolated_home, *no_master(), *options, "colab", "echo $COLABSSH_CONTENT")
+        assert (done.returncode, done.stdout.strip()) == (0, str(second.content)), done.stderr
+        assert f"{second.info.host}:{second.info.port}" in done.stderr  # the relay says where it went
+
+
+def test_an_address_that_presents_another_host_key_is_refused_by_ssh(
+        start_runtime, isolated_home, tmp_path, close_masters_after):  # noqa: F811
+    drive = tmp_path / "My Drive"
+    drive.mkdir()
+    first = start_runtime("local", where=tmp_path / "a")
+    other = start_runtime("local", where=tmp_path / "b")
+    assert main(["connect", first.code, "--no-open", "--drive-folder", str(drive)]) == 0
+    close_shared_connection(Paths.from_env(), "colab")
+    first.stop()
+    # a code on Drive that claims the pinned key but points at another runtime (another key)
+    forged = conncode.encode(conncode.ConnectionInfo(**{**first.info.__dict__, "port": other.info.port}))
+    put_code(drive, forged)
+    done = user_ssh(isolated_home, *no_master(), "colab", "true")
+    assert done.returncode == 255
+    assert f"127.0.0.1:{other.info.port}" in done.stderr  # the relay says where it went ...
+    assert "host key" in done.stderr.lower() and "colabssh-colab" in done.stderr, done.stderr  # ssh refused it
