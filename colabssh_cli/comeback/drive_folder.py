@@ -21,7 +21,7 @@ MY_DRIVE = "My Drive"
 # Linux has no Drive client of Google's: these are the usual mount points of google-drive-ocamlfuse, rclone
 # (`rclone mount gdrive: ~/gdrive`), Insync and GNOME Online Accounts' user-made links.
 LINUX_PLACES = ("GoogleDrive", "google-drive", "gdrive", "Google Drive", "GDrive", "googledrive",
-                "mnt/gdrive", "mnt/google-drive", "Insync")
+                "mnt/gdrive", "mnt/google-drive")
 
 
 def _macos(home: Path) -> list[Path]:

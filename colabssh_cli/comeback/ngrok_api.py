@@ -20,7 +20,9 @@ from .finder import parse_time
 
 API_URL = "https://api.ngrok.com"
 TIMEOUT = 3.0  # seconds for both lists together
-METADATA_PREFIX = "colabssh hostkey="  # the cell's tag: METADATA_PREFIX + "SHA256:..."
+# the cell's tag + "SHA256:..."; the same text as colab_bootstrap/tunnels/ngrok.py's (a test checks), which is
+# not imported: it brings subprocess and logging into every ssh connection
+METADATA_PREFIX = "colabssh hostkey="
 _TCP_URL = re.compile(r"tcp://([A-Za-z0-9.-]+):([0-9]{1,5})")
 
 

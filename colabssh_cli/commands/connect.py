@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -52,7 +53,7 @@ def connect(
     from ..connection.colab_cli_input import check_transport_arguments
     from ..connection.flow import ConnectOptions
     from ..connection.flow import connect as run_connect
-    from ..connection.tunnel import TunnelConnector
+    from ..connection.tunnel import TunnelConnector, uses_relay
     from ..connection.tunnel_input import TunnelInput
     from ..console import status
     from ..session import Login
@@ -84,6 +85,11 @@ def connect(
     elif target.auth == Login.PASSWORD:
         lines.append(f"ssh {outcome.alias} asks for the password you gave colab-ssh (colabssh never stores it)")
     lines += drive_notes
+    if uses_relay(target):
+        ways = (["Drive's newest code with this host key"] if target.drive_folder else []) + \
+            (["the ngrok API"] if os.environ.get("NGROK_API_KEY", "").strip() else [])
+        lines.append(f"ssh {outcome.alias} finds a recycled runtime by itself (the ProxyCommand, colabssh's relay, "
+                     f"asks {' and '.join(ways)}; a new host key is always refused)")
     _show_outcome(outcome.alias, outcome.written, lines, outcome.editor)
 
 

@@ -62,6 +62,13 @@ def proxy_command(cloudflared: str) -> str:
     return f'"{cloudflared}" access ssh --hostname %h'
 
 
+def uses_relay(session: Session) -> bool:
+    """Whether ssh reaches SESSION through the relay: it has a Drive folder, or it is a pinned ngrok runtime and
+    NGROK_API_KEY is set (the ngrok API finds a recycled runtime's address)."""
+    return bool(session.drive_folder) or (session.pinned and session.tunnel == Transport.NGROK
+                                          and bool(os.environ.get("NGROK_API_KEY", "").strip()))
+
+
 def relay_command(session: Session) -> str:
     """The ProxyCommand of a session with a Drive folder: colabssh's relay finds the runtime's current address at
     each connection (colabssh_cli/comeback/relay.py); the Host block's HostName and Port are its last address."""
@@ -120,7 +127,7 @@ class TunnelConnector:
         return cls(session_from_input(alias, given))
 
     def host_entry(self, paths: Paths) -> HostEntry:
-        if self.session.drive_folder:
+        if uses_relay(self.session):
             proxy: Optional[str] = relay_command(self.session)
         else:
             proxy = proxy_command(self.cloudflared) if self.cloudflared else None

@@ -5,15 +5,19 @@ on Drive) `ssh colab` reaches B with no laptop command; an address that presents
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
 
 from colab_bootstrap import conncode, drive_layout
+from colab_bootstrap.tunnels.ngrok import metadata_for
 from colabssh_cli.app import main
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote.runner import close_shared_connection
+from tests.cli.comeback.conftest import API_KEY, start_ngrok_api
 from tests.cli.connection.test_flow_e2e import close_masters_after, user_ssh  # noqa: F401  (a fixture)
+from tests.fakes import ngrok_env
 
 
 def put_code(drive: Path, code: str, mtime: float | None = None) -> Path:
@@ -89,3 +93,31 @@ def test_an_address_that_presents_another_host_key_is_refused_by_ssh(
     assert done.returncode == 255
     assert f"127.0.0.1:{other.info.port}" in done.stderr  # the relay says where it went ...
     assert "host key" in done.stderr.lower() and "colabssh-colab" in done.stderr, done.stderr  # ssh refused it
+
+
+def test_with_ngrok_and_an_api_key_ssh_finds_the_recycled_runtime_through_the_api(
+        start_runtime, isolated_home, tmp_path, monkeypatch, close_masters_after):  # noqa: F811
+    cloud = tmp_path / "ngrok-cloud.json"
+    api, url = start_ngrok_api(cloud)
+    try:
+        state = tmp_path / "a" / "state"
+        first = start_runtime("ngrok", ngrok_env(tmp_path / "a", FAKE_NGROK_CLOUD=str(cloud)), where=tmp_path / "a")
+        tags = [e["metadata"] for e in json.loads(cloud.read_text())["endpoints"].values()]
+        assert tags == [metadata_for(first.info.hostkey)]  # the cell tagged its tunnel with the host key
+        monkeypatch.setenv("NGROK_API_KEY", API_KEY)
+        monkeypatch.setenv("COLABSSH_NGROK_API_URL", url)
+        assert main(["connect", first.code, "--no-open"]) == 0
+        assert "comeback.relay colab %h %p ngrok" in (isolated_home / ".ssh" / "colabssh" / "config").read_text()
+        close_shared_connection(Paths.from_env(), "colab")
+        first.stop()
+        assert json.loads(cloud.read_text())["endpoints"] == {}  # the agent's session ended
+        again = ngrok_env(tmp_path / "b", FAKE_NGROK_CLOUD=str(cloud), COLABSSH_STATE=str(state),
+                          COLABSSH_PORT=str(free_port()))
+        second = start_runtime("ngrok", again, where=tmp_path / "b")
+        assert second.info.hostkey == first.info.hostkey and second.info.port != first.info.port
+        done = user_ssh(isolated_home, *no_master(), "colab", "echo $COLABSSH_CONTENT")
+        assert (done.returncode, done.stdout.strip()) == (0, str(second.content)), done.stderr
+        assert f"{second.info.port} now (the ngrok API)" in done.stderr
+    finally:
+        api.terminate()
+        api.wait()
