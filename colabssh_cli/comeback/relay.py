@@ -25,7 +25,7 @@ from .finder import LAST, Candidate, find
 CONNECT_TIMEOUT = 5.0  # seconds per candidate; ssh's ConnectTimeout (20 s) covers the banner of the chosen one
 NOTHING = 255  # what ssh itself returns when it cannot connect
 HINT = "run the notebook, or connect the new code (`colabssh connect CODE`)"
-_CHUNK = 1 << 18
+_CHUNK = 1 << 20
 
 
 def say(line: str) -> None:
@@ -54,6 +54,19 @@ def pass_fd(fd: int) -> None:
         channel.close()
 
 
+def _downstream(conn: socket.socket) -> None:
+    """CONN -> stdout until the runtime closes, through one buffer (no allocation per chunk)."""
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    while True:
+        size = conn.recv_into(buffer)
+        if not size:
+            return
+        done = 0
+        while done < size:
+            done += os.write(1, view[done:size])
+
+
 def pump(conn: socket.socket) -> NoReturn:
     """stdin -> CONN and CONN -> stdout until the runtime closes; then exit (ssh closed its side, or will)."""
 
@@ -73,13 +86,7 @@ def pump(conn: socket.socket) -> NoReturn:
 
     threading.Thread(target=upstream, daemon=True).start()
     try:
-        while True:
-            data = conn.recv(_CHUNK)
-            if not data:
-                break
-            view = memoryview(data)
-            while view:
-                view = view[os.write(1, view):]
+        _downstream(conn)
     except OSError:
         pass
     os._exit(0)
@@ -115,7 +122,6 @@ def reach(candidate: Candidate) -> Optional[socket.socket]:
             "trying the next")
         return None
     conn.settimeout(None)
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
 
 

@@ -3,6 +3,8 @@ key, the ngrok API's tagged tunnels and the last address; never a newer runtime 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from colabssh_cli.comeback.finder import parse_time
 from colabssh_cli.comeback.relay import HINT
 from tests.cli.comeback.conftest import Speaker, code_for, dead_port, host_key, put_code, record, relay
@@ -90,3 +92,21 @@ def test_without_a_drive_folder_only_the_last_address_is_tried(client_key, tmp_p
     record(last.port, PINNED, CONNECTED, None)
     put_code(tmp_path, code_for(drive.port, PINNED), AFTER)
     assert relay(last.port).stdout == "last\n"
+
+
+def test_the_relay_stays_light(client_key):
+    """It runs at every ssh connection: no typer, no rich, no subprocess, no HTTP unless NGROK_API_KEY is set."""
+    import subprocess
+    import sys
+
+    from tests.fakes import REPO
+
+    probe = ("import sys, runpy; sys.argv = ['relay', 'colab', '127.0.0.1', '1', 'local']\n"
+             "try:\n    runpy.run_module('colabssh_cli.comeback.relay', run_name='__main__')\n"
+             "except SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+                               "PYTHONPATH": str(REPO)})
+    loaded = set(done.stdout.split())
+    assert "colabssh_cli.comeback.finder" in loaded and "no runtime of 'colab' answers" in done.stderr
+    assert not loaded & {"typer", "rich", "click", "subprocess", "paramiko", "urllib.request", "asyncio"}

@@ -16,7 +16,11 @@ from colabssh_cli.app import main
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote.runner import close_shared_connection
 from tests.cli.comeback.conftest import API_KEY, start_ngrok_api
-from tests.cli.connection.test_flow_e2e import close_masters_after, user_ssh  # noqa: F401  (a fixture)
+from tests.cli.connection.test_flow_e2e import (  # noqa: F401  (fixtures)
+    close_masters_after,
+    cloudflared_env,
+    user_ssh,
+)
 from tests.fakes import ngrok_env
 
 
@@ -121,3 +125,22 @@ def test_with_ngrok_and_an_api_key_ssh_finds_the_recycled_runtime_through_the_ap
     finally:
         api.terminate()
         api.wait()
+
+
+def test_a_recycled_cloudflared_runtime_is_reached_through_cloudflared_at_its_new_name(
+        start_runtime, isolated_home, tmp_path, cloudflared_env, close_masters_after):  # noqa: F811
+    drive = tmp_path / "My Drive"
+    drive.mkdir()
+    state = tmp_path / "a" / "state"
+    first = start_runtime("cloudflared", extra_env=cloudflared_env, where=tmp_path / "a")
+    assert main(["connect", first.code, "--no-open", "--drive-folder", str(drive)]) == 0
+    close_shared_connection(Paths.from_env(), "colab")
+    first.stop()
+    again = {**cloudflared_env, "COLABSSH_STATE": str(state), "COLABSSH_PORT": str(free_port())}
+    second = start_runtime("cloudflared", extra_env=again, where=tmp_path / "b")
+    assert second.info.hostkey == first.info.hostkey and second.info.host != first.info.host
+    put_code(drive, second.code)
+    for options in ([], ["-o", "ProxyUseFdpass=no"]):  # cloudflared detached on a socketpair / exec'd
+        done = user_ssh(isolated_home, *no_master(), *options, "colab", "echo $COLABSSH_CONTENT")
+        assert (done.returncode, done.stdout.strip()) == (0, str(second.content)), done.stderr
+        assert f"'colab' is at {second.info.host} now" in done.stderr
