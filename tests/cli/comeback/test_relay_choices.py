@@ -110,3 +110,29 @@ def test_the_relay_stays_light(client_key):
     loaded = set(done.stdout.split())
     assert "colabssh_cli.comeback.finder" in loaded and "no runtime of 'colab' answers" in done.stderr
     assert not loaded & {"typer", "rich", "click", "subprocess", "paramiko", "urllib.request", "asyncio"}
+
+
+def test_with_fd_passing_the_relay_hands_over_the_connected_socket_and_exits(client_key, tmp_path, speakers):
+    """As OpenSSH runs it with ProxyUseFdpass: stdin and stdout one unix socket, on which ssh receives the fd."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.fakes import REPO
+
+    new = Speaker("new")
+    speakers.append(new)
+    last = dead_port()
+    record(last, PINNED, CONNECTED, tmp_path)
+    put_code(tmp_path, code_for(new.port, PINNED), AFTER)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        done = subprocess.run([sys.executable, "-m", "colabssh_cli.comeback.relay", "colab", "127.0.0.1",
+                               str(last), "local"], stdin=theirs, stdout=theirs,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              timeout=30)
+        assert done.returncode == 0, done.stderr  # it exited: no relay in the data path
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    with socket.socket(fileno=fds[0]) as passed:
+        assert passed.getpeername()[1] == new.port and passed.recv(100) == b"new\n"
