@@ -20,6 +20,8 @@ import sys
 import threading
 from typing import NoReturn, Optional
 
+from ..paths import Paths
+from ..session import Session
 from .finder import LAST, Candidate, find
 
 CONNECT_TIMEOUT = 5.0  # seconds per candidate; ssh's ConnectTimeout (20 s) covers the banner of the chosen one
@@ -106,10 +108,13 @@ def cloudflared(host: str, passing: bool) -> NoReturn:
         os.execv(binary, argv)
     ours, theirs = socket.socketpair()
     if os.fork() == 0:  # the child: cloudflared on THEIRS, in a session of its own
-        os.setsid()
-        os.dup2(theirs.fileno(), 0)
-        os.dup2(theirs.fileno(), 1)
-        os.execv(binary, argv)
+        try:
+            os.setsid()
+            os.dup2(theirs.fileno(), 0)
+            os.dup2(theirs.fileno(), 1)
+            os.execv(binary, argv)
+        finally:
+            os._exit(NOTHING)  # only when exec failed
     pass_fd(ours.fileno())
     sys.exit(0)
 
@@ -125,9 +130,9 @@ def reach(candidate: Candidate) -> Optional[socket.socket]:
     return conn
 
 
-def _session(alias: str, warn: list[str]):  # type: ignore[no-untyped-def]
+def _session(alias: str, warn: list[str]) -> tuple[Paths, Optional[Session]]:
+    """The alias's recorded session (None when there is none yet: connect's check of a first code)."""
     from ..errors import ColabsshError
-    from ..paths import Paths
     from ..session import load_sessions
 
     paths = Paths.from_env()

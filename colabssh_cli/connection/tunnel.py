@@ -127,13 +127,14 @@ class TunnelConnector:
         return cls(session_from_input(alias, given))
 
     def host_entry(self, paths: Paths) -> HostEntry:
-        if uses_relay(self.session):
+        relayed = uses_relay(self.session)
+        if relayed:
             proxy: Optional[str] = relay_command(self.session)
         else:
             proxy = proxy_command(self.cloudflared) if self.cloudflared else None
         return entry_for(self.session, paths, proxy_command=proxy,
                          control_dir=control_dir_for(paths) if shares_connections() else None,
-                         fd_passing=os.name != "nt")
+                         fd_passing=relayed and os.name != "nt")  # the relay passes its socket; cloudflared not
 
     def pin(self, paths: Paths) -> Optional[str]:
         self._pin = self.session.hostkey or kept_first_contact_pin(paths, self.session)
