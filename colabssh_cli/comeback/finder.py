@@ -8,7 +8,7 @@ candidate, and the relay says why. Standard library only (and light): the relay 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -107,6 +107,8 @@ def find(session: Optional[Session], host: str, port: int, tunnel: str, paths: P
     _from_ngrok(session, found, warn)
     newest: dict[tuple[str, int, str], Candidate] = {}
     for candidate in sorted(found.candidates, key=lambda c: c.since, reverse=True):
-        newest.setdefault((candidate.host, candidate.port, candidate.tunnel), candidate)
+        place = (candidate.host, candidate.port, candidate.tunnel)
+        # the runtime's own code on Drive names the address ssh was given: nothing new to say about it
+        newest.setdefault(place, candidate if place != (host, port, tunnel) else replace(candidate, source=LAST))
     found.candidates = list(newest.values())
     return found

@@ -136,3 +136,12 @@ def test_with_fd_passing_the_relay_hands_over_the_connected_socket_and_exits(cli
         _, fds, _, _ = socket.recv_fds(ours, 1, 1)
     with socket.socket(fileno=fds[0]) as passed:
         assert passed.getpeername()[1] == new.port and passed.recv(100) == b"new\n"
+
+
+def test_the_runtimes_own_code_on_drive_is_the_last_address_and_says_nothing(client_key, tmp_path, speakers):
+    last = Speaker("last")
+    speakers.append(last)
+    record(last.port, PINNED, CONNECTED, tmp_path)
+    put_code(tmp_path, code_for(last.port, PINNED), AFTER)
+    done = relay(last.port)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "last\n", "")
