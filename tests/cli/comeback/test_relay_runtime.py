@@ -79,6 +79,9 @@ def test_after_a_recycle_ssh_reaches_the_new_runtime_through_its_code_on_drive(
         done = user_ssh(isolated_home, *no_master(), *options, "colab", "echo $COLABSSH_CONTENT")
         assert (done.returncode, done.stdout.strip()) == (0, str(second.content)), done.stderr
         assert f"{second.info.host}:{second.info.port}" in done.stderr  # the relay says where it went
+    (second.content / "notes.txt").write_text("from B\n")
+    assert main(["pull", "notes.txt", str(tmp_path / "pulled")]) == 0  # colabssh's commands ride the same road
+    assert (tmp_path / "pulled" / "notes.txt").read_text() == "from B\n"
 
 
 def test_an_address_that_presents_another_host_key_is_refused_by_ssh(
