@@ -71,8 +71,9 @@ def test_after_a_recycle_ssh_reaches_the_new_runtime_through_its_code_on_drive(
     first.stop()
     assert user_ssh(isolated_home, *no_master(), "colab", "true").returncode == 255
     # runtime B: the same host key (the cell keeps it on Drive; here: the same state folder), another port
-    second = start_runtime("local", where=tmp_path / "b",
-                           extra_env={"COLABSSH_STATE": str(state), "COLABSSH_PORT": str(free_port())})
+    second = start_runtime("local", where=tmp_path / "b",  # Colab's content root is /content on every runtime
+                           extra_env={"COLABSSH_STATE": str(state), "COLABSSH_PORT": str(free_port()),
+                                      "COLABSSH_CONTENT": str(first.content)})
     assert second.info.hostkey == first.info.hostkey and second.info.port != first.info.port
     put_code(drive, second.code)
     for options in ([], ["-o", "ProxyUseFdpass=no"]):
