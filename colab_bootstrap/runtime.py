@@ -167,7 +167,7 @@ def _start_locked(settings: Settings, key_line: str, drive: Path | None, card: s
         if snippet is None:
             out("sshd: no login-shell snippet (COLABSSH_PROFILE_D is empty or not writable): login shells "
                 "keep /etc/profile's PATH")
-        tunnel = open_tunnel(settings.tunnel, server.port, settings.state, out)
+        tunnel = open_tunnel(settings.tunnel, server.port, settings.state, out, server.host_key)
         info = conncode.ConnectionInfo(
             host=tunnel.host, port=tunnel.port, user=sshd.login_name(), hostkey=server.host_key,
             tunnel=tunnel.kind, content=str(settings.content), drive=str(drive or ""),

@@ -96,6 +96,7 @@ class Session:
     code: str = ""
     auth: Login = Login.KEY
     connected_at: str = ""
+    drive_folder: str = ""  # where this laptop sees the runtime's Drive (`connect --drive-folder`); "" = none
     extra: dict[str, Any] = field(default_factory=dict)  # colab-cli: {"session": NAME, "colab": PATH}
 
     def __post_init__(self) -> None:

@@ -73,7 +73,8 @@ BUDGETS: dict[tuple[str, ...], tuple[set[str], set[str]]] = {
                                           "tunnel", "tunnel_input")),
                                       "colabssh_cli.editor", "colabssh_cli.remote.keys",
                                       "colabssh_cli.remote.preflight", "colabssh_cli.sshconfig.effective",
-                                      "colab_bootstrap.conncode",
+                                      "colab_bootstrap.conncode", "colabssh_cli.comeback",
+                                      "colabssh_cli.comeback.drive_folder", "colab_bootstrap.drive_layout",
                                       "colab_bootstrap.pubkey", "colab_bootstrap.settings"}, set()),
     ("forget", "colab"): (CORE | SESSIONS | REMOTE | SSHCONFIG
                           | {"colabssh_cli.commands.forget", "colabssh_cli.connection",

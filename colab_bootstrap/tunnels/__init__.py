@@ -24,14 +24,16 @@ class Tunnel:
         return poll is None or poll() is None
 
 
-def open_tunnel(kind: str, port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
+def open_tunnel(kind: str, port: int, state: Path, say: Callable[[str], None], host_key: str = "") -> Tunnel:
+    """The tunnel to the sshd on PORT; an ngrok tunnel is tagged with HOST_KEY's fingerprint (the ngrok API shows
+    it to the laptop's relay)."""
     stop_leftover_tunnel(state, say)
     if kind == "local":
         say(f"tunnel: none (local): sshd on 127.0.0.1:{port}")
         return Tunnel(kind="local", host="127.0.0.1", port=port)
     if kind == "ngrok":
         from .ngrok import open_ngrok
-        return open_ngrok(port, state, say)
+        return open_ngrok(port, state, say, host_key)
     from .cloudflared import open_cloudflared
     return open_cloudflared(port, state, say)
 

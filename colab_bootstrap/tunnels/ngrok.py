@@ -28,6 +28,9 @@ from ..processes import stop_child
 from . import Tunnel, forget_tunnel_pid, record_tunnel_pid
 
 CONFIG_NAME = "ngrok.yml"
+# The tunnel's metadata (the ngrok API lists it): the laptop's relay finds a recycled runtime by its host key
+# without Drive for desktop (colabssh_cli/comeback/ngrok_api.py reads the same prefix).
+METADATA_PREFIX = "colabssh hostkey="
 LOG_NAME = "ngrok.log"
 _URL = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s\[\]]+):([0-9]{1,5})")
 _CLOUDFLARED = "or use cloudflared, which needs no account: colabssh bootstrap --tunnel cloudflared"
@@ -158,7 +161,14 @@ def _log_to_file(state: Path, token: str) -> None:
     logger.propagate = False
 
 
-def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
+def metadata_for(host_key: str) -> str:
+    """The tag of a tunnel to an sshd with HOST_KEY ("ssh-ed25519 BASE64"): its fingerprint, nothing secret."""
+    from ..conncode import fingerprint
+
+    return METADATA_PREFIX + fingerprint(host_key) if host_key else ""
+
+
+def open_ngrok(port: int, state: Path, say: Callable[[str], None], host_key: str = "") -> Tunnel:
     token = find_token(say)
     config_path = write_agent_config(state, token)
     ngrok = _import_pyngrok(say)
@@ -179,7 +189,9 @@ def open_ngrok(port: int, state: Path, say: Callable[[str], None]) -> Tunnel:
             say(f"tunnel: downloading the ngrok agent to {cfg.ngrok_path}...")
             installer.install_ngrok(cfg.ngrok_path, ngrok_version=cfg.ngrok_version)
         say("tunnel: starting ngrok...")
-        tunnel = ngrok.connect(str(port), "tcp", pyngrok_config=cfg)
+        # pyngrok passes extra options into the agent's tunnel definition (POST /api/tunnels)
+        tagged = {"metadata": metadata_for(host_key)} if host_key else {}
+        tunnel = ngrok.connect(str(port), "tcp", pyngrok_config=cfg, **tagged)
         process = ngrok.get_ngrok_process(cfg)
     except Exception as exc:  # every pyngrok failure becomes one explained paragraph
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -39,6 +40,10 @@ def connect(
                                                "colab creates it when missing."),
     gpu: Optional[str] = typer.Option(None, "--gpu", metavar="T4|L4|G4|A100|H100",
                                       help="--via colab-cli: the GPU of a runtime colab creates."),
+    drive_folder: Optional[str] = typer.Option(
+        None, "--drive-folder", metavar="PATH|auto|none",
+        help="Where Google Drive for desktop shows \"My Drive\": ssh then finds a recycled runtime by itself "
+             "(auto: the one found; none: drop the recorded one; docs/connect.md)."),
 ) -> None:
     """Connect this machine (ssh and VS Code) to the runtime whose code the cell printed.
 
@@ -48,20 +53,22 @@ def connect(
     from ..connection.colab_cli_input import check_transport_arguments
     from ..connection.flow import ConnectOptions
     from ..connection.flow import connect as run_connect
-    from ..connection.tunnel import TunnelConnector
+    from ..connection.tunnel import TunnelConnector, uses_relay
     from ..connection.tunnel_input import TunnelInput
     from ..console import status
     from ..session import Login
 
     given = {"CODE": code is not None, "--host": host is not None, "--port": port is not None,
-             "--cloudflared-host": cloudflared_host is not None, "--password": password, "--user": user != "root"}
+             "--cloudflared-host": cloudflared_host is not None, "--password": password, "--user": user != "root",
+             "--drive-folder": drive_folder is not None}
     code_options = [option for option, present in given.items() if present]
     options = ConnectOptions(alias=name, open_editor=not no_open, editor=editor, check=not no_check, dry_run=dry_run)
     if check_transport_arguments(via, session=session, gpu=gpu, code_options=code_options):
         _show_colab_cli(run_connect(options, lambda alias: ColabCliConnector(alias, session, gpu), report=status))
         return
+    folder, drive_notes = _drive_folder(name, code, drive_folder)
     tunnel_input = TunnelInput(code=code, host=host, port=port, cloudflared_host=cloudflared_host, password=password,
-                               user=user)
+                               user=user, drive_folder=folder)
     outcome = run_connect(options, lambda alias: TunnelConnector.from_input(alias, tunnel_input), report=status)
     target = outcome.session
     if outcome.dry_run:
@@ -77,7 +84,30 @@ def connect(
         lines.append(f"ssh {outcome.alias} works (checked with OpenSSH)")
     elif target.auth == Login.PASSWORD:
         lines.append(f"ssh {outcome.alias} asks for the password you gave colab-ssh (colabssh never stores it)")
+    lines += drive_notes
+    if uses_relay(target):
+        ways = (["Drive's newest code with this host key"] if target.drive_folder else []) + \
+            (["the ngrok API"] if os.environ.get("NGROK_API_KEY", "").strip() else [])
+        lines.append(f"ssh {outcome.alias} finds a recycled runtime by itself (the ProxyCommand, colabssh's relay, "
+                     f"asks {' and '.join(ways)}; a new host key is always refused)")
     _show_outcome(outcome.alias, outcome.written, lines, outcome.editor)
+
+
+def _drive_folder(alias: str, code: Optional[str], option: Optional[str]) -> tuple[str, list[str]]:
+    """The Drive folder the session records, and what to say about it (comeback/drive_folder.py)."""
+    from ..comeback.drive_folder import chosen, home_dir
+    from ..errors import BAD_INPUT, ColabsshError
+    from ..paths import Paths
+    from ..session import load_sessions, validate_alias
+
+    if code is None:
+        if option is not None and option != "none":
+            raise ColabsshError("--drive-folder needs a connection code (its pinned host key is what keeps a runtime "
+                                "found on Drive honest)", "run the colabssh cell and connect its code", BAD_INPUT)
+        return "", []
+    validate_alias(alias)
+    old = load_sessions(Paths.from_env()).get(alias)
+    return chosen(option, old.drive_folder if old else "", home_dir())
 
 
 def _show_outcome(alias: str, written: list[Path], lines: list[str], editor: Optional[EditorOutcome]) -> None:

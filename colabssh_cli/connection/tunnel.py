@@ -10,7 +10,9 @@ runtime presents.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -60,6 +62,24 @@ def proxy_command(cloudflared: str) -> str:
     return f'"{cloudflared}" access ssh --hostname %h'
 
 
+def uses_relay(session: Session) -> bool:
+    """Whether ssh reaches SESSION through the relay: it has a Drive folder, or it is a pinned ngrok runtime and
+    NGROK_API_KEY is set (the ngrok API finds a recycled runtime's address)."""
+    return bool(session.drive_folder) or (session.pinned and session.tunnel == Transport.NGROK
+                                          and bool(os.environ.get("NGROK_API_KEY", "").strip()))
+
+
+def relay_command(session: Session) -> str:
+    """The ProxyCommand of a session with a Drive folder: colabssh's relay finds the runtime's current address at
+    each connection (colabssh_cli/comeback/relay.py); the Host block's HostName and Port are its last address."""
+    python = str(Path(sys.executable).absolute())
+    if not proxy_path_is_safe(python):
+        raise ColabsshError(f"Python's path {python!r} has characters a ProxyCommand cannot carry safely",
+                            "install colabssh with a Python in a folder with a plain name, or connect without "
+                            "--drive-folder", MISSING_TOOL)
+    return f'"{python}" -m colabssh_cli.comeback.relay {session.alias} %h %p {session.tunnel}'
+
+
 def proxy_argv(cloudflared: str, host: str) -> list[str]:
     """The same command as an argv, for paramiko's ProxyCommand in the pre-flight check."""
     return [cloudflared, "access", "ssh", "--hostname", host]
@@ -107,9 +127,14 @@ class TunnelConnector:
         return cls(session_from_input(alias, given))
 
     def host_entry(self, paths: Paths) -> HostEntry:
-        return entry_for(self.session, paths,
-                         proxy_command=proxy_command(self.cloudflared) if self.cloudflared else None,
-                         control_dir=control_dir_for(paths) if shares_connections() else None)
+        relayed = uses_relay(self.session)
+        if relayed:
+            proxy: Optional[str] = relay_command(self.session)
+        else:
+            proxy = proxy_command(self.cloudflared) if self.cloudflared else None
+        return entry_for(self.session, paths, proxy_command=proxy,
+                         control_dir=control_dir_for(paths) if shares_connections() else None,
+                         fd_passing=relayed and os.name != "nt")  # the relay passes its socket; cloudflared not
 
     def pin(self, paths: Paths) -> Optional[str]:
         self._pin = self.session.hostkey or kept_first_contact_pin(paths, self.session)

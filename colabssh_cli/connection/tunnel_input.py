@@ -5,7 +5,7 @@ validated here, before anything is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from colab_bootstrap import conncode
@@ -22,6 +22,7 @@ class TunnelInput:
     cloudflared_host: Optional[str] = None  # colab-ssh over cloudflared
     password: bool = False
     user: str = "root"
+    drive_folder: str = ""  # where the laptop sees the runtime's Drive (already checked: comeback/drive_folder.py)
 
 
 def _bad(message: str, hint: str) -> ColabsshError:
@@ -68,4 +69,4 @@ def session_from_input(alias: str, given: TunnelInput) -> Session:
     if given.password:
         raise _bad("--password is only for colab-ssh runtimes (--host/--port or --cloudflared-host)",
                    "runtimes started by the colabssh cell log in with colabssh's key")
-    return Session.from_code(alias, given.code)
+    return replace(Session.from_code(alias, given.code), drive_folder=given.drive_folder)

@@ -52,6 +52,7 @@ class HostEntry:
     proxy_command: str | None = None  # already built, e.g. '"/abs/cloudflared" access ssh --hostname %h'
     control_dir: Path | None = None  # connection sharing folder; None = no ControlMaster (e.g. Windows)
     password_auth: bool = False  # colab-ssh sessions: allow a password, still IdentitiesOnly
+    fd_passing: bool = False  # ProxyUseFdpass yes: the ProxyCommand hands ssh a connected socket and exits
     connect_timeout: int | None = 20  # seconds; None for a ProxyCommand that may take minutes (colab creating
     # a runtime): OpenSSH's ConnectTimeout covers the banner and ends the ProxyCommand when it runs out
 
@@ -62,7 +63,8 @@ def host_key_alias(alias: str) -> str:
 
 
 def entry_for(session: Session, paths: Paths, *, proxy_command: Optional[str] = None,
-              control_dir: Optional[Path] = None, connect_timeout: Optional[int] = 20) -> HostEntry:
+              control_dir: Optional[Path] = None, connect_timeout: Optional[int] = 20,
+              fd_passing: bool = False) -> HostEntry:
     """The Host block of SESSION: what its transport adds (a ProxyCommand, connection sharing, no ConnectTimeout
     for a ProxyCommand that may take minutes) is passed in by the transport (connection/)."""
     if session.pinned:
@@ -75,7 +77,8 @@ def entry_for(session: Session, paths: Paths, *, proxy_command: Optional[str] = 
                      identity_file=paths.key, known_hosts=paths.known_hosts,
                      host_key_alias=host_key_alias(session.alias), strict_host_key_checking=strict,
                      proxy_command=proxy_command, control_dir=control_dir,
-                     password_auth=session.auth == Login.PASSWORD, connect_timeout=connect_timeout)
+                     password_auth=session.auth == Login.PASSWORD, connect_timeout=connect_timeout,
+                     fd_passing=fd_passing and proxy_command is not None)
 
 
 def _no_controls(what: str, value: str) -> None:
@@ -162,6 +165,8 @@ def render_host_entry(entry: HostEntry) -> str:
         if not command:
             raise ValueError("the ProxyCommand is empty")
         lines.append(f"  ProxyCommand {command}")
+        if entry.fd_passing:
+            lines.append("  ProxyUseFdpass yes")
     if entry.control_dir is not None:
         if not control_path_fits(entry.control_dir):
             raise ValueError(f"the connection sharing folder is too long for a socket path: {entry.control_dir}")

@@ -1,0 +1,6 @@
+"""The comeback on the laptop: a recycled runtime found again without a new code (`connect --drive-folder`).
+
+drive_folder.py finds Google Drive for desktop's "My Drive"; finder.py lists where the alias's runtime may be now
+(Drive's connection codes, the ngrok API, the last address); relay.py is the ssh ProxyCommand that picks one.
+Kept light: the relay imports this package at every ssh connection.
+"""
