@@ -22,6 +22,7 @@ from typing import NoReturn, Optional
 
 from ..paths import Paths
 from ..session import Session
+from . import notes
 from .finder import LAST, Candidate, find
 
 CONNECT_TIMEOUT = 5.0  # seconds per candidate; ssh's ConnectTimeout (20 s) covers the banner of the chosen one
@@ -30,12 +31,33 @@ HINT = "run the notebook, or connect the new code (`colabssh connect CODE`)"
 _CHUNK = 1 << 20
 
 
+SAID: list[str] = []  # this run's lines, kept for colabssh's own commands when the relay fails (notes.py)
+
+
 def say(line: str) -> None:
+    """One line on stderr; where ssh sent stderr to /dev/null (ControlPersist), on the terminal when there is one."""
+    text = f"colabssh relay: {line}\n"
+    SAID.append(line)
     try:
-        sys.stderr.write(f"colabssh relay: {line}\n")
-        sys.stderr.flush()
+        target = sys.stderr
+        if _is_null(2):
+            target = open("/dev/tty", "w")  # noqa: SIM115  (closed below)
+        try:
+            target.write(text)
+            target.flush()
+        finally:
+            if target is not sys.stderr:
+                target.close()
     except (OSError, ValueError):
         pass
+
+
+def _is_null(fd: int) -> bool:
+    try:
+        info, null = os.fstat(fd), os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) and info.st_rdev == null.st_rdev
 
 
 def fd_passing() -> bool:
@@ -161,6 +183,7 @@ def main(argv: list[str]) -> int:
         if candidate.tunnel == "cloudflared":
             if candidate.source != LAST:
                 say(f"'{alias}' is at {candidate.host} now ({candidate.source})")
+            notes.clear(paths, alias)
             cloudflared(candidate.host, passing)
         conn = reach(candidate)
         if conn is None:
@@ -168,6 +191,7 @@ def main(argv: list[str]) -> int:
         if candidate.source != LAST:
             say(f"'{alias}' is at {candidate.host}:{candidate.port} now ({candidate.source}); ssh checks its "
                 "host key against the pin")
+        notes.clear(paths, alias)
         if passing:
             pass_fd(conn.fileno())
             return 0
@@ -175,6 +199,7 @@ def main(argv: list[str]) -> int:
     tried = ", ".join(f"{c.host}:{c.port}" for c in found.candidates)
     say(f"no runtime of '{alias}' answers (tried {tried})")
     say(f"hint: {HINT}")
+    notes.keep(paths, alias, SAID)
     return NOTHING
 
 

@@ -125,6 +125,9 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
         if "cloudflared" in text and ("not found" in text or "No such file" in text):
             return ColabsshError(f"{alias}: cloudflared is not installed on this machine",
                                  "install cloudflared, then try again", MISSING_TOOL)
+        relayed = relay_failure(alias)
+        if relayed is not None:
+            return relayed
         return ColabsshError(f"{alias}: the runtime did not answer ({last or 'ssh failed'})",
                              "the tunnel is down or the runtime is gone: re-run the cell in Colab, then "
                              "`colabssh connect` the new code", UNREACHABLE)
@@ -133,6 +136,20 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
                              "re-run the cell (it installs what colabssh needs)", FAILURE)
     return ColabsshError(f"{alias}: the remote command failed with exit code {returncode}"
                          + (f": {last}" if last else ""), "", FAILURE)
+
+
+def relay_failure(alias: str) -> Optional[ColabsshError]:
+    """What the session's relay (a Drive folder's ProxyCommand) said when it last found no runtime, as advice."""
+    from ..comeback import notes
+
+    lines = notes.recent(Paths.from_env(), alias)
+    if not lines:
+        return None
+    hint = next((line[len("hint: "):] for line in lines if line.startswith("hint: ")), "")
+    reasons = [line for line in lines if not line.startswith("hint: ")]
+    reason = next((line for line in reasons if "not the pinned" in line),
+                  next((line for line in reversed(reasons) if line.startswith("no runtime")), reasons[-1]))
+    return ColabsshError(f"{alias}: {reason}", hint, UNREACHABLE)
 
 
 class Remote:

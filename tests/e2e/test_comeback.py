@@ -88,8 +88,11 @@ def test_a_recycled_runtime_is_back_with_no_laptop_command(tunnel, isolated_home
     a_key = a.info.hostkey
     a.stop()
     gone = laptop.ssh("colab", "true")
-    assert gone.returncode == 255  # A is gone: nothing answers at its address, and the relay says what to do
-    assert "run the notebook, or connect the new code" in gone.stderr
+    assert gone.returncode == 255  # A is gone: nothing answers at its address
+    told = laptop.colabssh("ssh", "--", "true")  # and colabssh says what the relay found, and what to do
+    assert told.returncode == 255, told.stderr  # `colabssh ssh` keeps ssh's own exit status
+    assert "no runtime of 'colab' answers" in told.stderr
+    assert "run the notebook, or connect the new code" in told.stderr
     recorded = (isolated_home / ".ssh" / "colabssh" / "sessions.json").read_bytes()
 
     # runtime B: a new machine (empty /content and home, new state and port), the same Drive
