@@ -34,7 +34,8 @@ CORE = {"colabssh_cli", "colabssh_cli.app", "colabssh_cli.errors", "colabssh_cli
 SESSIONS = {"colabssh_cli.paths", "colabssh_cli.session", "colabssh_cli.console", "colabssh_cli.sshconfig",
             "colabssh_cli.sshconfig.files", "colab_bootstrap", "colab_bootstrap.files"}
 REMOTE = {"colabssh_cli.remote", "colabssh_cli.remote.runner", "colabssh_cli.remote.process",
-          "colabssh_cli.remote.advice", "colabssh_cli.remote.colab_log"}
+          "colabssh_cli.remote.advice", "colabssh_cli.remote.colab_log",
+          "colabssh_cli.comeback", "colabssh_cli.comeback.notes"}  # ssh failed (exit 255): what the relay said
 SHIPPING = {"colabssh_cli.remote.shipping", "colab_bootstrap.ship", "colab_bootstrap.pack", "colab_bootstrap.errors"}
 TRANSFER = {"colabssh_cli.commands.transfer_view", "colabssh_cli.transfer", "colabssh_cli.transfer.client",
             "colab_bootstrap.sync", "colab_bootstrap.sync.protocol", "colab_bootstrap.units"}
