@@ -91,4 +91,8 @@ def runtime_status(remote: Remote, timeout: float = TIMEOUT) -> RuntimeStatus:
         raise ColabsshError(f"{session.alias}: the runtime answered but its report is incomplete"
                             + (f" ({detail[-1]})" if detail else ""), "run `colabssh ssh` to look around")
     status.reachable = True
+    if session.drive_folder:  # a recycled runtime that the relay found elsewhere: say where it is now
+        from .comeback.notes import found
+
+        status.address = found(remote.paths, session.alias) or status.address
     return parse_report(status, text)

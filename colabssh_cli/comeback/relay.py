@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
         if candidate.tunnel == "cloudflared":
             if candidate.source != LAST:
                 say(f"'{alias}' is at {candidate.host} now ({candidate.source})")
-            notes.clear(paths, alias)
+            notes.reached(paths, alias, candidate.host, candidate.source != LAST)
             cloudflared(candidate.host, passing)
         conn = reach(candidate)
         if conn is None:
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
         if candidate.source != LAST:
             say(f"'{alias}' is at {candidate.host}:{candidate.port} now ({candidate.source}); ssh checks its "
                 "host key against the pin")
-        notes.clear(paths, alias)
+        notes.reached(paths, alias, f"{candidate.host}:{candidate.port}", candidate.source != LAST)
         if passing:
             pass_fd(conn.fileno())
             return 0

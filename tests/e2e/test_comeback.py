@@ -113,6 +113,9 @@ def test_a_recycled_runtime_is_back_with_no_laptop_command(tunnel, isolated_home
     assert {name: (home_b / name).read_text() for name in EDITOR} == EDITOR  # the server VS Code starts again
     assert not any((home_b / name).exists() for name in REBUILT)
     assert (isolated_home / ".ssh" / "colabssh" / "sessions.json").read_bytes() == recorded  # nothing rewritten
+    status = laptop.colabssh("status", "--json")  # where the relay found the runtime
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["address"] == f"{b.info.host}:{b.info.port}"
     again = laptop.colabssh("sync", "--json")  # and colabssh's own commands ride the same alias to B
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["exit"] == 0

@@ -59,3 +59,15 @@ def test_an_old_note_or_one_that_is_not_a_file_is_ignored(isolated_home):
     path.unlink()
     os.mkfifo(path)  # never waited on
     assert notes.recent(paths, "colab") == []
+
+
+def test_where_the_relay_found_a_moved_runtime_is_kept_until_it_reaches_the_host_blocks_address(
+        client_key, tmp_path, speakers):
+    old, new = Speaker("old"), Speaker("new")
+    speakers += [old, new]
+    record(old.port, PINNED, CONNECTED, tmp_path)
+    put_code(tmp_path, code_for(new.port, PINNED), time.time())
+    assert relay(old.port).stdout == "new\n"
+    assert notes.found(Paths.from_env(), "colab") == f"127.0.0.1:{new.port}"  # what `colabssh status` shows
+    assert relay(new.port).stdout == "new\n"  # connected again: the Host block names it now
+    assert notes.found(Paths.from_env(), "colab") == ""
