@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from .editors import EXCLUDES
-from .files import read_small, write_text
+from .files import UnsafeFile, file_kind, read_small, write_text
 from .scan import Excluder
 
 INDEX = "index.json"
@@ -198,6 +198,9 @@ def back_up(step: dict, run_tar: RunTar, dry_run: bool) -> Report:
 
 def back_up_folder(folder: Path, dest: Path, tmp_dir: Path, tar: str, run_tar: RunTar, dry_run: bool,
                    report: Report) -> None:
+    for path in (dest, dest / ARCHIVES):  # written into: a link there would put the archives at its target
+        if os.path.lexists(path) and not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise UnsafeFile(path, f"{file_kind(os.lstat(path).st_mode)}, not a folder (move it away)")
     try:
         old = read_index(dest)
     except Damaged as exc:
@@ -305,10 +308,11 @@ def remove_unnamed(dest: Path, named: set[str]) -> int:
 def restore_folder(dest: Path, target: Path, tar: str, run_tar: RunTar,
                    progress: Callable[[int, int, int, int], None] = lambda *counts: None) -> tuple[int, int]:
     """Extract every archive of DEST's index into TARGET (made here); returns (files, bytes). Damaged when the
-    index or an archive is missing or does not extract cleanly (the caller removes TARGET)."""
+    index or an archive is missing or damaged, or an archive does not extract cleanly (the caller removes
+    TARGET)."""
+    if not (dest / INDEX).is_file():
+        raise Damaged(f"{dest / INDEX} is missing")
     units = read_index(dest)
-    if not units:
-        raise Damaged(f"{dest / INDEX} is missing or names no archive")
     total_files = sum(entry["files"] for entry in units.values())
     total_bytes = sum(entry["bytes"] for entry in units.values())
     target.mkdir(parents=True)

@@ -243,3 +243,19 @@ def test_a_file_where_the_editor_folders_go_is_refused_before_anything_is_copied
     assert events[-1]["message"] == f"{tree['drive'] / HOME_FOLDER} is a file, not a folder: colabssh " \
                                     "keeps the editor servers' folders there"
     assert not (tree["drive"] / "colabssh/content").exists()
+
+
+def test_a_link_where_a_folder_s_archives_go_is_refused_and_its_target_untouched(tree: dict[str, Path],
+                                                                                 tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tree["drive"] / HOME_FOLDER).mkdir(parents=True)
+    kept_folder(tree).symlink_to(elsewhere)
+    events: list[dict] = []
+    code = start(Request(mode="backup", content=tree["content"], drive=tree["drive"], home=tree["home"]),
+                 tree["state"], emit=events.append)
+    editors = events[-1]["editors"]  # the content root's backup is done; the editor step says what is wrong
+    assert code == events[-1]["exit"] == 11 and (tree["drive"] / "colabssh/content/notes.txt").is_file()
+    assert editors["exit"] == 11 and editors["messages"] == [
+        f".vscode-server: {kept_folder(tree)} is a symbolic link, not a folder (move it away)"]
+    assert os.listdir(elsewhere) == []
