@@ -16,15 +16,19 @@ binaries do (the tarball comes out near the real one's 60 MB at scale 1).
 
 Figures (medians of --runs):
 
-1. bytes kept on Drive (what `colabssh sync` writes to ``colabssh/home``) against the folder's size on the runtime;
-2. time of the backup (the sync runner's full backup with this home: the content root holds one small file) and of
-   the cell's restore of the folder into an empty home (``comeback.restore_editor``, under the runner's lock);
+1. bytes and files kept on Drive (what `colabssh sync` writes to ``colabssh/home``: an index and one archive per
+   unit, ``sync.editor_archives``) against the folder on the runtime and the file-for-file copy of before (one
+   file on Drive per file kept);
+2. time of the first backup (the sync runner's full backup with this home: the content root holds one small file),
+   of a backup with nothing changed, and of the cell's restore of the folder into an empty home
+   (``comeback.restore_editor``, under the runner's lock);
 3. what a fresh runtime does without it: download the server's tarball and one .vsix per extension (bytes
    measured: the .tar.gz and .zip files made here; the time at --mbps, since there is no internet here) plus
    unpacking them (measured: ``tar xzf`` and ``unzip`` of those files here), against the restore.
 
 The fake Drive is a local folder: Google Drive's mount reads many small files more slowly (each open is a
-round trip unless cached), so the restore's time here is its floor; the bytes are exact.
+round trip unless cached), so the restore's time here is its floor, and the number of files on Drive is the figure
+that matters there; the bytes are exact.
 """
 
 from __future__ import annotations
@@ -139,8 +143,10 @@ def unpack(files: list[Path], target: Path) -> float:
     return time.perf_counter() - started
 
 
-def backup(folder: Path, home: Path, drive: Path) -> float:
-    shutil.rmtree(drive / HOME_FOLDER, ignore_errors=True)
+def backup(folder: Path, home: Path, drive: Path, fresh: bool = True) -> tuple[float, dict]:
+    """One full backup (FRESH: onto an empty colabssh/home); its time and its summary's ``editors``."""
+    if fresh:
+        shutil.rmtree(drive / HOME_FOLDER, ignore_errors=True)
     events: list[dict] = []
     started = time.perf_counter()
     code = start(Request(mode="backup", content=folder / "content", drive=drive, home=home), folder / "state",
@@ -148,7 +154,7 @@ def backup(folder: Path, home: Path, drive: Path) -> float:
     elapsed = time.perf_counter() - started
     if code or not (events[-1].get("editors") or {}).get("files"):
         raise SystemExit(f"the backup failed: {events[-1]}")
-    return elapsed
+    return elapsed, events[-1]["editors"]
 
 
 def restore(folder: Path, drive: Path) -> float:
@@ -186,21 +192,30 @@ def main() -> int:
             shutil.copy(vsix, server / "data/CachedExtensionVSIXs" / vsix.stem)
         on_runtime = du(server)
         download_bytes = sum(path.stat().st_size for path in files)
-        backups, restores, unpacks = [], [], []
-        for _ in range(args.runs):  # interleaved: the same load for all three
-            backups.append(backup(folder, home, drive))
+        backups, unchanged, restores, unpacks = [], [], [], []
+        for _ in range(args.runs):  # interleaved: the same load for all four
+            seconds, first = backup(folder, home, drive)
+            backups.append(seconds)
+            seconds, again = backup(folder, home, drive, fresh=False)
+            if again["files_copied"]:
+                raise SystemExit(f"a backup with nothing changed wrote archives again: {again}")
+            unchanged.append(seconds)
             restores.append(restore(folder, drive))
             unpacks.append(unpack(files, folder / "unpacked"))
         kept = du(drive / HOME_FOLDER / ".vscode-server")
+        archives = len(os.listdir(drive / HOME_FOLDER / ".vscode-server" / "archives"))
     download_s = download_bytes * 8 / (args.mbps * 1e6)
     fresh_s = download_s + statistics.median(unpacks)
     restore_s = statistics.median(restores)
     rows = [
         ["server folder on the runtime", f"{on_runtime[0]:,} files, {on_runtime[1] / MIB:.0f} MiB", "", True],
-        ["kept on Drive (colabssh/home)", f"{kept[0]:,} files, {kept[1] / MIB:.0f} MiB "
-         f"({kept[1] / on_runtime[1]:.2f}x)", "", True],
+        ["files kept (what a restore brings back)", f"{first['files']:,} files, {first['bytes'] / MIB:.0f} MiB "
+         f"({first['bytes'] / on_runtime[1]:.2f}x)", "", True],
+        ["on Drive (colabssh/home/.vscode-server)", f"{kept[0]:,} files ({archives} archives + index.json), "
+         f"{kept[1] / MIB:.0f} MiB; a file-for-file copy: {first['files']:,} files", "", True],
         ["a fresh runtime downloads", f"{download_bytes / 1e6:.0f} MB in {len(files)} files", "", True],
         ["backup (full sync, first)", f"{statistics.median(backups):.2f} s", "", True],
+        ["backup (full sync, nothing changed)", f"{statistics.median(unchanged):.2f} s", "", True],
         ["restore by the cell", f"{restore_s:.2f} s", "", True],
         [f"download at {args.mbps:g} Mbit/s + unpack", f"{download_s:.2f} s + {statistics.median(unpacks):.2f} s "
          f"= {fresh_s:.2f} s", "", True],

@@ -4,20 +4,20 @@ servers' folders from Drive, when there is a backup and nothing of the user's wo
 The content root is restored only when it holds nothing but what Colab itself puts there (``COLAB_OWN``:
 ``sample_data``, the Drive mount ``drive`` and ``.config``); one user file there and it is left alone (the user
 runs ``colabssh restore``). Each editor folder (``.vscode-server`` ...) with a backup in ``<Drive>/colabssh/home``
-is restored when the home lacks it: into a staging folder, then renamed into place, so a cut-off restore never
-looks like a server folder, and an existing folder is never touched.
+is restored when the home lacks it, from its archives (``sync.editor_archives``): into a staging folder, then
+renamed into place, so a cut-off restore never looks like a server folder, and an existing folder is never
+touched.
 
-The copy is the sync runner's own (``sync.plan.prepare`` with a restore Request, ``sync.worker.run_rsync``, under
-the runner's lock, recorded as a job: ``colabssh sync --attach`` replays it): a laptop's sync that comes meanwhile
-is refused by name, never run into the restore. Nothing here stops the cell: a failure is one warning line with
-what to do, and the cell goes on to its connect line.
+The content root's copy is the sync runner's own (``sync.plan.prepare`` with a restore Request,
+``sync.worker.run_rsync``, recorded as a job: ``colabssh sync --attach`` replays it), and both restores run under
+the runner's lock: a laptop's sync that comes meanwhile is refused by name, never run into the restore. Nothing
+here stops the cell: a failure is one warning line with what to do, and the cell goes on to its connect line.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -188,43 +188,35 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
 
 
 def restore_editor(name: str, home: Path, drive: Path, lock_fd: int, out: Callable[[str], None]) -> None:
-    """One editor folder from Drive into the home (missing there: the caller checked), staged then renamed."""
-    from .sync import editors
-    from .sync.plan import ensure_rsync
-    from .sync.protocol import advice_for
+    """One editor folder from its archives on Drive into the home (missing there: the caller checked), extracted
+    into the staging folder and renamed into place once whole; a progress line every few seconds."""
+    from .sync import editor_archives, editors
 
     started = time.monotonic()
-    step = editors.restore_step(ensure_rsync(out), home, drive, name)
+    last = [started]
+    what = editors.label([name])
     staging = home / editors.STAGING
     shutil.rmtree(staging, ignore_errors=True)  # what a cut-off restore left: ours by name
-    Path(step.tmp_dir).mkdir(parents=True)  # rsync's temp folder, inside the staging folder
+
+    def show(done: int, total: int, done_bytes: int, total_bytes: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY and done < total:
+            last[0] = now
+            out(f"colabssh: restoring {what}: {done} of {total} archives, {human_size(done_bytes)} of "
+                f"{human_size(total_bytes)} ({now - started:.0f} s)")
+
     try:
-        done = subprocess.run(step.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env={**os.environ, "LC_ALL": "C"}, pass_fds=(lock_fd,))
-        if done.returncode:
-            last = done.stdout.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            raise NotRestored(f"{home / name} not restored from Drive (rsync exit {done.returncode}: "
-                              f"{advice_for(done.returncode)}; {last[0]})",
-                              "the editor downloads its server again at the next connection")
-        editors.mark_executables(staging, Path(step.store), name)
-        files, size = tree_size(staging / name)
+        files, size = editor_archives.restore_folder(
+            editors.store_of(drive) / name, staging / name, editors.tar_path(),
+            lambda argv, data: editor_archives.run_tar_plainly(argv, data, lock_fd), show)
         if os.path.lexists(home / name):  # made meanwhile (an editor connected early): never overwritten
             out(f"colabssh: {home / name} appeared during the restore: kept as it is")
             return
         os.rename(staging / name, home / name)
+    except editor_archives.Damaged as exc:
+        raise NotRestored(f"{home / name} not restored from Drive: {exc}",
+                          "the editor downloads its server again at the next connection") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    out(f"colabssh: restored {editors.label([name])} ({home / name}) from Drive: {files:,} files, "
+    out(f"colabssh: restored {what} ({home / name}) from Drive: {files:,} files, "
         f"{human_size(size)} in {time.monotonic() - started:.1f} s")
-
-
-def tree_size(root: Path) -> tuple[int, int]:
-    files = size = 0
-    for folder, _dirs, names in os.walk(root):
-        for name in names:
-            try:
-                size += os.lstat(os.path.join(folder, name)).st_size
-                files += 1
-            except OSError:
-                continue
-    return files, size

@@ -62,29 +62,22 @@ def summary(job: Path, parser: OutputReader, result: Optional[dict], spec: Optio
 
 
 def editors_report(job: Path, spec: dict) -> Optional[dict]:
-    """The counts of a full backup's second rsync (the editor folders), from editors.log and editors.json; None
-    when the job had none. ``exit`` is None when it never ran (the content's rsync failed first)."""
+    """The counts of a full backup's editor step (``editor_archives``), from editors.json; None when the job had
+    none. ``exit`` is None when it never ran (the content's rsync failed first)."""
     step = spec.get("editors")
     if not isinstance(step, dict):
         return None
-    parser = OutputReader(items=False, sized=False)
-    try:
-        fd = open_regular(job / "editors.log")
-    except OSError:
-        fd = -1
-    if fd >= 0:
-        try:
-            data = os.read(fd, STATE_FILE_MAX)
-        finally:
-            os.close(fd)
-        parser.feed(data)
-        parser.close()
-    done = read_json(job / "editors.json")
-    stats = parser.stats
-    return {"names": list(step.get("names") or []), "exit": done.get("exit") if done else None,
-            "files": stats.get("files_total", 0), "bytes": stats.get("total_bytes", 0),
-            "files_copied": stats.get("files_copied", 0), "bytes_copied": stats.get("bytes_copied", 0),
-            "deleted": stats.get("deleted", 0), "messages": parser.messages[-5:]}
+    done = read_json(job / "editors.json") or {}
+
+    def number(key: str) -> int:
+        value = done.get(key)
+        return value if isinstance(value, int) else 0
+
+    messages = done.get("messages")
+    return {"names": list(step.get("names") or []), "exit": number("exit") if "exit" in done else None,
+            "files": number("files"), "bytes": number("bytes"), "files_copied": number("files_copied"),
+            "bytes_copied": number("bytes_copied"), "deleted": number("deleted"),
+            "messages": [str(m) for m in messages[-5:]] if isinstance(messages, list) else []}
 
 
 def open_log(job: Path) -> int:

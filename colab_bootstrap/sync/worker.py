@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Optional
 
 from .config import POLL_SECONDS
-from .editors import write_manifests
 from .files import UnsafeFile, append_bytes, file_kind, open_regular, write_json, write_text
 from .jobs import Jobs
 from .protocol import EXIT_SIGNAL
@@ -69,33 +68,45 @@ def run_rsync(job: Path, spec: dict, lock_fd: Optional[int],
 
 
 PARTIAL_OK = (0, 23, 24)  # rsync's codes after which the rest of a job still runs (all of it, or all it could)
-VANISHED = 24  # files vanished during the copy: in an editor folder, a running server's churn (its summary says so)
+VANISHED = 24  # in an editor folder, a running server's churn: a unit changed as it was read (its summary says so)
 
 
 def run_editors(job: Path, spec: dict, lock_fd: Optional[int],
                 on_start: Callable[[subprocess.Popen], None] = lambda p: None) -> int:
-    """A full backup's second rsync: the home's editor folders to Drive (``editors``), output to the job's
-    editors.log, its exit code in editors.json (the summary's ``editors`` counts come from both); then the list of
-    executable files beside each folder."""
+    """A full backup's editor step: the home's editor folders archived on Drive (``editor_archives``), each
+    changed unit by one tar that inherits the lock (a cancel ends it like rsync); tar's own lines go to the job's
+    editors.log, and the step's counts and exit code to editors.json (the summary's ``editors``)."""
+    from .editor_archives import back_up
+
     step = spec["editors"]
-    store = Path(step["store"])
-    if not spec.get("dry_run"):
-        store.mkdir(parents=True, exist_ok=True)
+    dry_run = bool(spec.get("dry_run"))
+    if not dry_run:
+        Path(step["store"]).mkdir(parents=True, exist_ok=True)
         clear_tmp(Path(step["tmp_dir"]))
     log = open_regular(job / "editors.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        process = subprocess.Popen(step["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+
+    def run_tar(argv: list[str], data: Optional[bytes]) -> tuple[int, str]:
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    env={**os.environ, "LC_ALL": "C"},
                                    pass_fds=(lock_fd,) if lock_fd is not None else (), start_new_session=True)
+        on_start(process)
+        output, _ = process.communicate(data)
+        end_group(process.pid)
+        os.write(log, output)
+        lines = output.decode(errors="replace").strip().splitlines()
+        return process.returncode, lines[-1] if lines else ""
+
+    try:
+        report = back_up(step, run_tar, dry_run)
     finally:
         os.close(log)
-    on_start(process)
-    code = process.wait()
-    end_group(process.pid)
-    if code in PARTIAL_OK and not spec.get("dry_run"):
-        write_manifests(Path(step["home"]), store, list(step["names"]))
-    write_json(job / "editors.json", {"exit": EXIT_SIGNAL if code < 0 else code})
-    return EXIT_SIGNAL if code < 0 else code
+    if not dry_run:
+        try:
+            Path(step["tmp_dir"]).rmdir()  # nothing of ours left beside the archives
+        except OSError:
+            pass
+    write_json(job / "editors.json", report.as_dict())
+    return report.exit
 
 
 def group_members(pgid: int) -> list[int]:

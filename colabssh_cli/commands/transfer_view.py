@@ -181,7 +181,7 @@ def editors_lines(editors: Optional[dict[str, Any]], dry_run: bool = False) -> l
         return [f"dry run: {what}: {folders}, {files:,} files, {size}; would copy {copied} to Drive"]
     line = f"{what}: {folders}, {files:,} files, {size} kept on Drive ({copied} copied now)"
     if editors.get("exit"):
-        line += f"; rsync exit {editors['exit']}: " + "; ".join(str(m) for m in editors.get("messages") or [])
+        line += f"; exit {editors['exit']}: " + "; ".join(str(m) for m in editors.get("messages") or [])
     return [line]
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from colab_bootstrap import comeback
 from colab_bootstrap.drive_layout import CONTENT_FOLDER, HOME_FOLDER
-from colab_bootstrap.sync import worker
-from colab_bootstrap.sync.editors import MANIFEST_SUFFIX
+from colab_bootstrap.sync import editor_archives, worker
+from colab_bootstrap.sync.editors import tar_path
 from colab_bootstrap.sync.jobs import Jobs
 from tests.cellrunner import CONNECT_PREFIX, RunningCell
 from tests.runtime.sync.editor_tree import EXECUTABLE, KEPT, files_under, make_editor_folder
@@ -24,8 +24,8 @@ StartRuntime = Callable[..., RunningCell]
 
 @pytest.fixture
 def recycled(tmp_path: Path) -> dict[str, Path]:
-    """What runtime A left on Drive (a /content backup, a VS Code server folder with its executables list, the
-    execute bits lost as on Drive's mount); runtime B's content root and home are empty."""
+    """What runtime A left on Drive (a /content backup, a VS Code server folder's archives, each file of them
+    0600 as on Drive's mount); runtime B's content root and home are empty."""
     where = tmp_path / "runtime"
     drive, home = where / "drive", tmp_path / "runtime-home"
     backup = drive / CONTENT_FOLDER
@@ -35,11 +35,11 @@ def recycled(tmp_path: Path) -> dict[str, Path]:
     (backup / "sample_data").mkdir()
     (backup / "sample_data/never.csv").write_text("colab's own: never restored\n")
     store = drive / HOME_FOLDER
-    make_editor_folder(store)
-    for special in ("data/server.sock", "data/pipe.fifo"):
-        (store / ".vscode-server" / special).unlink()
-    (store / (".vscode-server" + MANIFEST_SUFFIX)).write_text(
-        "".join(f".vscode-server/{rel}\n" for rel in EXECUTABLE))
+    make_editor_folder(tmp_path / "home-of-A")
+    step = {"names": [".vscode-server"], "home": str(tmp_path / "home-of-A"), "store": str(store),
+            "tmp_dir": str(tmp_path / "tmp"), "argv": [tar_path()]}
+    (tmp_path / "tmp").mkdir()
+    assert editor_archives.back_up(step, editor_archives.run_tar_plainly, dry_run=False).exit == 0
     for path in (store / ".vscode-server").rglob("*"):
         if path.is_file():
             path.chmod(0o600)
@@ -74,7 +74,7 @@ def test_an_empty_runtime_restores_content_and_the_editor_folder_before_the_conn
     assert not (content / "sample_data/never.csv").exists() and not (content / ".colabssh-tmp").exists()
     server = home / ".vscode-server"
     assert files_under(server) == set(KEPT) | set(EXECUTABLE)
-    assert all(os.access(server / rel, os.X_OK) for rel in EXECUTABLE)  # Drive lost them; the list brought them
+    assert all(os.access(server / rel, os.X_OK) for rel in EXECUTABLE)  # Drive lost them; the archive kept them
     assert not (home / ".colabssh-restoring").exists()
     assert (Jobs(cell.state).current_job() or Path()).is_dir()  # the restore is a job: `sync --attach` replays it
     assert f"COLABSSH_HOME={home}" in (cell.state / "session-env.sh").read_text()
@@ -148,6 +148,34 @@ def test_the_restore_shows_progress_lines_of_the_total(recycled: dict[str, Path]
     progress = [line for line in said if line.startswith("colabssh: restoring: ")]
     assert progress and all(" of 2 files, " in line and "of 293.0 KiB" in line for line in progress), said
     assert index_of(said, "colabssh: restoring: ") < index_of(said, f"colabssh: restored {recycled['content']}")
+    archives = [line for line in said if line.startswith("colabssh: restoring VS Code server: ")]
+    assert archives[0].startswith("colabssh: restoring VS Code server: 1 of 8 archives, ") and " of 526 B (" in \
+        archives[0] and len(archives) == 7, said  # one line per archive but the last (the line after says done)
+    assert index_of(said, "colabssh: restoring VS Code server: ") < index_of(said, "colabssh: restored VS Code server")
+
+
+@pytest.mark.parametrize("damage", ["archive", "index", "missing archive"])
+def test_a_damaged_backup_of_the_editor_folder_warns_and_is_skipped(recycled: dict[str, Path], tmp_path: Path,
+                                                                    damage: str) -> None:
+    kept = recycled["drive"] / HOME_FOLDER / ".vscode-server"
+    archive = sorted((kept / "archives").iterdir())[-1]
+    if damage == "archive":
+        archive.write_bytes(archive.read_bytes()[:700])  # cut off in the middle of its first file
+    elif damage == "index":
+        (kept / "index.json").write_text('{"version": 1, "units": {"data": {"archive": "../../x"}}}')
+    else:
+        archive.unlink()
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state", True,
+                              said.append)
+    warnings = [line for line in said if line.startswith("colabssh: warning: ")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"colabssh: warning: {recycled['home'] / '.vscode-server'} not restored from Drive: "), said
+    assert warnings[0].endswith("(the editor downloads its server again at the next connection)")
+    assert {"archive": "does not extract (tar exit 2", "index": "is damaged (not an index colabssh wrote)",
+            "missing archive": "is missing (named by"}[damage] in warnings[0]
+    assert os.listdir(recycled["home"]) == []  # nothing half-restored, no staging folder left
+    assert (recycled["content"] / "project/train.py").is_file()  # the content root came back all the same
 
 
 def test_a_state_folder_that_fails_warns_and_restores_nothing(recycled: dict[str, Path], tmp_path: Path) -> None:

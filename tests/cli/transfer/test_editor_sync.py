@@ -1,9 +1,11 @@
 """`colabssh sync` from the laptop, through the real sshd: a full sync keeps the runtime's editor-server folder on
-Drive and says so in one line; a sync of some paths leaves it alone. The runtime's home reaches the runner
-through the session's environment (COLABSSH_HOME)."""
+Drive (as archives) and says so in one line, a second one writes nothing again; a sync of some paths leaves it
+alone. The runtime's home reaches the runner through the session's environment (COLABSSH_HOME)."""
 
 from __future__ import annotations
 
+import json
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,4 +42,10 @@ def test_a_full_sync_keeps_the_editor_folder_and_a_partial_one_does_not(connecte
     assert main(["sync"]) == 0
     out = capsys.readouterr().out
     assert "VS Code server: 1 folder (.vscode-server), 11 files" in out and "kept on Drive (11 file(s)" in out
-    assert files_under(kept) == set(KEPT) | set(EXECUTABLE)
+    unpacked = running.drive / "unpacked"
+    for entry in json.loads((kept / "index.json").read_text())["units"].values():
+        with tarfile.open(kept / entry["archive"]) as archive:
+            archive.extractall(unpacked, filter="tar")
+    assert files_under(unpacked) == set(KEPT) | set(EXECUTABLE)
+    assert main(["sync"]) == 0
+    assert "11 files, 526 B kept on Drive (0 file(s) (0 B) copied now)" in capsys.readouterr().out
