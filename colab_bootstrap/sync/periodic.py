@@ -81,7 +81,7 @@ def describe(report: dict) -> str:
     editors = report.get("editors")
     if editors and editors.get("exit") is not None:
         text += (f"; {label(editors['names'])}: {editors['files']} file(s) kept on Drive"
-                 + (f" (rsync exit {editors['exit']})" if editors["exit"] else ""))
+                 + (f" (exit {editors['exit']})" if editors["exit"] else ""))
     for note in report.get("notes") or []:
         text += f" (note: {note})"
     return text

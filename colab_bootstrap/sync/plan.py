@@ -63,7 +63,7 @@ class Plan:
     scan: Optional[Scan]  # restore only: a backup's files are counted by rsync as it runs (``output``)
     warnings: list[tuple[str, str]]
     to_copy: Optional[int] = None  # bytes to copy, when the free-space check needed rsync's exact figure
-    editors: Optional[EditorStep] = None  # a full backup's second rsync: the home's editor folders
+    editors: Optional[EditorStep] = None  # a full backup's second step: the home's editor folders (archives)
 
 
 def ensure_rsync(say: Callable[[str], None], is_root: Optional[bool] = None) -> str:
