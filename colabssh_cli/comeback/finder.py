@@ -8,6 +8,7 @@ candidate, and the relay says why. Standard library only (and light): the relay 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -59,13 +60,35 @@ def drive_codes(folder: Path, key_id: Optional[str]) -> list[tuple[float, Path, 
     paths = [runtimes / key_id / name] if key_id else list(runtimes.glob(f"*/{name}"))
     found = []
     for path in paths:
+        read = read_code_file(path)
+        if read is None:
+            continue
+        mtime, text = read
         try:
-            mtime = path.stat().st_mtime
-            info = conncode.decode(path.read_text(encoding="utf-8", errors="replace")[:conncode.MAX_CODE_LENGTH + 2])
-        except (OSError, conncode.CodeError):
+            info = conncode.decode(text)
+        except conncode.CodeError:
             continue
         found.append((mtime, path, info))
     return sorted(found, key=lambda item: item[0], reverse=True)
+
+
+def read_code_file(path: Path) -> Optional[tuple[float, str]]:
+    """PATH's mtime and text when it is a regular file (never through a symlink, never waiting on a FIFO) of at
+    most a code's length; None for anything else: whoever can write Drive cannot hang or flood the relay."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > conncode.MAX_CODE_LENGTH + 2:
+            return None
+        data = os.read(fd, conncode.MAX_CODE_LENGTH + 3)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return info.st_mtime, data.decode("utf-8", errors="replace")
 
 
 def _from_drive(session: Session, paths: Paths, pinned_since: float, found: Found) -> None:
