@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def host_key(state: Path, kept: Path | None, fresh: bool, say: Callable[[str], N
         say("host key: this runtime's own (fresh_host_key); the one kept on Drive is neither read nor written")
         return ensure_host_key(state)
     try:
+        _sweep_temps(kept)
         line = _install_kept(state, kept)
         if line:
             say(f"host key: the one kept on Drive ({kept}): the same as this notebook's earlier runtimes")
@@ -78,24 +80,51 @@ def _install_kept(state: Path, kept: Path) -> str:
     public = _read_kept(kept / (HOST_KEY_NAME + ".pub"))
     if private is None and public is None:
         return ""
-    if private is None or public is None:
-        raise KeptKeyError(f"{HOST_KEY_NAME}{'' if private is None else '.pub'} is missing")
-    fields = public.decode("utf-8", errors="replace").split()
-    if len(fields) < 2 or fields[0] != "ssh-ed25519":
-        raise KeptKeyError(f"{HOST_KEY_NAME}.pub is not an ed25519 public key")
-    line = f"{fields[0]} {fields[1]}"
+    if private is None:
+        raise KeptKeyError(f"{HOST_KEY_NAME} is missing")
     fd, tmp = tempfile.mkstemp(prefix=f".{HOST_KEY_NAME}.", suffix=".tmp", dir=state)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), PRIVATE)
             handle.write(private)
-        if _derived_public(Path(tmp)) != line:
-            raise KeptKeyError(f"{HOST_KEY_NAME} is not a readable private key whose public half is the .pub")
+        derived = _derived_public(Path(tmp))
+        if public is None:  # a runtime killed between the two files: the private half is the identity
+            if not derived.startswith("ssh-ed25519 "):
+                raise KeptKeyError(f"{HOST_KEY_NAME}.pub is missing and {HOST_KEY_NAME} is no usable ed25519 key")
+            _create_whole(kept / (HOST_KEY_NAME + ".pub"), f"{derived} colabssh-runtime\n".encode(), PUBLIC)
+            line = derived
+        else:
+            fields = public.decode("utf-8", errors="replace").split()
+            if len(fields) < 2 or fields[0] != "ssh-ed25519":
+                raise KeptKeyError(f"{HOST_KEY_NAME}.pub is not an ed25519 public key")
+            line = f"{fields[0]} {fields[1]}"
+            if derived != line:
+                raise KeptKeyError(f"{HOST_KEY_NAME} is not a readable private key whose public half is the .pub")
         write_atomically(state / (HOST_KEY_NAME + ".pub"), line + " colabssh-runtime\n", PUBLIC)
         os.replace(tmp, state / HOST_KEY_NAME)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return line
+
+
+STALE_TEMP = 600.0  # seconds: a temp file this old beside the kept pair was left by a killed runtime
+
+
+def _sweep_temps(kept: Path) -> None:
+    """Remove the temp files killed runtimes left in KEPT (a live runtime's temp lives for a moment only)."""
+    try:
+        entries = list(os.scandir(kept))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        if entry.name.startswith((f".{HOST_KEY_NAME}.", f".{CODE_NAME}.")) and entry.name.endswith(".tmp"):
+            try:
+                if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > \
+                        STALE_TEMP:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _read_kept(path: Path) -> bytes | None:

@@ -91,6 +91,9 @@ def chosen(option: str | None, recorded: str, home: Path, platform: str = sys.pl
     given: the alias keeps its recorded folder), `auto` (the detected one) or `none` (dropped)."""
     if option is None:
         if recorded:
+            if not Path(recorded).is_dir():
+                return recorded, [f"Drive folder: {recorded} (kept from the earlier connect) is not there now; "
+                                  "is Google Drive for desktop running? (--drive-folder none forgets it)"]
             return recorded, [describe(Path(recorded)) + " (kept from the earlier connect)"]
         found = detect(home, platform, drive_roots)
         if found is None:
@@ -106,9 +109,12 @@ def chosen(option: str | None, recorded: str, home: Path, platform: str = sys.pl
                                 "give its \"My Drive\" folder: --drive-folder PATH (docs/connect.md)", BAD_INPUT)
         folder = found
     else:
+        hint = "give the \"My Drive\" folder Google Drive for desktop shows, or auto"
+        if not option.strip():
+            raise ColabsshError("--drive-folder is empty", hint + " (none forgets the recorded one)", BAD_INPUT)
         folder = Path(os.path.expanduser(option))
         if not folder.is_dir():
-            raise ColabsshError(f"--drive-folder {option}: no such folder",
-                                "give the \"My Drive\" folder Google Drive for desktop shows, or auto", BAD_INPUT)
+            what = "is not a folder" if os.path.lexists(folder) else "no such folder"
+            raise ColabsshError(f"--drive-folder {option}: {what}", hint, BAD_INPUT)
     folder = folder.absolute()
     return str(folder), [describe(folder)]

@@ -57,6 +57,17 @@ def test_a_given_folder_must_exist(tmp_path):
     with pytest.raises(ColabsshError) as error:
         chosen(str(tmp_path / "nowhere"), "", tmp_path, "linux")
     assert "no such folder" in error.value.message and error.value.hint
+    (tmp_path / "a-file").write_text("")
+    for given, says in ((str(tmp_path / "a-file"), "is not a folder"), ("", "--drive-folder is empty"),
+                        ("  ", "--drive-folder is empty")):
+        with pytest.raises(ColabsshError) as error:
+            chosen(given, "", tmp_path, "linux")
+        assert says in error.value.message and error.value.hint
+
+
+def test_a_recorded_folder_that_is_gone_is_kept_and_said(tmp_path):
+    folder, notes = chosen(None, str(tmp_path / "gone"), tmp_path, "linux")
+    assert folder == str(tmp_path / "gone") and "is not there now" in notes[0]
 
 
 def test_auto_takes_the_detected_folder_or_says_none_was_found(tmp_path):

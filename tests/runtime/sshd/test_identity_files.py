@@ -84,3 +84,21 @@ def test_a_runtime_that_loses_the_race_to_keep_its_key_uses_the_winner(tmp_path,
     line = identity.host_key(state, kept, False, said.append)
     assert line == winner[0] == " ".join((state / (HOST_KEY_NAME + ".pub")).read_text().split()[:2])
     assert said == [f"host key: the one another runtime just kept on Drive ({kept})"]
+
+
+def test_a_runtime_killed_between_the_two_files_leaves_a_pair_the_next_runtime_completes(tmp_path):
+    """The private key is written first: with its .pub missing (and a temp file of the killed runtime beside it),
+    the next runtime derives the .pub, keeps it, and presents the same key; old temp files go."""
+    kept = tmp_path / "kept"
+    first = identity.host_key(_state(tmp_path, "a"), kept, False, lambda line: None)
+    (kept / (HOST_KEY_NAME + ".pub")).unlink()
+    stale = kept / f".{HOST_KEY_NAME}.pub.x1y2z3.tmp"
+    stale.write_text("half")
+    os.utime(stale, (1, 1))
+    fresh_temp = kept / f".{HOST_KEY_NAME}.pub.a1b2c3.tmp"  # another runtime's, being written now: left alone
+    fresh_temp.write_text("writing")
+    said: list[str] = []
+    second = identity.host_key(_state(tmp_path, "b"), kept, False, said.append)
+    assert second == first and said[0].startswith("host key: the one kept on Drive")
+    assert (kept / (HOST_KEY_NAME + ".pub")).read_text().split()[:2] == first.split()
+    assert not stale.exists() and fresh_temp.exists()
