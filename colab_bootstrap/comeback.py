@@ -28,7 +28,8 @@ from .drive_layout import CONTENT_FOLDER
 from .units import human_size
 
 COLAB_OWN = ("sample_data", "drive", ".config")  # what a fresh Colab runtime's /content holds (with Drive mounted)
-OURS = (".colabssh-tmp",)  # rsync's temp folder: an empty one left by a killed run is ours, not the user's
+RESTORING = ".colabssh-restoring"  # in the content root while the cell restores it: a cut-off restore is ours
+OURS = (".colabssh-tmp", RESTORING)  # rsync's temp folder (an empty one left by a killed run), the marker
 PROGRESS_EVERY = 3.0  # seconds between progress lines in the notebook
 
 
@@ -138,7 +139,11 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
     from .sync.request import Request
     from .sync.worker import finish, note_in_log, run_rsync
 
+    marker = content / RESTORING
     mine = user_entries(content, drive)
+    if mine and os.path.isfile(marker) and not os.path.islink(marker):
+        out(f"colabssh: {content} holds a restore a stopped run of the cell began: finishing it")
+        mine = []
     if mine:
         shown = ", ".join(mine[:3]) + (" ..." if len(mine) > 3 else "")
         out(f"colabssh: {content} holds files already ({shown}): not restored; `colabssh restore` brings the "
@@ -150,6 +155,11 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
     except SyncRefused as exc:
         raise NotRestored(f"{content} not restored from Drive: {exc.message}",
                           exc.hint or "once connected, run `colabssh restore`") from None
+    try:
+        marker.touch()  # until the copy is whole: a kill -9 meanwhile leaves a restore to finish, not "user files"
+    except OSError as exc:
+        raise NotRestored(f"{content} not restored from Drive: cannot write in it ({exc.strerror or exc})",
+                          "check the content root's permissions and free space") from None
     total_files, total_bytes = (plan.scan.files, plan.scan.bytes) if plan.scan is not None else (0, 0)
     out(f"colabssh: restoring {content} from {plan.request.source_root}: {total_files:,} files, "
         f"{human_size(total_bytes)}")
@@ -183,6 +193,7 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
     if code:
         raise NotRestored(f"{content} was restored only in part (rsync exit {code}: {advice_for(code)})",
                           "once connected, run `colabssh restore` to bring the rest back")
+    marker.unlink(missing_ok=True)
     out(f"colabssh: restored {content} from Drive: {total_files:,} files, {human_size(total_bytes)} in "
         f"{seconds:.1f} s")
 

@@ -42,6 +42,7 @@ ALWAYS_EXCLUDED = (
     "/sample_data/",
     "/.config/",  # Colab keeps gcloud credentials there
     f"/{TMP_FOLDER}/",  # never copied, and never deleted by --delete (excluded files are protected)
+    "/.colabssh-restoring",  # the cell's marker of a restore in progress (comeback.RESTORING)
     "__pycache__/",
     ".ipynb_checkpoints/",
     ".cache/",

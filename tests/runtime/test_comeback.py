@@ -197,3 +197,26 @@ def test_a_backup_too_big_for_the_disk_warns_and_the_cell_still_connects(start_r
                               "free space at")
     assert warning < index_of(lines, CONNECT_PREFIX)
     assert sorted(os.listdir(recycled["content"])) == ["sample_data"]
+
+
+def test_a_restore_cut_off_by_a_kill_is_finished_by_the_next_run_not_taken_for_user_files(
+        recycled: dict[str, Path], tmp_path: Path) -> None:
+    """A kill -9 of the cell mid-restore leaves part of the backup and the marker: the next run finishes it."""
+    said: list[str] = []
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state", True,
+                              said.append)
+    assert not (recycled["content"] / comeback.RESTORING).exists()  # a whole restore leaves no marker
+    (recycled["content"] / "project/data/big.bin").unlink()  # what a kill leaves: part of it, and the marker
+    (recycled["content"] / comeback.RESTORING).touch()
+    shutil.rmtree(recycled["home"] / ".vscode-server")
+    said.clear()
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state2", True,
+                              said.append)
+    assert any("holds a restore a stopped run of the cell began: finishing it" in line for line in said), said
+    assert (recycled["content"] / "project/data/big.bin").read_bytes() == \
+        (recycled["backup"] / "project/data/big.bin").read_bytes()
+    assert not (recycled["content"] / comeback.RESTORING).exists()
+    again: list[str] = []  # and now the content root is the user's: a third run leaves it alone
+    comeback.restore_at_start(recycled["content"], recycled["drive"], recycled["home"], tmp_path / "state3", True,
+                              again.append)
+    assert any("holds files already (project)" in line for line in again), again
