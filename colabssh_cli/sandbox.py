@@ -130,8 +130,9 @@ class Tour:
         self.step("colabssh demo: tensors and autograd on the runtime", "", self._demo)
         self.step("colabssh forget colab", "", lambda: self._output(self.colabssh("forget", "colab")))
         self.step("stop the runtime", "", self._stop_runtime_step)
-        console.result("colabssh try: all steps passed. On Colab: `colabssh bootstrap > cell.py`, paste the cell, "
-                       "run it, then run the `colabssh connect CODE` line it prints (docs/getting-started.md).")
+        console.result("colabssh try: all steps passed. On Colab: `colabssh bootstrap --notebook ~/colabssh.ipynb`, "
+                       "upload it to Colab, Run all, then run the `colabssh connect CODE` line it prints "
+                       "(docs/getting-started.md).")
 
     def _open_editor(self) -> str:
         """Open the editor in a profile of its own whose Remote-SSH reads the sandbox's ssh config.

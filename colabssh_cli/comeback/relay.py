@@ -141,12 +141,13 @@ def cloudflared(host: str, passing: bool) -> NoReturn:
     sys.exit(0)
 
 
-def reach(candidate: Candidate) -> Optional[socket.socket]:
+def reach(candidate: Candidate, last: bool = False) -> Optional[socket.socket]:
     try:
         conn = socket.create_connection((candidate.host, candidate.port), timeout=CONNECT_TIMEOUT)
     except OSError as exc:
-        say(f"{candidate.host}:{candidate.port} ({candidate.source}) does not answer ({exc.strerror or exc}); "
-            "trying the next")
+        if not last:
+            say(f"{candidate.host}:{candidate.port} ({candidate.source}) does not answer ({exc.strerror or exc}); "
+                "trying the next")
         return None
     conn.settimeout(None)
     return conn
@@ -179,13 +180,13 @@ def main(argv: list[str]) -> int:
     if found.refused:
         say(found.refused)
     passing = fd_passing()
-    for candidate in found.candidates:
+    for number, candidate in enumerate(found.candidates, 1):
         if candidate.tunnel == "cloudflared":
             if candidate.source != LAST:
                 say(f"'{alias}' is at {candidate.host} now ({candidate.source})")
             notes.reached(paths, alias, candidate.host, candidate.source != LAST)
             cloudflared(candidate.host, passing)
-        conn = reach(candidate)
+        conn = reach(candidate, last=number == len(found.candidates))
         if conn is None:
             continue
         if candidate.source != LAST:

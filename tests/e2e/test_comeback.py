@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,12 +69,15 @@ def test_a_recycled_runtime_is_back_with_no_laptop_command(tunnel, isolated_home
     cell = tmp_path / "form-cell.py"
     cell.write_text(form_cell_source(notebook))
 
+    content, home = tmp_path / "content", tmp_path / "root"  # /content and /root: the same paths on every runtime
+
     def runtime(name: str):
-        where = tmp_path / name
-        env = {"COLABSSH_DRIVE": str(drive), "COLABSSH_HOME": str(where / "home"), "COLABSSH_SYNC_EVERY": "0"}
+        where = tmp_path / name  # its own state folder (and port): a new machine
+        env = {"COLABSSH_DRIVE": str(drive), "COLABSSH_CONTENT": str(content), "COLABSSH_HOME": str(home),
+               "COLABSSH_SYNC_EVERY": "0"}
         if tunnel == "ngrok":
             env.update(ngrok_env(where))
-        (where / "home").mkdir(parents=True)
+        home.mkdir(exist_ok=True)
         return start_runtime(cell=cell, where=where, extra_env=env)
 
     # runtime A: connect once, with the Drive folder
@@ -81,7 +85,7 @@ def test_a_recycled_runtime_is_back_with_no_laptop_command(tunnel, isolated_home
     connected = laptop.colabssh("connect", a.code, "--drive-folder", str(drive), "--no-open")
     assert connected.returncode == 0, connected.stderr
     _write(a.content, PROJECT)
-    _write(a.content.parent / "home", {**EDITOR, **{name: "log\n" for name in REBUILT}})
+    _write(home, {**EDITOR, **{name: "log\n" for name in REBUILT}})
     synced = laptop.colabssh("sync", "--json")
     assert synced.returncode == 0, synced.stderr
     assert json.loads(synced.stdout)["exit"] == 0
@@ -96,6 +100,8 @@ def test_a_recycled_runtime_is_back_with_no_laptop_command(tunnel, isolated_home
     recorded = (isolated_home / ".ssh" / "colabssh" / "sessions.json").read_bytes()
 
     # runtime B: a new machine (empty /content and home, new state and port), the same Drive
+    shutil.rmtree(content)
+    shutil.rmtree(home)
     b = runtime("B")
     assert (b.info.host, b.info.port) != (a.info.host, a.info.port)
     assert b.info.hostkey == a_key  # the host key kept on Drive: the laptop's pin still holds
@@ -105,17 +111,18 @@ def test_a_recycled_runtime_is_back_with_no_laptop_command(tunnel, isolated_home
     assert conncode.decode(code_file.read_text().strip()) == b.info  # B's address, for the laptop to find
 
     # no laptop command: plain ssh (VS Code's Reconnect) reaches B
-    remote = laptop.ssh("colab", f"cat '{b.content}/project/train.py' && cat '{b.content}/data/notes ü.txt' && "
-                                 f"ls '{b.content.parent}/home/{SERVER}'")
+    remote = laptop.ssh("colab", f"cat '{content}/project/train.py' && cat '{content}/data/notes ü.txt' && "
+                                 f"ls '{home}/{SERVER}'")
     assert remote.returncode == 0, remote.stderr
     assert remote.stdout == PROJECT["project/train.py"] + PROJECT["data/notes ü.txt"] + "node\nproduct.json\n"
-    home_b = b.content.parent / "home"
-    assert {name: (home_b / name).read_text() for name in EDITOR} == EDITOR  # the server VS Code starts again
-    assert not any((home_b / name).exists() for name in REBUILT)
+    assert {name: (home / name).read_text() for name in EDITOR} == EDITOR  # the server VS Code starts again
+    assert not any((home / name).exists() for name in REBUILT)
     assert (isolated_home / ".ssh" / "colabssh" / "sessions.json").read_bytes() == recorded  # nothing rewritten
     status = laptop.colabssh("status", "--json")  # where the relay found the runtime
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["address"] == f"{b.info.host}:{b.info.port}"
+    (content / "made-on-b.txt").write_text("new work\n")
     again = laptop.colabssh("sync", "--json")  # and colabssh's own commands ride the same alias to B
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["exit"] == 0
+    assert (drive / "colabssh" / "content" / "made-on-b.txt").read_text() == "new work\n"
