@@ -192,7 +192,7 @@ def announce(runtime: Runtime, out: Callable[[str], None] = say) -> None:
     """
     from .sync import periodic  # the cell's own periodic backup to Drive when sync_every > 0 (issue 4)
     periodic.start_periodic(runtime.settings.content, runtime.drive, runtime.settings.state,
-                               runtime.settings.sync_every, out)
+                               runtime.settings.sync_every, out, home=runtime.settings.home)
     sshd.save_code(runtime.drive, runtime.key_line, runtime.code, out)
     out(f"host key fingerprint: {runtime.info.fingerprint}")
     out("On your laptop, run:")

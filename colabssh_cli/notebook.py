@@ -14,11 +14,23 @@ options give the same bytes (fixed cell ids), so writing it again changes nothin
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import colab_bootstrap
 
-from .cell import SECRETS_LINE, Expression, cell_options, check_tunnel, embedded_key, payload_lines, python_literal
+from .cell import (
+    SECRETS_LINE,
+    Expression,
+    build_cell,
+    cell_options,
+    check_tunnel,
+    embedded_key,
+    payload_lines,
+    python_literal,
+    refuse_special_file,
+    write_atomically,
+)
 from .errors import BAD_INPUT, ColabsshError
 from .paths import Paths
 
@@ -128,3 +140,28 @@ def check_notebook_path(path: Path) -> None:
     if path.suffix != ".ipynb":
         raise ColabsshError(f"--notebook {path} does not end in .ipynb",
                             "name it e.g. colabssh.ipynb: Colab uploads notebooks by that suffix", BAD_INPUT)
+
+
+def write_notebook(notebook: Path, out: Path | None, tunnel: str, public_key: Path | None, key_from_secret: bool,
+                   sync_every: int | None, paths: Paths, *, restore: bool = True, fresh_host_key: bool = False
+                   ) -> list[str]:
+    """`bootstrap --notebook`: write the notebook (and with OUT the plain cell too, with the cell's own default
+    sync_every), every input and destination checked before anything is written; the lines to say."""
+    check_notebook_path(notebook)
+    if out is not None and os.path.realpath(out) == os.path.realpath(notebook):  # never raises, even on a loop
+        raise ColabsshError(f"--out and --notebook both name {notebook}",
+                            "give the cell and the notebook files of their own", BAD_INPUT)
+    options = {"restore": restore, "fresh_host_key": fresh_host_key}
+    text = build_notebook(tunnel, public_key, key_from_secret,
+                          NOTEBOOK_SYNC_EVERY if sync_every is None else sync_every, paths, **options)
+    written = [(notebook, "--notebook", text)]
+    if out is not None:
+        written.append((out, "--out", build_cell(tunnel, public_key, key_from_secret, sync_every or 0, paths,
+                                                 **options)))
+    for path, option, _ in written:
+        refuse_special_file(path, option)
+    for path, option, content in written:
+        write_atomically(path, content, option)
+    said = [f"wrote the notebook to {notebook}: upload it once (File > Upload notebook, or save it in Drive); "
+            "then open it and Run all"]
+    return said + ([f"wrote the cell to {out}"] if out is not None else [])

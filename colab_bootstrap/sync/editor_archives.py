@@ -247,7 +247,7 @@ def write_archive(folder: Path, dest: Path, tmp_dir: Path, tar: str, run_tar: Ru
     failed (twice: the first failure may be a file that moved meanwhile, so the unit is walked again)."""
     for attempt in range(2):
         if attempt:
-            entries = walk_units_of(folder, unit)
+            entries = walk_units(folder).get(unit, [])
             if not entries:
                 return None  # the unit itself is gone
         print_ = fingerprint(entries)
@@ -273,10 +273,6 @@ def write_archive(folder: Path, dest: Path, tmp_dir: Path, tar: str, run_tar: Ru
     else:
         report.note(PARTIAL, f"{dest.name}/{unit} not archived (tar exit {code}: {last})")
     return None
-
-
-def walk_units_of(folder: Path, unit: str) -> list[Entry]:
-    return walk_units(folder).get(unit, [])
 
 
 def remove_unnamed(dest: Path, named: set[str]) -> int:

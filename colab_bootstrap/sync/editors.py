@@ -85,9 +85,8 @@ def present(root: Path) -> list[str]:
     return names
 
 
-def backup_step(rsync: str, home: Path, drive: Path, dry_run: bool) -> Optional[EditorStep]:
-    """The step that archives the home's editor folders to Drive; None when the home holds none. (RSYNC is not
-    used: the plan hands it to every step alike.)"""
+def backup_step(home: Path, drive: Path) -> Optional[EditorStep]:
+    """The step that archives the home's editor folders to Drive; None when the home holds none."""
     from .plan import TMP_FOLDER
 
     names = present(home)

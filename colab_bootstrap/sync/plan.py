@@ -183,8 +183,7 @@ def prepare(request: Request, rsync: str = "rsync", environ: Optional[Mapping[st
     if request.bwlimit:
         argv.append(f"--bwlimit={request.bwlimit}")
     argv += ["--", *operands]
-    editors = backup_step(rsync, request.home, drive, request.dry_run) \
-        if request.keeps_editors and request.home is not None else None
+    editors = backup_step(request.home, drive) if request.keeps_editors and request.home is not None else None
     if editors is not None and not request.dry_run:
         store = Path(editors.store)
         if os.path.lexists(store) and not stat.S_ISDIR(os.lstat(store).st_mode):

@@ -76,7 +76,7 @@ def run_editors(job: Path, spec: dict, lock_fd: Optional[int],
     """A full backup's editor step: the home's editor folders archived on Drive (``editor_archives``), each
     changed unit by one tar that inherits the lock (a cancel ends it like rsync); tar's own lines go to the job's
     editors.log, and the step's counts and exit code to editors.json (the summary's ``editors``)."""
-    from .editor_archives import back_up
+    from .editor_archives import back_up, last_line
 
     step = spec["editors"]
     dry_run = bool(spec.get("dry_run"))
@@ -93,8 +93,7 @@ def run_editors(job: Path, spec: dict, lock_fd: Optional[int],
         output, _ = process.communicate(data)
         end_group(process.pid)
         os.write(log, output)
-        lines = output.decode(errors="replace").strip().splitlines()
-        return process.returncode, lines[-1] if lines else ""
+        return process.returncode, last_line(output)
 
     try:
         report = back_up(step, run_tar, dry_run)

@@ -4,3 +4,12 @@ drive_folder.py finds Google Drive for desktop's "My Drive"; finder.py lists whe
 (Drive's connection codes, the ngrok API, the last address); relay.py is the ssh ProxyCommand that picks one.
 Kept light: the relay imports this package at every ssh connection.
 """
+
+from __future__ import annotations
+
+import os
+
+
+def ngrok_api_key() -> str:
+    """The laptop's ngrok API key (NGROK_API_KEY; '' when unset): the ngrok API is a second way to the runtime."""
+    return os.environ.get("NGROK_API_KEY", "").strip()

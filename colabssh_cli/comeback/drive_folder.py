@@ -85,6 +85,23 @@ def describe(folder: Path) -> str:
             "mounted")
 
 
+def for_connect(alias: str, code: str | None, option: str | None) -> tuple[str, list[str]]:
+    """The Drive folder `connect` records for ALIAS ('' for none) and what to say about it: `--drive-folder`
+    OPTION, else the alias's recorded folder; only for a connection code (its pin keeps a runtime found on Drive
+    honest)."""
+    from ..paths import Paths
+    from ..session import load_sessions, validate_alias
+
+    if code is None:
+        if option is not None and option != "none":
+            raise ColabsshError("--drive-folder needs a connection code (its pinned host key is what keeps a runtime "
+                                "found on Drive honest)", "run the colabssh cell and connect its code", BAD_INPUT)
+        return "", []
+    validate_alias(alias)
+    old = load_sessions(Paths.from_env()).get(alias)
+    return chosen(option, old.drive_folder if old else "", home_dir())
+
+
 def chosen(option: str | None, recorded: str, home: Path, platform: str = sys.platform,
            drive_roots: Iterable[Path] | None = None) -> tuple[str, list[str]]:
     """The folder a connect records ('' for none) and what to say about it, from `--drive-folder` (None when not

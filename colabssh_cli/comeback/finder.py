@@ -18,6 +18,7 @@ from colab_bootstrap import conncode, drive_layout
 
 from ..paths import Paths
 from ..session import Session
+from . import ngrok_api_key
 
 LAST = "the last address"  # the source of the Host block's own HostName and Port
 
@@ -102,7 +103,7 @@ def _from_drive(session: Session, paths: Paths, pinned_since: float, found: Foun
 
 
 def _from_ngrok(session: Session, found: Found, warn: list[str]) -> None:
-    key = os.environ.get("NGROK_API_KEY", "").strip()
+    key = ngrok_api_key()
     if not key:
         return
     from .ngrok_api import NgrokApiError, tagged_addresses

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -38,8 +37,7 @@ def bootstrap(
              "needs `colabssh connect` with its new code)."),
 ) -> None:
     """Print the Python cell to paste into Colab (or write a notebook that holds it)."""
-    from ..cell import build_cell, refuse_special_file, write_atomically
-    from ..errors import BAD_INPUT, ColabsshError
+    from ..cell import build_cell, write_atomically
     from ..paths import Paths
 
     paths = Paths.from_env()
@@ -53,23 +51,7 @@ def bootstrap(
         typer.echo(f"wrote the cell to {out}", err=True)
         return
 
-    from ..notebook import NOTEBOOK_SYNC_EVERY, build_notebook, check_notebook_path
+    from ..notebook import write_notebook
 
-    check_notebook_path(notebook)
-    if out is not None and os.path.realpath(out) == os.path.realpath(notebook):  # never raises, even on a loop
-        raise ColabsshError(f"--out and --notebook both name {notebook}",
-                            "give the cell and the notebook files of their own", BAD_INPUT)
-    text = build_notebook(tunnel, public_key, key_from_secret,
-                          NOTEBOOK_SYNC_EVERY if sync_every is None else sync_every, paths, **options)
-    written = [(notebook, "--notebook", text)]
-    if out is not None:  # the plain cell too, with the cell's own default
-        written.append((out, "--out", build_cell(tunnel, public_key, key_from_secret, sync_every or 0, paths,
-                                                 **options)))
-    for path, option, _ in written:  # every destination checked before any is written
-        refuse_special_file(path, option)
-    for path, option, content in written:
-        write_atomically(path, content, option)
-    typer.echo(f"wrote the notebook to {notebook}: upload it once (File > Upload notebook, or save it in Drive); "
-               "then open it and Run all", err=True)
-    if out is not None:
-        typer.echo(f"wrote the cell to {out}", err=True)
+    for line in write_notebook(notebook, out, tunnel, public_key, key_from_secret, sync_every, paths, **options):
+        typer.echo(line, err=True)

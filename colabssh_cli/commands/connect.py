@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -49,6 +48,8 @@ def connect(
 
     Or, with --via colab-cli, to a runtime that Google's `colab` CLI reaches (`colab ssh --proxy-mode`).
     """
+    from ..comeback import ngrok_api_key
+    from ..comeback.drive_folder import for_connect
     from ..connection.colab_cli import ColabCliConnector
     from ..connection.colab_cli_input import check_transport_arguments
     from ..connection.flow import ConnectOptions
@@ -66,7 +67,7 @@ def connect(
     if check_transport_arguments(via, session=session, gpu=gpu, code_options=code_options):
         _show_colab_cli(run_connect(options, lambda alias: ColabCliConnector(alias, session, gpu), report=status))
         return
-    folder, drive_notes = _drive_folder(name, code, drive_folder)
+    folder, drive_notes = for_connect(name, code, drive_folder)
     tunnel_input = TunnelInput(code=code, host=host, port=port, cloudflared_host=cloudflared_host, password=password,
                                user=user, drive_folder=folder)
     outcome = run_connect(options, lambda alias: TunnelConnector.from_input(alias, tunnel_input), report=status)
@@ -87,27 +88,10 @@ def connect(
     lines += drive_notes
     if uses_relay(target):
         ways = (["Drive's newest code with this host key"] if target.drive_folder else []) + \
-            (["the ngrok API"] if os.environ.get("NGROK_API_KEY", "").strip() else [])
+            (["the ngrok API"] if ngrok_api_key() else [])
         lines.append(f"ssh {outcome.alias} finds a recycled runtime by itself (the ProxyCommand, colabssh's relay, "
                      f"asks {' and '.join(ways)}; a new host key is always refused)")
     _show_outcome(outcome.alias, outcome.written, lines, outcome.editor)
-
-
-def _drive_folder(alias: str, code: Optional[str], option: Optional[str]) -> tuple[str, list[str]]:
-    """The Drive folder the session records, and what to say about it (comeback/drive_folder.py)."""
-    from ..comeback.drive_folder import chosen, home_dir
-    from ..errors import BAD_INPUT, ColabsshError
-    from ..paths import Paths
-    from ..session import load_sessions, validate_alias
-
-    if code is None:
-        if option is not None and option != "none":
-            raise ColabsshError("--drive-folder needs a connection code (its pinned host key is what keeps a runtime "
-                                "found on Drive honest)", "run the colabssh cell and connect its code", BAD_INPUT)
-        return "", []
-    validate_alias(alias)
-    old = load_sessions(Paths.from_env()).get(alias)
-    return chosen(option, old.drive_folder if old else "", home_dir())
 
 
 def _show_outcome(alias: str, written: list[Path], lines: list[str], editor: Optional[EditorOutcome]) -> None:

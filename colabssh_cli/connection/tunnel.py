@@ -65,8 +65,10 @@ def proxy_command(cloudflared: str) -> str:
 def uses_relay(session: Session) -> bool:
     """Whether ssh reaches SESSION through the relay: it has a Drive folder, or it is a pinned ngrok runtime and
     NGROK_API_KEY is set (the ngrok API finds a recycled runtime's address)."""
+    from ..comeback import ngrok_api_key
+
     return bool(session.drive_folder) or (session.pinned and session.tunnel == Transport.NGROK
-                                          and bool(os.environ.get("NGROK_API_KEY", "").strip()))
+                                          and bool(ngrok_api_key()))
 
 
 def relay_command(session: Session) -> str:
