@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import PurePath
+from pathlib import PureWindowsPath
 from typing import Optional
 
 from colab_bootstrap import conncode
@@ -44,10 +44,8 @@ def code_from_words(words: Sequence[str]) -> Optional[str]:
     quoted word). None when there is no code; more than one word left over is BAD_INPUT."""
     tokens = [token.strip(QUOTES) for word in words for token in word.strip().strip(QUOTES).split()]
     tokens = [token for token in tokens if token]
-    while tokens and PurePath(tokens[0]).name in PROGRAM_NAMES:  # the program, maybe as a path (.venv/bin/...)
-        tokens.pop(0)
-        if tokens and tokens[0] == "connect":
-            tokens.pop(0)
+    while tokens and (tokens[0] == "connect" or PureWindowsPath(tokens[0]).name in PROGRAM_NAMES):
+        tokens.pop(0)  # the program (maybe as a path: .venv/bin/colabssh, C:\...\colabssh.exe) and the command
     if len(tokens) > 1:
         if any("PRIVATE" in word for word in words):  # the code's own check says so, and never shows it
             return " ".join(words)

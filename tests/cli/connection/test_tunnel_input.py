@@ -23,6 +23,8 @@ PASTED = {  # what `colabssh connect` is followed by when the cell's whole line 
     "the line with the program's path": [".venv/bin/colabssh", "connect", GOOD],
     "the line pasted twice": ["colabssh", "connect", "colabssh", "connect", GOOD],
     "the line with a newline": [f"colabssh connect {GOOD}\n"],
+    "the line with a Windows path": ["C:\\Users\\me\\colabssh.exe", "connect", GOOD],
+    "connect twice": ["connect", GOOD],
 }
 
 
