@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from collections.abc import Iterator, MutableMapping
@@ -24,7 +25,9 @@ class _CommandsOnDemand(MutableMapping[str, Any]):
     list command's module only, `--version` none (--help and completion look them all up)."""
 
     def __init__(self, built: dict[str, Any]) -> None:
-        self.built = dict(built)
+        # typer hands over the commands whose modules were imported before (in one process that runs main
+        # twice, as the tests do): they are built again here, the same way as the rest (label_for_help)
+        self.built = {name: command for name, command in built.items() if name not in COMMANDS}
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.built:
@@ -32,8 +35,11 @@ class _CommandsOnDemand(MutableMapping[str, Any]):
                 raise KeyError(name)
             importlib.import_module(f"{__package__}.commands.{COMMANDS[name]}")  # registers it on `app`
             info = next(info for info in app.registered_commands if _name_of(info) == name)
-            self.built[name] = typer.main.get_command_from_info(
+            command = typer.main.get_command_from_info(
                 info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
+            for param in command.params:
+                label_for_help(param)
+            self.built[name] = command
         return self.built[name]
 
     def __setitem__(self, name: str, command: Any) -> None:
@@ -54,9 +60,39 @@ def _name_of(info: Any) -> str:
     return info.name or typer.main.get_command_name(info.callback.__name__)
 
 
+# The word shown for a value where the parameter's own name would not say it (keyed by the parameter's name); any
+# other value option or argument without a metavar shows PATH for a path, else its name in capitals.
+METAVARS = {"name": "ALIAS", "cloudflared_host": "HOST", "sync_every": "SECONDS", "every": "SECONDS"}
+
+
+def label_for_help(param: Any) -> Any:
+    """PARAM as `-h` and docs/reference.md show it: a word for what a value is (ALIAS, HOST, PATH...) rather than
+    typer's type label (`<str>`, `<bool>`, `<path>`), and nothing beside a flag.
+
+    Done here, for every command at once, so that a command declares a metavar only where the derived word would
+    be wrong. An argument's type gets a copy whose label is empty: the rich help shows an argument's type label
+    beside its metavar, whatever the metavar is."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        param.metavar = ""
+        return param
+    if param.metavar is None and not hasattr(param.type, "choices"):  # a choice's [a|b] says more than a name
+        word = METAVARS.get(param.name or "") or ("PATH" if param.type.name == "path" else (param.name or "").upper())
+        param.metavar = word + ("..." if param.nargs != 1 else "")
+    if param.param_type_name == "argument" and not getattr(param.type, "colabssh_unlabelled", False):
+        type_label = param.type.get_metavar
+        shown = copy.copy(param.type)
+        shown.get_metavar = lambda param, ctx: type_label(param=param, ctx=ctx) or ""
+        shown.colabssh_unlabelled = True
+        param.type = shown
+    return param
+
+
 class _Group(TyperGroup):
     def __init__(self, *args: Any, commands: Optional[dict[str, Any]] = None, **kwargs: Any) -> None:
         super().__init__(*args, commands=_CommandsOnDemand(commands or {}), **kwargs)  # type: ignore[arg-type]
+
+    def get_params(self, ctx: Any) -> list[Any]:  # typer adds the completion options after __init__
+        return [label_for_help(param) for param in super().get_params(ctx)]
 
 
 app = typer.Typer(

@@ -90,11 +90,16 @@ class Tour:
             self.say(f"    {line}")
         self.say(f"    done in {elapsed:.1f} s")
 
-    def colabssh(self, *args: str, check: bool = True) -> process.Finished:
-        """Run this colabssh as a child in the sandbox (its stderr merged into its stdout)."""
+    def command(self, *args: str) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment that run this colabssh with ARGS in the sandbox."""
         assert self.sandbox is not None
         env = {**self.sandbox.cli_env(), "COLUMNS": str(max(60, shutil.get_terminal_size().columns - 4))}
-        result = process.run([sys.executable, "-m", "colabssh_cli", *args], env=env, merge_stderr=True)
+        return [sys.executable, "-m", "colabssh_cli", *args], env
+
+    def colabssh(self, *args: str, check: bool = True) -> process.Finished:
+        """Run this colabssh as a child in the sandbox (its stderr merged into its stdout)."""
+        argv, env = self.command(*args)
+        result = process.run(argv, env=env, merge_stderr=True)
         if check and result.returncode != 0:
             last = (result.stdout.strip().splitlines() or [f"exit code {result.returncode}"])
             raise ColabsshError(" / ".join(line.strip() for line in last[-2:]), "", FAILURE)
@@ -199,7 +204,7 @@ class Tour:
             if line.startswith(CONNECT_PREFIX):
                 code_holder.append(line[len(CONNECT_PREFIX):].strip())
                 shown = [s for s in seen if s.startswith(("sshd: listening", "host key", "Drive:", "GPU:", "tunnel:"))]
-                return "\n".join(shown + [f"{CONNECT_PREFIX}{code_holder[0][:40]}..."])
+                return "\n".join(shown + [f"{CONNECT_PREFIX}{code_holder[0]}"])  # whole: a copy of it works
         errors = [s for s in seen if "error" in s.lower()] or seen[-2:] or ["no output"]
         raise ColabsshError(f"the runtime did not start: {errors[-1]}", "see the message above")
 
@@ -211,14 +216,23 @@ class Tour:
         return out + "\nnow in the Drive folder:\n" + "\n".join(f"  {name}" for name in copied)
 
     def _demo(self) -> str:
-        result = self.colabssh("demo", check=False)
-        if result.returncode == 0:  # the table says it all; the per-check progress lines are left out
-            return "\n".join(line.rstrip() for line in self._output(result).splitlines()
-                             if not line.startswith("demo: ["))
-        text = result.stdout
+        """`colabssh demo`: its progress lines (stderr) are shown as each check runs, its table (stdout) after."""
+        argv, env = self.command("demo")
+        table: list[str] = []
+        progress: list[str] = []
+
+        def show(line: str) -> None:
+            progress.append(line)
+            self.say(f"    {line}")
+
+        returncode, _ = process.stream(argv, env=env, on_stdout=table.append, on_stderr=show)
+        if returncode == 0:
+            return "\n".join(line.rstrip() for line in table).strip()
+        text = "\n".join(table + progress)
         if "torch" in text and ("not installed" in text or "no torch" in text.lower()):
             return "torch is not installed for the runtime's python: skipping the demo (pip install torch)"
-        raise ColabsshError((result.stdout.strip().splitlines() or ["the demo failed"])[-1], "", FAILURE)
+        said = [line for line in progress if line.startswith("colabssh: error: ")] or progress or table
+        raise ColabsshError((said or ["the demo failed"])[-1].removeprefix("colabssh: error: ").strip(), "", FAILURE)
 
     def _stop_runtime_step(self) -> str:
         self._stop_runtime()

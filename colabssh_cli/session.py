@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -275,7 +275,15 @@ def resolve(alias: str | None, paths: Paths | None = None) -> Session:
                             f"name one with --name ({', '.join(sorted(sessions))})", BAD_INPUT)
     validate_alias(alias)
     if alias not in sessions:
-        raise ColabsshError(f"no session named {alias!r}",
+        raise ColabsshError(f"no session named {alias!r}{did_you_mean(alias, sessions)}",
                             "see `colabssh list`, or connect with `colabssh connect CODE --name "
                             f"{alias}`", BAD_INPUT)
     return sessions[alias]
+
+
+def did_you_mean(alias: str, known: Iterable[str]) -> str:
+    """'; did you mean 'colab'?' when ALIAS is a near miss of a recorded session's alias (a typo), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(alias, sorted(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -16,21 +16,35 @@ if TYPE_CHECKING:
     from ..editor import EditorOutcome
 
 
-@app.command()
+# The options for a runtime that the older colab-ssh package started (`launch_ssh`, `launch_ssh_cloudflared`), shown
+# in a panel of their own: a colabssh cell's code never needs them.
+COLAB_SSH_PANEL = "For sessions started by the older colab-ssh package (instead of a code)"
+
+
+@app.command(context_settings={"allow_extra_args": True})
 def connect(
-    code: Optional[str] = typer.Argument(None, help="The code the cell printed: colabssh1:...", show_default=False),
+    ctx: typer.Context,
+    code: Optional[str] = typer.Argument(
+        None, show_default=False,
+        help="The code the cell printed: colabssh1:... (quoted, or the whole `colabssh connect CODE` line, "
+             "is fine too)."),
     name: str = typer.Option(DEFAULT_ALIAS, "--name", "-n", help="The ssh alias for this runtime."),
     no_open: bool = typer.Option(False, "--no-open", help="Do not open the editor."),
     editor: str = typer.Option("code", "--editor", help="code, cursor or codium."),
     no_check: bool = typer.Option(False, "--no-check", help="Write the config without logging in first."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff of the files; write nothing."),
-    host: Optional[str] = typer.Option(None, "--host", help="colab-ssh (ngrok): the HostName it printed."),
-    port: Optional[str] = typer.Option(None, "--port", help="colab-ssh (ngrok): the Port it printed."),
+    host: Optional[str] = typer.Option(None, "--host", help="colab-ssh (ngrok): the HostName it printed.",
+                                       rich_help_panel=COLAB_SSH_PANEL),
+    port: Optional[str] = typer.Option(None, "--port", help="colab-ssh (ngrok): the Port it printed.",
+                                       rich_help_panel=COLAB_SSH_PANEL),
     cloudflared_host: Optional[str] = typer.Option(
-        None, "--cloudflared-host", help="colab-ssh (cloudflared): the trycloudflare.com host name."),
+        None, "--cloudflared-host", help="colab-ssh (cloudflared): the trycloudflare.com host name.",
+        rich_help_panel=COLAB_SSH_PANEL),
     password: bool = typer.Option(False, "--password",
-                                  help="colab-ssh runtimes: log in with the password (asked by ssh/VS Code)."),
-    user: str = typer.Option("root", "--user", help="colab-ssh runtimes: the user to log in as."),
+                                  help="colab-ssh runtimes: log in with the password (asked by ssh/VS Code).",
+                                  rich_help_panel=COLAB_SSH_PANEL),
+    user: str = typer.Option("root", "--user", help="colab-ssh runtimes: the user to log in as.",
+                             rich_help_panel=COLAB_SSH_PANEL),
     via: Optional[str] = typer.Option(None, "--via", metavar="colab-cli",
                                       help="Reach the runtime through Google's `colab ssh --proxy-mode` (no cell, "
                                            "no tunnel; docs/colab-cli.md)."),
@@ -55,10 +69,11 @@ def connect(
     from ..connection.flow import ConnectOptions
     from ..connection.flow import connect as run_connect
     from ..connection.tunnel import TunnelConnector, uses_relay
-    from ..connection.tunnel_input import TunnelInput
+    from ..connection.tunnel_input import TunnelInput, code_from_words
     from ..console import status
     from ..session import Login
 
+    code = code_from_words([code, *ctx.args] if code is not None else list(ctx.args))
     given = {"CODE": code is not None, "--host": host is not None, "--port": port is not None,
              "--cloudflared-host": cloudflared_host is not None, "--password": password, "--user": user != "root",
              "--drive-folder": drive_folder is not None}

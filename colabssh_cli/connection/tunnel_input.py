@@ -5,7 +5,9 @@ validated here, before anything is written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import PureWindowsPath
 from typing import Optional
 
 from colab_bootstrap import conncode
@@ -27,6 +29,29 @@ class TunnelInput:
 
 def _bad(message: str, hint: str) -> ColabsshError:
     return ColabsshError(message, hint, BAD_INPUT)
+
+
+# Quotes a copy may bring around the code or the line: the shell's own (when they reach us, e.g. from a
+# PowerShell or a doubly quoted paste), typographic ones from a chat or a document, a Markdown backtick.
+# A code never contains any of them (base64url, ':' and '.'), so they are stripped from the ends of each word.
+QUOTES = "'\"`\u201c\u201d\u2018\u2019"
+PROGRAM_NAMES = ("colabssh", "colabssh.exe")
+
+
+def code_from_words(words: Sequence[str]) -> Optional[str]:
+    """The connection code among the words `connect` was given: the code alone, the code in quotes, or the whole
+    `colabssh connect CODE` line the cell printed, pasted after `colabssh connect` (as more words, or as one
+    quoted word). None when there is no code; more than one word left over is BAD_INPUT."""
+    tokens = [token.strip(QUOTES) for word in words for token in word.strip().strip(QUOTES).split()]
+    tokens = [token for token in tokens if token]
+    while tokens and (tokens[0] == "connect" or PureWindowsPath(tokens[0]).name in PROGRAM_NAMES):
+        tokens.pop(0)  # the program (maybe as a path: .venv/bin/colabssh, C:\...\colabssh.exe) and the command
+    if len(tokens) > 1:
+        if any("PRIVATE" in word for word in words):  # the code's own check says so, and never shows it
+            return " ".join(words)
+        raise _bad(f"connect takes one connection code, and {len(tokens)} words were given",
+                   "copy the whole `colabssh connect CODE` line that the cell printed last, or just its code")
+    return tokens[0] if tokens else None
 
 
 def session_from_colab_ssh(alias: str, given: TunnelInput) -> Session:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from colabssh_cli import __version__
-from colabssh_cli.app import main
+from colabssh_cli.app import COMMANDS, main
 from tests.cli.connection.test_flow_e2e import close_masters_after  # noqa: F401  (fixture)
 
 COLABSSH = str(Path(sys.executable).with_name("colabssh"))
@@ -28,7 +28,8 @@ BAD_INVOCATIONS: dict[str, list[list[str]]] = {
     "": [["bogus"], ["--bogus"]],
     "bootstrap": [["--tunnel", "bogus"], ["--public-key", "/nonexistent.pub"], ["--sync-every", "-1"]],
     "connect": [["garbage"], [], ["colabssh1:AAAA"], ["--editor", "vim", "x"], ["--host", "x.tcp.ngrok.io"],
-                ["--port", "99999", "--host", "h", "--password"], ["--bogus"]],
+                ["--port", "99999", "--host", "h", "--password"], ["--bogus"], ["colabssh1:AAAA", "extra"],
+                ["colabssh", "connect"], ["'colabssh connect garbage'"]],
     "forget": [["nope"], ["bad!alias"], []],
     "demo": [[], ["--name", "x!y"], ["--gpu", "--name", "nope"]],
     "doctor": [["--bogus"], ["extra"]],
@@ -104,6 +105,48 @@ def test_a_damaged_session_list_is_one_error_for_every_command_that_reads_it(iso
         err = capsys.readouterr().err
         assert_one_error(code, err, argv)
         assert "is damaged" in err
+
+
+TYPE_LABEL = re.compile(r"<(str|bool|int|integer|float|path|text|choice|int range|float range|uuid|filename)>",
+                        re.IGNORECASE)
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_shows_no_type_labels(command, monkeypatch, capsys):
+    """Every command's -h: a word for what a value is (ALIAS, HOST, PATH...), nothing beside a flag, and never
+    typer's type labels (<str>, <bool>, ...)."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main([command, "-h"] if command else ["-h"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage: colabssh" in out and "--help" in out
+    assert TYPE_LABEL.search(out) is None, out
+    for line in out.splitlines():
+        flag = re.search(r"│ (--json|--dry-run|--no-open|--password|--version)\b\s+(\S+)", line)
+        assert flag is None or not flag.group(2).isupper(), line  # no value word beside a flag
+
+
+def test_help_names_each_value_by_what_it_is(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    expected = {"connect": ["[CODE]", "--name", "-n", "ALIAS", "--editor", "EDITOR"],
+                "bootstrap": ["--out", "PATH", "--sync-every", "SECONDS"], "forget": ["ALIAS"], "status": ["[ALIAS]"]}
+    for command, words in expected.items():
+        assert main([command, "-h"]) == 0
+        out = capsys.readouterr().out
+        assert all(word in out for word in words), (command, out)
+
+
+def test_connect_help_puts_the_colab_ssh_options_in_a_panel_of_their_own(monkeypatch, capsys):
+    from colabssh_cli.commands.connect import COLAB_SSH_PANEL
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["connect", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "older colab-ssh package" in COLAB_SSH_PANEL
+    panels = re.findall(r"╭─ (.+?) ─+╮\n(.*?)╰─+╯", out, re.DOTALL)
+    options = {title: re.findall(r"│ (--[a-z-]+)", body) for title, body in panels}
+    colab_ssh = ["--host", "--port", "--cloudflared-host", "--password", "--user"]
+    assert options[COLAB_SSH_PANEL] == colab_ssh, out
+    assert not set(colab_ssh) & set(options["Options"]) and "--name" in options["Options"]
 
 
 def test_version():

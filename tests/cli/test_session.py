@@ -70,3 +70,45 @@ def test_an_unknown_transport_in_sessions_json_is_a_damaged_file(isolated_home):
     with pytest.raises(ColabsshError) as caught:
         load_sessions(paths)
     assert caught.value.exit_code == FAILURE and "is damaged" in caught.value.message
+
+
+RECORDED = {alias: Session(alias=alias, host="127.0.0.1", port=2222, user="root", tunnel=Transport.LOCAL)
+            for alias in ("colab", "gpu-box")}
+
+
+@pytest.mark.parametrize("argv", [["status", "colb"], ["ssh", "colb"], ["ssh", "colb", "--", "true"],
+                                  ["sync", "--name", "colb"], ["demo", "--name", "colb"],
+                                  ["pull", "--name", "colb", "x"], ["forward", "6006", "--name", "colb"],
+                                  ["restore", "--name", "colb"]])
+def test_a_near_miss_alias_is_answered_with_the_recorded_one(argv, isolated_home, capsys):
+    """A typo in an alias, wherever a session is looked up: the same error and exit code, and the alias meant."""
+    from colabssh_cli.app import main
+    from colabssh_cli.session import save_sessions
+
+    save_sessions(Paths.from_env(), RECORDED)
+    assert main(argv) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("colabssh: error: no session named 'colb'; did you mean 'colab'?\n"), err
+    assert len(err.splitlines()) == 2 and err.splitlines()[1].startswith("  hint: ")
+
+
+@pytest.mark.parametrize("alias, meant", [("colb", "colab"), ("colabb", "colab"), ("gpu_box", "gpu-box"),
+                                          ("gpubox", "gpu-box"), ("zzz", None), ("tpu", None), ("c", None)])
+def test_only_a_close_alias_is_suggested(alias, meant, isolated_home):
+    from colabssh_cli.session import resolve, save_sessions
+
+    save_sessions(Paths.from_env(), RECORDED)
+    with pytest.raises(ColabsshError) as caught:
+        resolve(alias)
+    assert caught.value.exit_code == BAD_INPUT
+    suffix = f"; did you mean {meant!r}?" if meant else ""
+    assert caught.value.message == f"no session named {alias!r}{suffix}"
+
+
+def test_no_suggestion_without_sessions(isolated_home):
+    from colabssh_cli.session import did_you_mean, resolve
+
+    with pytest.raises(ColabsshError) as caught:
+        resolve("colb")
+    assert caught.value.message == "no session named 'colb'"
+    assert did_you_mean("colb", []) == ""

@@ -53,6 +53,18 @@ def test_try_walks_the_whole_journey_in_a_sandbox_and_leaves_nothing(tmp_path):
     assert everything_under(home) == []  # HOME untouched
     assert everything_under(scratch) == []  # the sandbox is gone
     assert pids_with(sandbox) == []  # no sshd, no ssh master, no cell left running
+    demo = err[err.index("==> colabssh demo"):err.index("==> colabssh forget")]  # its progress lines, then the table
+    assert re.search(r"^    demo: \[1/[0-9]+\] ", demo, re.MULTILINE), demo
+    assert demo.index("    demo: [1/") < demo.index("passed, 0 failed") < demo.index("    done in")
+
+    # the code is printed whole (a terminal copy of it is the code), and `connect` takes it
+    [code] = re.findall(r"^    colabssh connect (\S+)$", err, re.MULTILINE)
+    other_home = tmp_path / "other-home"
+    other_home.mkdir()
+    check = subprocess.run([COLABSSH, "connect", code, "--dry-run", "--no-check", "--no-open"], capture_output=True,
+                           text=True, env={**env, "HOME": str(other_home)}, stdin=subprocess.DEVNULL, timeout=60)
+    assert check.returncode == 0, check.stderr
+    assert "HostName 127.0.0.1" in check.stdout and "nothing was written" in check.stderr
 
 
 def test_try_open_reaches_the_sandbox_through_an_editor_profile_of_its_own(tmp_path):
