@@ -154,21 +154,25 @@ def planned_copies(paths: Paths, plan: Plan) -> Iterator[Optional[PlannedCopies]
     if own is None or user is None:
         yield None
         return
+    missing = [folder for folder in plan.dirs if not os.path.lexists(folder)]
     try:
         with _copies(paths, plan, own, user) as copies:
             yield copies
     finally:
-        _remove_unused_dirs(paths, plan)
+        _remove_unused_dirs(paths, missing)
 
 
-def _remove_unused_dirs(paths: Paths, plan: Plan) -> None:
-    """The plan's connection sharing folders that are empty and that no written Host block names go."""
+def _remove_unused_dirs(paths: Paths, made: list[Path]) -> None:
+    """Connection sharing folders made meanwhile (MADE: missing before) go again when empty and no written Host
+    block names them."""
+    if not made:
+        return
     try:
         written = read_bytes(paths.config)
     except ColabsshError:
         return  # unreadable: every folder stays (`ssh -G` says what is wrong with the file)
     used = control_dirs_in_use(written or b"")
-    for folder in plan.dirs:
+    for folder in made:
         if folder not in used:
             remove_empty_control_dir(folder)
 

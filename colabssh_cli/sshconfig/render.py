@@ -257,14 +257,13 @@ def control_dirs_in_use(own_config: bytes) -> set[Path]:
 
 def remove_unused_control_dirs(paths: Paths, own_config: bytes | None,
                                short_root: Path = Path("/tmp")) -> list[Path]:
-    """Remove colabssh's connection sharing folders (``~/.ssh/colabssh/cm``, ``/tmp/colabssh-<uid>``) that no
-    Host block of OWN_CONFIG names and that are empty (``remove_empty_control_dir``); return those removed.
-    A folder a block names stays even when empty: ssh cannot make its socket without it."""
+    """Remove this home's connection sharing folder (``~/.ssh/colabssh/cm``, or ``/tmp/colabssh-<uid>`` where the
+    home's path is too long for sockets) when no Host block of OWN_CONFIG names it and it is empty
+    (``remove_empty_control_dir``); return those removed. A folder a block names stays even when empty: ssh
+    fails when it cannot make its socket. The short folder of another home (a long one, of the same user) is
+    never this home's to remove."""
     if not hasattr(os, "geteuid"):
         return []
     used = control_dirs_in_use(own_config or b"")
-    removed = []
-    for folder in (paths.control_dir, short_control_dir(short_root)):
-        if folder not in used and remove_empty_control_dir(folder):
-            removed.append(folder)
-    return removed
+    candidates = [paths.control_dir] + ([] if control_path_fits(paths.control_dir) else [short_control_dir(short_root)])
+    return [folder for folder in candidates if folder not in used and remove_empty_control_dir(folder)]
