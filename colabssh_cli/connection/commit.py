@@ -15,7 +15,6 @@ from ..remote.colab_log import drop_log, log_path
 from ..remote.runner import close_shared_connection, explain_ssh_failure, ssh_binary, ssh_config_file
 from ..session import Session, load_sessions, planned_sessions, validate_alias, with_session, without_session
 from ..sshconfig.apply import apply, apply_with_retry
-from ..sshconfig.backups import ORIGINAL_MARK, original_of
 from ..sshconfig.effective import preview_effective, verify_effective
 from ..sshconfig.files import read_bytes, remove_file
 from ..sshconfig.plan import Plan, plan_connect, plan_forget
@@ -40,6 +39,8 @@ def undo(paths: Paths, plan: Plan, written: list[Path]) -> None:
     undo makes no backup of its own: the one the change made holds the very bytes put back. When that was the
     user's original (colabssh's first change, now undone), it goes too: the next change is the first again.
     A connection sharing folder the change made, empty and named by no Host block now, goes as well."""
+    from ..sshconfig.backups import original_of  # lazily: the commands that never undo do not load it
+
     reverse = plan.reversed()
     if reverse.changed():
         apply(paths, reverse, backup=False)
@@ -190,6 +191,8 @@ def _tidy_control_dirs(paths: Paths, report: Report) -> None:
 
 def forget_lines(paths: Paths, alias: str, plan: Plan, written: list[Path]) -> list[str]:
     """What forget did to each file, in words (WRITTEN: what apply returned; a backup comes first)."""
+    from ..sshconfig.backups import ORIGINAL_MARK  # lazily, as in undo
+
     lines = []
     for path in written:
         if path.name.endswith(ORIGINAL_MARK):

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..paths import Paths
-from .backups import back_up
 from .files import (
     PlanOutdated,
     check_owner,
@@ -94,6 +93,8 @@ def _apply_locked(paths: Paths, plan: Plan, backup: bool) -> list[Path]:
             transaction.stage(path, targets[path], old, new, modes[path])
         user_old = plan.files.get(paths.user_config, (None, None))[0]
         if backup and user_old is not None and paths.user_config in {p for p, _, _ in changes}:
+            from .backups import back_up  # lazily: only a change of the user's config loads it
+
             kept = back_up(paths.user_config, user_old)
             if kept is not None:
                 written.append(kept)
