@@ -169,8 +169,15 @@ def back_up(path: Path, data: bytes) -> Optional[Path]:
             return original
         except FileExistsError:
             pass
-    backup = _dated_name(path)
-    _write_new(path, data, backup)
+    for _ in range(5):
+        backup = _dated_name(path)
+        try:
+            _write_new(path, data, backup)
+            break
+        except FileExistsError:
+            continue  # another program made a file of that name meanwhile: the next name
+    else:
+        raise io_error("back up", path, OSError(errno.EEXIST, "every backup name was taken"))
     for older in backups_of(path):
         if older != backup:
             unlink_quietly(str(older))
