@@ -1,7 +1,8 @@
 """Where colabssh keeps its files on the laptop.
 
 Everything lives in ``~/.ssh/colabssh/`` (0700): the client key, the ssh config
-with one Host block per session, the pinned host keys and the session list.
+with one Host block per session, the pinned host keys, the session list and the lock.
+Beside ``~/.ssh/config`` colabssh keeps only its backups of that file (sshconfig/backups.py).
 ``~`` is taken from ``$HOME`` (tests point it at a temp folder); every path
 colabssh writes into an ssh config is absolute, because OpenSSH expands ``~``
 from the password database, not from ``$HOME``.
@@ -62,6 +63,12 @@ class Paths:
 
     @property
     def lock(self) -> Path:
+        """colabssh's lock (sshconfig/lock.py): there only while a run holds it."""
+        return self.root / "lock"
+
+    @property
+    def legacy_lock(self) -> Path:
+        """Where earlier colabssh releases kept the lock: held too while it exists, never made (sshconfig/lock.py)."""
         return self.ssh_dir / ".colabssh.lock"
 
     @property

@@ -19,8 +19,7 @@ def forget(alias: str = typer.Argument(..., help="The session's alias (see `cola
     from ..session import load_sessions
 
     known = load_sessions(Paths.from_env()).get(alias)
-    for path in run_forget(alias, report=status):
-        status(f"wrote {path}")
+    run_forget(alias, report=status)  # one line per file: what happened to it
     result(f"forgot {alias}")
     colab_session = known.colab_session if known is not None else ""
     if colab_session:

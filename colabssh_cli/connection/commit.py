@@ -16,10 +16,9 @@ from ..remote.runner import close_shared_connection, explain_ssh_failure, ssh_bi
 from ..session import Session, load_sessions, planned_sessions, validate_alias, with_session, without_session
 from ..sshconfig.apply import apply, apply_with_retry
 from ..sshconfig.effective import preview_effective, verify_effective
-from ..sshconfig.files import BACKUP_MARK, remove_file
-from ..sshconfig.files import resolve_target as file_behind
+from ..sshconfig.files import read_bytes, remove_file
 from ..sshconfig.plan import Plan, plan_connect, plan_forget
-from ..sshconfig.render import HostEntry
+from ..sshconfig.render import HostEntry, remove_unused_control_dirs
 from ..sshconfig.text import host_block, split_lines
 
 Report = Callable[[str], None]
@@ -36,14 +35,19 @@ def planned(make: Callable[[], Plan]) -> Plan:
 
 
 def undo(paths: Paths, plan: Plan, written: list[Path]) -> None:
-    """Put the files back to the bytes they had before `plan` was applied, and drop the backup of the user's
-    config that applying it made (WRITTEN: what apply returned; the backup holds the bytes put back)."""
+    """Put the files back to the bytes they had before `plan` was applied (WRITTEN: what apply returned). The
+    undo makes no backup of its own: the one the change made holds the very bytes put back. When that was the
+    user's original (colabssh's first change, now undone), it goes too: the next change is the first again.
+    A connection sharing folder the change made, empty and named by no Host block now, goes as well."""
+    from ..sshconfig.backups import original_of  # lazily: the commands that never undo do not load it
+
     reverse = plan.reversed()
     if reverse.changed():
-        apply(paths, reverse)
-    for path in written:
-        if BACKUP_MARK in path.name and path.parent == file_behind(paths.user_config).parent:
-            remove_file(path)
+        apply(paths, reverse, backup=False)
+    original = original_of(paths.user_config)
+    if original in written:
+        remove_file(original)
+    _tidy_control_dirs(paths, lambda line: None)
 
 
 def openssh_login(paths: Paths, alias: str, config: Optional[Path] = None,
@@ -138,10 +142,11 @@ def _known(paths: Paths, alias: str) -> bool:
 
 def forget(alias: str, paths: Optional[Paths] = None, report: Report = lambda line: None) -> list[Path]:
     """The exact inverse of connect: close the shared connection, then remove the block, the pin and the session
-    in one transaction (the Include block with the last session).
+    in one transaction (the Include block with the last session). REPORT gets one line per thing done, saying
+    what happened to each file; the paths written or removed are returned.
 
     It first finishes what a killed run left (repair.py); when that already removed ALIAS (a forget of it that
-    was cut short), the forget is done."""
+    was cut short), the forget is done. The connection sharing folders no session names any more go when empty."""
     from ..sshconfig.repair import dropped, repair
 
     paths = paths or Paths.from_env()
@@ -152,17 +157,60 @@ def forget(alias: str, paths: Optional[Paths] = None, report: Report = lambda li
         report(f"repaired: {fixed.line}")  # said here too: repair_first would hide which alias went
     if not _known(paths, alias) and (known_before or dropped(repairs, alias)):
         drop_log(paths, alias)
+        _tidy_control_dirs(paths, report)
         return []
     plan_forget(paths, alias)  # an unknown alias or malformed markers: refused before anything is closed
     written: list[Path] = []
     if close_shared_connection(paths, alias):
         report(f"closed the shared connection of '{alias}'")
+    plans: list[Plan] = []
 
     def make_plan() -> Plan:
         plan = plan_forget(paths, alias)
-        return plan.with_file(paths.sessions, *planned_sessions(paths, without_session(alias)))
+        plans.append(plan.with_file(paths.sessions, *planned_sessions(paths, without_session(alias))))
+        return plans[-1]
 
     written += list(apply_with_retry(paths, make_plan) or [])
+    for line in forget_lines(paths, alias, plans[-1], written):
+        report(line)
     if drop_log(paths, alias):
         written.append(log_path(paths, alias))
+        report(f"removed {log_path(paths, alias)}")
+    _tidy_control_dirs(paths, report)
     return written
+
+
+def _tidy_control_dirs(paths: Paths, report: Report) -> None:
+    try:
+        own = read_bytes(paths.config)
+    except ColabsshError:
+        return
+    for folder in remove_unused_control_dirs(paths, own):
+        report(f"removed the empty connection sharing folder {folder}")
+
+
+def forget_lines(paths: Paths, alias: str, plan: Plan, written: list[Path]) -> list[str]:
+    """What forget did to each file, in words (WRITTEN: what apply returned; a backup comes first)."""
+    from ..sshconfig.backups import ORIGINAL_MARK  # lazily, as in undo
+
+    lines = []
+    for path in written:
+        if path.name.endswith(ORIGINAL_MARK):
+            lines.append(f"kept your original {paths.user_config} in {path}")
+        elif path not in plan.files:
+            lines.append(f"kept the previous {paths.user_config} in {path}")
+    gone = {path for path, (old, new) in plan.files.items() if old is not None and new is None}
+    words = {
+        paths.config: (f"removed the Host {alias} block from {paths.config}",
+                       f"removed {paths.config} (the Host {alias} block was its last)"),
+        paths.known_hosts: (f"removed the pinned host key of '{alias}' from {paths.known_hosts}",
+                            f"removed {paths.known_hosts} ('{alias}' was its last pinned key)"),
+        paths.user_config: (f"removed colabssh's Include block from {paths.user_config} (your own lines are as "
+                            "they were)", f"removed {paths.user_config} (colabssh had created it)"),
+        paths.sessions: (f"removed '{alias}' from {paths.sessions}", f"removed {paths.sessions} ('{alias}' was "
+                         "its last session)"),
+    }
+    for path in plan.files:
+        if path in written and path in words:
+            lines.append(words[path][path in gone])
+    return lines

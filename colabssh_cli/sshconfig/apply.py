@@ -17,7 +17,6 @@ from .files import (
     read_bytes,
     resolve_target,
     stale_temps,
-    write_backup,
 )
 from .lock import lock_file
 from .plan import Plan
@@ -29,15 +28,15 @@ from .transaction import Transaction, recover
 
 @contextmanager
 def locked(paths: Paths) -> Iterator[None]:
-    """colabssh's lock (``~/.ssh/.colabssh.lock``): one writer at a time; re-entrant in a process."""
-    make_private_dir(paths.ssh_dir)
-    with lock_file(paths.lock):
+    """colabssh's lock (``~/.ssh/colabssh/lock``, lock.py): one writer at a time; re-entrant in a process."""
+    with lock_file(paths.lock, folders=(paths.ssh_dir, paths.root), legacy=paths.legacy_lock):
         yield
 
 
-def apply(paths: Paths, plan: Plan) -> list[Path]:
+def apply(paths: Paths, plan: Plan, *, backup: bool = True) -> list[Path]:
     """Write PLAN under the lock; return the paths written or removed (a backup of the user's config,
-    when one was made, comes first). Writes nothing at all when the plan changes nothing.
+    when one was made, comes first: backups.py). Writes nothing at all when the plan changes nothing.
+    BACKUP=False: no backup (an undo puts back bytes that the change's own backup holds).
 
     Raises PlanOutdated when a file is no longer what the plan read (plan again, or use
     apply_with_retry); ColabsshError for anything that stops the write, with every file as it was.
@@ -52,7 +51,7 @@ def apply(paths: Paths, plan: Plan) -> list[Path]:
                     clean_stale_temps(target.parent, target.name)
         return []
     with locked(paths):
-        return _apply_locked(paths, plan)
+        return _apply_locked(paths, plan, backup)
 
 
 def apply_with_retry(paths: Paths, make_plan: Callable[[], Plan], attempts: int = 5) -> list[Path]:
@@ -66,7 +65,7 @@ def apply_with_retry(paths: Paths, make_plan: Callable[[], Plan], attempts: int 
         return apply(paths, make_plan())
 
 
-def _apply_locked(paths: Paths, plan: Plan) -> list[Path]:
+def _apply_locked(paths: Paths, plan: Plan, backup: bool) -> list[Path]:
     changes = [(path, old, new) for path, (old, new) in plan.files.items() if old != new]
     check_owner(paths.home, paths.ssh_dir)
     recover(paths.journal)  # a killed run's change first: then the plan's old bytes are checked against whole files
@@ -92,9 +91,13 @@ def _apply_locked(paths: Paths, plan: Plan) -> list[Path]:
             if new is None and os.path.islink(path):
                 new = b""  # never replace a user's link by nothing: empty its target instead
             transaction.stage(path, targets[path], old, new, modes[path])
-        backup = paths.user_config in {p for p, _, _ in changes} and plan.files[paths.user_config][0] is not None
-        if backup:
-            written.append(write_backup(paths.user_config, plan.files[paths.user_config][0] or b""))
+        user_old = plan.files.get(paths.user_config, (None, None))[0]
+        if backup and user_old is not None and paths.user_config in {p for p, _, _ in changes}:
+            from .backups import back_up  # lazily: only a change of the user's config loads it
+
+            kept = back_up(paths.user_config, user_old)
+            if kept is not None:
+                written.append(kept)
     except BaseException:
         transaction.abort()
         raise

@@ -23,7 +23,7 @@ from ..remote.runner import ssh_base, ssh_binary, ssh_config_file
 from . import text
 from .files import TEMP_MARK, make_private_dir, read_bytes, remove_file
 from .plan import Plan, include_line
-from .render import BEGIN_MARKER, END_MARKER, HostEntry
+from .render import BEGIN_MARKER, END_MARKER, HostEntry, control_dirs_in_use, remove_empty_control_dir
 
 CHECK_TIMEOUT = 60.0
 Wanted = dict[str, Optional[str]]  # option (lower case) -> the value ssh must use; None: must be absent
@@ -148,11 +148,37 @@ class PlannedCopies:
 @contextmanager
 def planned_copies(paths: Paths, plan: Plan) -> Iterator[Optional[PlannedCopies]]:
     """Temp copies (0600, removed afterwards) of the planned user config, own config and known_hosts; None when the
-    plan leaves no config to read."""
+    plan leaves no config to read. The plan's connection sharing folders that a login through the copies made go
+    again afterwards when nothing is in them and no written Host block names them (a refused login leaves none)."""
     own, user = plan.files[paths.config][1], plan.files[paths.user_config][1]
     if own is None or user is None:
         yield None
         return
+    missing = [folder for folder in plan.dirs if not os.path.lexists(folder)]
+    try:
+        with _copies(paths, plan, own, user) as copies:
+            yield copies
+    finally:
+        _remove_unused_dirs(paths, missing)
+
+
+def _remove_unused_dirs(paths: Paths, made: list[Path]) -> None:
+    """Connection sharing folders made meanwhile (MADE: missing before) go again when empty and no written Host
+    block names them."""
+    if not made:
+        return
+    try:
+        written = read_bytes(paths.config)
+    except ColabsshError:
+        return  # unreadable: every folder stays (`ssh -G` says what is wrong with the file)
+    used = control_dirs_in_use(written or b"")
+    for folder in made:
+        if folder not in used:
+            remove_empty_control_dir(folder)
+
+
+@contextmanager
+def _copies(paths: Paths, plan: Plan, own: bytes, user: bytes) -> Iterator[PlannedCopies]:
     known = plan.files[paths.known_hosts][1] if paths.known_hosts in plan.files else read_bytes(paths.known_hosts)
     make_private_dir(paths.root, parents=True)
     temps: list[str] = []

@@ -1,5 +1,5 @@
 """Careful file I/O for the ssh config files: reads that never mistake an error for an empty file,
-atomic writes that keep symlinks and modes, dated backups and the lock.
+atomic writes that keep symlinks and modes (the backups: backups.py; the lock: lock.py).
 
 An atomic write: ``mkstemp`` in the target's own folder (mode 0600 from the start), write every byte,
 ``fsync``, ``fchmod`` to the kept mode, ``os.replace`` over the target, ``fsync`` the folder. Any
@@ -14,7 +14,6 @@ import errno
 import os
 import stat
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 from colab_bootstrap.files import file_kind
@@ -22,8 +21,6 @@ from colab_bootstrap.files import file_kind
 from ..errors import BAD_INPUT, FAILURE, ColabsshError
 
 TEMP_MARK = ".colabssh-tmp-"
-BACKUP_MARK = ".colabssh-bak-"
-BACKUPS_KEPT = 10
 _MAX_LINKS = 40
 
 
@@ -285,44 +282,3 @@ def clean_stale_temps(folder: Path, name: str) -> None:
     """Remove temp files a killed run left next to NAME. Call only while holding the lock."""
     for leftover in stale_temps(folder, name):
         unlink_quietly(str(leftover))
-
-
-def write_backup(path: Path, data: bytes) -> Path:
-    """Save DATA as ``NAME.colabssh-bak-<UTC time>`` next to PATH (0600, never over an existing one).
-
-    Call only while holding the lock (no other colabssh run makes backups then). Keeps the newest
-    BACKUPS_KEPT backups.
-    """
-    folder, stamp = path.parent, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    base = f"{path.name}{BACKUP_MARK}{stamp}"
-    backup = folder / base
-    n = 1
-    while os.path.lexists(backup):
-        n += 1
-        backup = folder / f"{base}-{n}"
-    tmp = ""
-    try:
-        tmp = write_temp(folder, path.name, data, 0o600, None)
-        os.replace(tmp, backup)
-    except OSError as exc:
-        if tmp:
-            unlink_quietly(tmp)
-        raise io_error("back up", path, exc) from None
-    except BaseException:
-        if tmp:
-            unlink_quietly(tmp)
-        raise
-    fsync_dir(folder)
-    _prune_backups(folder, path.name)
-    return backup
-
-
-def backups_of(path: Path) -> list[Path]:
-    """PATH's backups, oldest first."""
-    found = [p for p in path.parent.glob(f"{path.name}{BACKUP_MARK}*") if TEMP_MARK not in p.name]
-    return sorted(found, key=lambda p: (p.name.split(BACKUP_MARK)[1].split("-")[0], len(p.name), p.name))
-
-
-def _prune_backups(folder: Path, name: str) -> None:
-    for old in backups_of(folder / name)[:-BACKUPS_KEPT]:
-        unlink_quietly(str(old))

@@ -26,7 +26,7 @@ Three files (see paths.py):
   are never read or edited, so a ``Host`` line in them is not seen by that check (`ssh -G ALIAS`
   still shows its effect). The Include path is refused when it holds ``%``, ``*``, ``?`` or ``[``
   (newer OpenSSH releases may expand them there). Before each run that changes this file, its old
-  bytes go to ``config.colabssh-bak-<UTC time>`` (0600; the newest 10 are kept).
+  bytes are kept beside it: the user's original and the latest backup, no more (backups.py).
 * colabssh's own ``~/.ssh/colabssh/config``: a header comment, then one ``Host ALIAS`` block per
   session, separated by one empty line; removed when its last block goes.
 * colabssh's ``~/.ssh/colabssh/known_hosts``: exactly one ``HOSTKEYALIAS TYPE BASE64`` line per

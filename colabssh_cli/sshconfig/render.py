@@ -16,7 +16,7 @@ from typing import Optional
 from ..errors import BAD_INPUT, FAILURE, ColabsshError
 from ..paths import Paths
 from ..session import Login, Session, Transport
-from .files import make_private_dir
+from .files import fsync_dir, make_private_dir
 
 BEGIN_MARKER = "# >>> colabssh managed block (do not edit; `colabssh forget` removes it) >>>"
 END_MARKER = "# <<< colabssh managed block <<<"
@@ -186,12 +186,17 @@ def control_dir_for(paths: Paths, *, short_root: Path = Path("/tmp")) -> Path:
     """
     if control_path_fits(paths.control_dir) or not hasattr(os, "geteuid"):
         return paths.control_dir
-    short = short_root / f"colabssh-{os.geteuid()}"
+    short = short_control_dir(short_root)
     _check_private_dir(short)
     if not control_path_fits(short):
         raise ColabsshError(f"no folder short enough for ssh's connection sharing sockets ({short})",
                             "use a shorter home folder", FAILURE)
     return short
+
+
+def short_control_dir(short_root: Path = Path("/tmp")) -> Path:
+    """The short fallback folder for the sockets: ``/tmp/colabssh-<uid>``."""
+    return short_root / f"colabssh-{os.geteuid()}"
 
 
 def _check_private_dir(folder: Path) -> None:
@@ -215,3 +220,50 @@ def ensure_control_dir(folder: Path) -> None:
             os.chmod(folder, 0o700)
 
 
+
+
+def remove_empty_control_dir(folder: Path) -> bool:
+    """Remove FOLDER, a connection sharing folder colabssh makes, when nothing is in it (no shared connection)
+    and it is plainly colabssh's: a real folder (not a link), this user's, mode 0700. Anything else stays;
+    True when it went."""
+    if not hasattr(os, "geteuid"):
+        return False
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    if (stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid()
+            or stat.S_IMODE(info.st_mode) != 0o700):
+        return False
+    try:
+        os.rmdir(folder)  # fails when a socket (or anything) is in it
+    except OSError:
+        return False
+    fsync_dir(folder.parent)
+    return True
+
+
+def control_dirs_in_use(own_config: bytes) -> set[Path]:
+    """The connection sharing folders the Host blocks of colabssh's config name (ControlPath DIR/%C)."""
+    from .plan import block_settings, own_blocks  # plan imports this module
+
+    found = set()
+    for _, chunk in own_blocks(own_config)[1]:
+        value = block_settings(chunk).get("controlpath", "")
+        if value.endswith("/%C"):
+            found.add(Path(value[:-3].replace("%%", "%")))
+    return found
+
+
+def remove_unused_control_dirs(paths: Paths, own_config: bytes | None,
+                               short_root: Path = Path("/tmp")) -> list[Path]:
+    """Remove this home's connection sharing folder (``~/.ssh/colabssh/cm``, or ``/tmp/colabssh-<uid>`` where the
+    home's path is too long for sockets) when no Host block of OWN_CONFIG names it and it is empty
+    (``remove_empty_control_dir``); return those removed. A folder a block names stays even when empty: ssh
+    fails when it cannot make its socket. The short folder of another home (a long one, of the same user) is
+    never this home's to remove."""
+    if not hasattr(os, "geteuid"):
+        return []
+    used = control_dirs_in_use(own_config or b"")
+    candidates = [paths.control_dir] + ([] if control_path_fits(paths.control_dir) else [short_control_dir(short_root)])
+    return [folder for folder in candidates if folder not in used and remove_empty_control_dir(folder)]

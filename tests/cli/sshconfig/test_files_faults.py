@@ -19,7 +19,8 @@ import pytest
 from colabssh_cli.errors import ColabsshError
 from colabssh_cli.paths import Paths
 from colabssh_cli.sshconfig.apply import apply, apply_with_retry, locked
-from colabssh_cli.sshconfig.files import PlanOutdated, backups_of
+from colabssh_cli.sshconfig.backups import backups_of, kept_backups
+from colabssh_cli.sshconfig.files import PlanOutdated
 from colabssh_cli.sshconfig.plan import Plan, plan_connect, plan_forget
 from colabssh_cli.sshconfig.render import BEGIN_MARKER, END_MARKER
 from tests.cli.sshconfig.test_support import KEY_A, KEY_B, connect, entry, leftovers, snapshot, ssh_g
@@ -206,7 +207,7 @@ def test_sixteen_concurrent_connects_lose_nothing(paths: Paths) -> None:
                                                                                     for i in range(16)])
     for i in (0, 7, 15):
         assert ssh_g(paths.user_config, f"s{i}")["port"] == [str(1000 + i)]
-    assert leftovers(paths) == [] and backups_of(paths.user_config) != []
+    assert leftovers(paths) == [] and kept_backups(paths.user_config) != []
 
 
 def test_an_outside_edit_between_plan_and_write_is_never_overwritten(paths: Paths) -> None:
@@ -252,7 +253,11 @@ def test_the_lock_excludes_another_process(paths: Paths) -> None:
                                  capture_output=True, text=True, check=True).stdout.strip()
     with locked(paths):
         assert run() == "held"
-    assert run() == "free"
+        held = paths.lock.stat().st_ino
+    assert not paths.lock.exists()  # removed before it was let go: a waiter holding it opens the new one
+    with locked(paths):
+        assert run() == "held" and paths.lock.parent == paths.root
+    assert held and not paths.lock.exists()
 
 
 def test_an_atomic_write_never_replaces_a_fifo_or_a_device(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from colabssh_cli import errors
 from colabssh_cli.errors import ColabsshError
 from colabssh_cli.paths import Paths
 from colabssh_cli.sshconfig.apply import apply
-from colabssh_cli.sshconfig.files import backups_of
+from colabssh_cli.sshconfig.backups import backups_of, kept_backups, original_of
 from colabssh_cli.sshconfig.plan import Plan, find_alias_collision, plan_connect, plan_forget
 from colabssh_cli.sshconfig.render import (
     BEGIN_MARKER,
@@ -540,7 +540,7 @@ def test_modes_are_private_under_any_umask(paths: Paths, umask: int, short_dir: 
         mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
         assert (mode(paths.ssh_dir), mode(paths.root), mode(short_dir / "cm")) == (0o700, 0o700, 0o700)
         assert (mode(paths.user_config), mode(paths.config), mode(paths.known_hosts)) == (0o600, 0o600, 0o600)
-        assert mode(paths.lock) == 0o600
+        assert not paths.lock.exists() and not paths.legacy_lock.exists()  # there only while held
         os.chmod(paths.user_config, 0o644)
         connect(paths, "other", KEY_B)
         forget(paths)
@@ -659,22 +659,23 @@ def test_an_unreadable_config_is_refused_not_treated_as_empty(paths: Paths, monk
 
 def test_one_backup_per_run_that_changes_the_users_config_and_none_on_a_no_op(paths: Paths) -> None:
     original = user_config(paths, b"Host a\n")
-    connect(paths)
+    written = connect(paths)
     first = paths.user_config.read_bytes()
-    assert [b.read_bytes() for b in backups_of(paths.user_config)] == [original]
+    assert original_of(paths.user_config) in written and backups_of(paths.user_config) == []
+    assert original_of(paths.user_config).read_bytes() == original
     connect(paths)
     connect(paths, "other", KEY_B)
     forget(paths)
-    assert len(backups_of(paths.user_config)) == 1
+    assert backups_of(paths.user_config) == []  # the config did not change: no backup
     written = forget(paths, "other")
-    backups = backups_of(paths.user_config)
+    backups = kept_backups(paths.user_config)
     assert [b.read_bytes() for b in backups] == [original, first]
     assert backups[1] in written
     assert all(stat.S_IMODE(os.stat(b).st_mode) == 0o600 for b in backups)
 
 
 def test_a_backup_never_overwrites_an_existing_one(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
-    import colabssh_cli.sshconfig.files as files
+    import colabssh_cli.sshconfig.backups as backups
 
     class Frozen:
         @staticmethod
@@ -683,13 +684,19 @@ def test_a_backup_never_overwrites_an_existing_one(paths: Paths, monkeypatch: py
 
             return datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
-    monkeypatch.setattr(files, "datetime", Frozen)
+    monkeypatch.setattr(backups, "datetime", Frozen)
     user_config(paths, b"Host a\n")
+    stamp = paths.user_config.name + ".colabssh-bak-20300102T030405000000Z"
+    paths.user_config.with_name(stamp).write_bytes(b"# the backup of an earlier run\n")
     for _ in range(3):
         connect(paths)
+        with_block = paths.user_config.read_bytes()
         forget(paths)
-    contents = [b.read_bytes() for b in backups_of(paths.user_config)]
-    assert len(contents) == 6 and contents.count(b"Host a\n") == 3
+    # the earlier run's backup (the oldest: it became the original) was never written over; the latest is the
+    # config before the last forget, under a name of its own
+    assert [b.read_bytes() for b in kept_backups(paths.user_config)] == [b"# the backup of an earlier run\n",
+                                                                          with_block]
+    assert [b.name for b in backups_of(paths.user_config)] == [stamp + "-2"]
 
 
 def test_no_backup_of_a_config_that_did_not_exist(paths: Paths) -> None:
