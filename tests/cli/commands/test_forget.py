@@ -111,3 +111,15 @@ def test_a_login_the_runtime_refuses_leaves_nothing_new(runtime, home: Paths) ->
     """A real runtime, rendered for another key (the isolated home's): it refuses this home's new key."""
     assert main(["connect", "--no-open", runtime.code]) == UNREACHABLE
     assert everything(home) == sorted([".ssh", ".ssh/colabssh", *(f".ssh/colabssh/{k}" for k in KEY_FILES)])
+
+
+def test_forget_of_a_near_miss_alias_names_the_recorded_one_and_changes_nothing(home: Paths, capsys) -> None:
+    connect(CODE_A)
+    before = {p: p.read_bytes() for p in home.ssh_dir.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["forget", "colb"]) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(f"colabssh: error: no session named 'colb' in {home.config}; did you mean 'colab'?\n"), err
+    assert main(["forget", "zzz"]) == BAD_INPUT
+    assert "did you mean" not in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in home.ssh_dir.rglob("*") if p.is_file()} == before
