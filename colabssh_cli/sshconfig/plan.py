@@ -324,7 +324,7 @@ def plan_forget(paths: Paths, alias: str) -> Plan:
         from ..session import did_you_mean
 
         raise ColabsshError(f"no session named {alias!r} in {paths.config}"
-                            f"{did_you_mean(alias, [name for name, _ in blocks])}",
+                            f"{did_you_mean(alias, [name for name, _ in blocks if name])}",
                             "see `colabssh list` for the sessions colabssh knows", BAD_INPUT)
     own_new = own_old if len(kept) == len(blocks) else own_config(header, kept)
     known_new = known_hosts_with(known_old, key_alias, None)
