@@ -96,7 +96,7 @@ def test_a_full_backup_keeps_the_editor_folder_as_an_archive_per_unit(tree: dict
     assert editors["files"] == len(KEPT) + len(EXECUTABLE) and editors["files_copied"] == editors["files"]
     assert editors["bytes"] == sum(len(f"{rel}\n") for rel in KEPT + EXECUTABLE) == editors["bytes_copied"]
     assert not (tree["drive"] / HOME_FOLDER / ".colabssh-tmp").exists()
-    assert "VS Code server: 11 file(s) kept on Drive" in describe({**result, "notes": []})
+    assert "VS Code server: 11 files kept on Drive" in describe({**result, "notes": []})
 
 
 def test_the_folder_comes_back_whole_and_an_unchanged_sync_rewrites_nothing(tree: dict[str, Path],
@@ -225,7 +225,7 @@ def test_the_periodic_sync_carries_the_editor_folders(tree: dict[str, Path], tmp
         line = ""
         while "periodic sync:" not in line:
             line = said.get(timeout=max(deadline - time.monotonic(), 0.1))
-        assert "VS Code server: 11 file(s) kept on Drive" in line, line
+        assert "VS Code server: 11 files kept on Drive" in line, line
     finally:
         start_periodic(tree["content"], tree["drive"], tree["state"], 0, lambda text: None)
     server = restored(tree, tmp_path / "new-home")
