@@ -22,7 +22,9 @@ def sync(
     every: int = typer.Option(0, "--every", min=0, metavar="SECONDS",
                               help="Keep syncing on this period until Ctrl-C (a failed run is reported; the next "
                               "one still runs)."),
-    attach: bool = typer.Option(False, "--attach", help="Follow the sync already running on the runtime."),
+    attach: bool = typer.Option(False, "--attach", help="Follow the sync running on the runtime (one a dropped "
+                                "connection left going, or the cell's periodic sync) to its end, or replay the last "
+                                "one."),
     bwlimit: int = typer.Option(0, "--bwlimit", min=0, metavar="RATE",
                                  help="Limit rsync's rate to RATE KiB/s."),
     name: Optional[str] = view.NAME_OPTION,
