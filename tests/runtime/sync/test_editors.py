@@ -103,8 +103,11 @@ def test_the_folder_comes_back_whole_and_an_unchanged_sync_rewrites_nothing(tree
                                                                              tmp_path: Path) -> None:
     run(tree)
     before, index_before = archives(tree), (kept_folder(tree) / "index.json").stat().st_mtime_ns
+    store = tree["drive"] / HOME_FOLDER
+    store_before = store.stat().st_mtime_ns  # its temp folder comes and goes: the store keeps its time
     second = run(tree)
     assert archives(tree) == before and (kept_folder(tree) / "index.json").stat().st_mtime_ns == index_before
+    assert store.stat().st_mtime_ns == store_before and not (store / ".colabssh-tmp").exists()
     assert second["editors"]["files_copied"] == 0 and second["editors"]["files"] == 11
     server = restored(tree, tmp_path / "new-home")
     assert files_under(server) == set(KEPT) | set(EXECUTABLE)
