@@ -5,14 +5,14 @@
 A ``~/.vscode-server`` is built as VS Code leaves it (``--scale`` shrinks every size, for a quick look):
 
 - ``bin/<commit>/``: the server, about 2,400 files and 190 MiB unpacked (a ``node`` binary of 110 MiB, ``out/``,
-  ``node_modules/``), and ``code-<commit>`` (the CLI, 18 MiB): the download is the 60 MB tarball VS Code fetches;
+  ``node_modules/``), and ``code-<commit>`` (the CLI, 18 MiB): the download is the 57 MiB tarball VS Code fetches;
 - ``extensions/``: Python (25 MiB, 400 files), Pylance (55 MiB, 4,500 files: its bundled type stubs), Jupyter and
   its renderers (40 MiB, 600 files), with ``extensions.json``;
 - what the backup leaves out: ``data/logs/``, ``data/CachedExtensionVSIXs/`` (a .vsix per extension),
   ``.<commit>.log/.pid/.token``.
 
 File contents are one third random bytes and two thirds repeated text, so they compress about as JS and
-binaries do (the tarball comes out near the real one's 60 MB at scale 1).
+binaries do (the tarball comes out near the real one's 57 MiB at scale 1).
 
 Figures (medians of --runs):
 
@@ -213,7 +213,7 @@ def main() -> int:
          f"({first['bytes'] / on_runtime[1]:.2f}x)", "", True],
         ["on Drive (colabssh/home/.vscode-server)", f"{kept[0]:,} files ({archives} archives + index.json), "
          f"{kept[1] / MIB:.0f} MiB; a file-for-file copy: {first['files']:,} files", "", True],
-        ["a fresh runtime downloads", f"{download_bytes / 1e6:.0f} MB in {len(files)} files", "", True],
+        ["a fresh runtime downloads", f"{download_bytes / MIB:.0f} MiB in {len(files)} files", "", True],
         ["backup (full sync, first)", f"{statistics.median(backups):.2f} s", "", True],
         ["backup (full sync, nothing changed)", f"{statistics.median(unchanged):.2f} s", "", True],
         ["restore by the cell", f"{restore_s:.2f} s", "", True],

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_sync.py [--sizes 1000,10000,100000] [--runs 7] [--where /dev/shm]
 
 One run of the printed cell (tunnel: local) on this machine, connected with `colabssh connect`; in its content
-root one tree per size (N small files of 1-4 KB, 100 to a folder), each synced on its own (`colabssh sync tN`).
+root one tree per size (N small files of 1,000-4,000 bytes, 100 to a folder), each synced on its own
+(`colabssh sync tN`).
 Every `colabssh sync` is timed as the whole command a user runs: the CLI's start, one ssh command through the
 alias's shared connection (ControlMaster auto + ControlPersist: up, as for a user's second sync), the runner on
 the runtime, rsync. Figures (medians of --runs, the runs of each figure interleaved with those it is compared to):
@@ -160,7 +161,8 @@ def main() -> int:
         subprocess.run([*colabssh, "connect", cell.code, "--no-open"], env=env, check=True, capture_output=True)
         for size in sizes:
             make_tree(cell.content / f"t{size}", size)
-        print(f"trees: {', '.join(f't{size}: {size:,} files' for size in sizes)} (1-4 KB each, 100 to a folder)")
+        print(f"trees: {', '.join(f't{size}: {size:,} files' for size in sizes)} "
+              "(1,000-4,000 bytes each, 100 to a folder)")
         sync = [*colabssh, "sync", "--json"]
         mirror = tmp / "mirror"
         mirror.mkdir()

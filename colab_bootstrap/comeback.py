@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from .drive_layout import CONTENT_FOLDER
-from .units import human_size
+from .units import count, human_size
 
 COLAB_OWN = ("sample_data", "drive", ".config")  # what a fresh Colab runtime's /content holds (with Drive mounted)
 RESTORING = ".colabssh-restoring"  # in the content root while the cell restores it: a cut-off restore is ours
@@ -161,7 +161,7 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
         raise NotRestored(f"{content} not restored from Drive: cannot write in it ({exc.strerror or exc})",
                           "check the content root's permissions and free space") from None
     total_files, total_bytes = (plan.scan.files, plan.scan.bytes) if plan.scan is not None else (0, 0)
-    out(f"colabssh: restoring {content} from {plan.request.source_root}: {total_files:,} files, "
+    out(f"colabssh: restoring {content} from {plan.request.source_root}: {count(total_files, 'file')}, "
         f"{human_size(total_bytes)}")
 
     def copy() -> None:  # the worker's part, in a thread of the kernel (a fork of a notebook's kernel is unsafe)
@@ -179,7 +179,7 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
         now = time.monotonic()
         if event.get("event") == "progress" and now - last[0] >= PROGRESS_EVERY:
             last[0] = now
-            out(f"colabssh: restoring: {event.get('files', 0):,} of {total_files:,} files, "
+            out(f"colabssh: restoring: {event.get('files', 0):,} of {count(total_files, 'file')}, "
                 f"{human_size(int(event.get('bytes', 0)))} of {human_size(total_bytes)} "
                 f"({now - started:.0f} s)")
 
@@ -194,7 +194,7 @@ def restore_content(content: Path, drive: Path, state: Path, lock_fd: int, out: 
         raise NotRestored(f"{content} was restored only in part (rsync exit {code}: {advice_for(code)})",
                           "once connected, run `colabssh restore` to bring the rest back")
     marker.unlink(missing_ok=True)
-    out(f"colabssh: restored {content} from Drive: {total_files:,} files, {human_size(total_bytes)} in "
+    out(f"colabssh: restored {content} from Drive: {count(total_files, 'file')}, {human_size(total_bytes)} in "
         f"{seconds:.1f} s")
 
 
@@ -213,7 +213,7 @@ def restore_editor(name: str, home: Path, drive: Path, lock_fd: int, out: Callab
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY and done < total:
             last[0] = now
-            out(f"colabssh: restoring {what}: {done} of {total} archives, {human_size(done_bytes)} of "
+            out(f"colabssh: restoring {what}: {done:,} of {count(total, 'archive')}, {human_size(done_bytes)} of "
                 f"{human_size(total_bytes)} ({now - started:.0f} s)")
 
     try:
@@ -229,5 +229,5 @@ def restore_editor(name: str, home: Path, drive: Path, lock_fd: int, out: Callab
                           "the editor downloads its server again at the next connection") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    out(f"colabssh: restored {what} ({home / name}) from Drive: {files:,} files, "
+    out(f"colabssh: restored {what} ({home / name}) from Drive: {count(files, 'file')}, "
         f"{human_size(size)} in {time.monotonic() - started:.1f} s")

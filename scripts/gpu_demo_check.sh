@@ -3,7 +3,7 @@
 # with an NVIDIA GPU. It does what a user does, against this machine:
 #
 #   1. the machine's python3 (a CUDA torch it already has is used as it is), with whatever is missing
-#      pip-installed into a temp folder (torch from PyPI is a CUDA build of a few GB);
+#      pip-installed into a temp folder (torch from PyPI is a CUDA build of a few GiB);
 #   2. the very cell `colabssh bootstrap --tunnel local` prints, run as `python cell.py`: its own
 #      key-only sshd on 127.0.0.1, state in a temp folder; HOME is a temp folder too, so ~/.ssh,
 #      the system's sshd and /etc/profile.d are never touched;

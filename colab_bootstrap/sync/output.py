@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Optional
 
+from ..units import count
 from .config import IGNORE_FILE
 from .protocol import _PROGRESS, LINE_MAX, PROGRESS_EVERY, STAT_KEYS
 
@@ -44,17 +45,18 @@ _PARENT = re.compile(rb"\n(?:[<>c]f[^\n ]{9}|cd\+{9}) \d+ (?!\./\n)(?:([^\n]*)/)
 _OTHER = re.compile(rb"\n((?:[^<>ch. \n]|[<>ch.](?![fdLDS][^\n]{9} )| (?![^\n]*%))[^\n]*)")
 
 
-def small_files_warning(small: int, folder: str, count: int, many_in_one: int = MANY_IN_ONE_FOLDER
+def small_files_warning(small: int, folder: str, entries: int, many_in_one: int = MANY_IN_ONE_FOLDER
                         ) -> tuple[str, str]:
-    crowded = f"; {folder} alone holds {count:,} entries" if count >= many_in_one else ""
-    return (f"{small:,} small files so far{crowded}: Google Drive is slow with many small files, and its mount can "
-            "time out on big folders",
+    crowded = f"; {folder} alone holds {count(entries, 'entry')}" if entries >= many_in_one else ""
+    return (f"{count(small, 'small file')} so far{crowded}: Google Drive is slow with many small files, and its "
+            "mount can time out on big folders",
             f"pack them into an archive (tar) and back that up, or leave them out with {IGNORE_FILE}")
 
 
-def symlink_warning(count: int) -> tuple[str, str]:
-    return (f"{count} symbolic link(s) are not copied (Drive cannot hold links, and colabssh never follows one out "
-            "of the tree; special files are skipped too)", "copy what they point to instead")
+def symlink_warning(links: int) -> tuple[str, str]:
+    return (f"{count(links, 'symbolic link')} {'is' if links == 1 else 'are'} not copied (Drive cannot hold links, "
+            "and colabssh never follows one out of the tree; special files are skipped too)",
+            "copy what they point to instead")
 
 
 def _number(text: bytes) -> int:
@@ -163,8 +165,8 @@ class OutputReader:
                 self.small_files += files - sum(1 for size in _BIG.findall(lines) if int(size) >= SMALL_FILE)
         self.new_folders += lines.count(b"\ncd+++++++++ ")
         if self.warn_small and (files or b"\ncd" in lines):
-            for folder, count in Counter(_PARENT.findall(lines)).items():
-                self._count_in(folder, count)
+            for folder, times in Counter(_PARENT.findall(lines)).items():
+                self._count_in(folder, times)
         for line in _OTHER.findall(lines):
             self._line(line)
         pos, looked = len(block), 0  # the latest item (the progress events name it) and progress line
@@ -212,20 +214,20 @@ class OutputReader:
                        "path": rest.decode("utf-8", errors="replace")})
 
     def _check_small(self) -> None:
-        folder, count = self.busiest
-        if self.small_files >= self.many_small or count >= self.many_in_one:
+        folder, entries = self.busiest
+        if self.small_files >= self.many_small or entries >= self.many_in_one:
             self._warned_small = True
             self._warn(small_files_warning(self.small_files, folder.decode("utf-8", errors="replace") or ".",
-                                           count, self.many_in_one))
+                                           entries, self.many_in_one))
 
-    def _count_in(self, folder: bytes, count: int = 1) -> None:
+    def _count_in(self, folder: bytes, times: int = 1) -> None:
         counts = self.per_folder
-        now = counts[folder] = counts.get(folder, 0) + count
+        now = counts[folder] = counts.get(folder, 0) + times
         if now > self.busiest[1]:
             self.busiest = (folder, now)
         if len(counts) > FOLDERS_MAX:  # keep the busiest half
             keep = sorted(counts.values())[len(counts) // 2]
-            self.per_folder = {name: count for name, count in counts.items() if count > keep}
+            self.per_folder = {name: n for name, n in counts.items() if n > keep}
 
     def _line(self, line: bytes) -> None:
         if line.startswith(_DELETING):
@@ -265,7 +267,8 @@ class OutputReader:
             return
         self.messages.append(text)
         del self.messages[:-40]
-        self.emit({"event": "message", "text": text})
+        # rsync's own line (the laptop shows those with --verbose, or when the run fails), or colabssh's note
+        self.emit({"event": "message", "text": text, "rsync": not text.startswith("colabssh: ")})
 
     # ----- events
     def _warn(self, warning: tuple[str, str]) -> None:

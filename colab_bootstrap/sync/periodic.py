@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..settings import home_folder
-from ..units import human_size
+from ..units import count, human_size
 from .editors import label
 from .files import append_bytes, os_failure, read_json, read_small, write_text
 from .follow import parse_log, reader_for, summary
@@ -72,15 +72,15 @@ def describe(report: dict) -> str:
     """One line for a log or the notebook's output."""
     if report.get("event") == "error":
         return f"not synced: {report['message']}"
-    text = (f"{report['files_copied']} file(s) copied ({human_size(report['bytes_copied'])}), {report['deleted']} "
-            f"moved to the trash, into {report['dest']} in {report['seconds']:.1f} s")
+    text = (f"{count(report['files_copied'], 'file')} copied ({human_size(report['bytes_copied'])}), "
+            f"{report['deleted']:,} moved to the trash, into {report['dest']} in {report['seconds']:.1f} s")
     if report["exit"]:
         text += f"; rsync exit {report['exit']}: {report['advice']}"
     elif report.get("drive_cache"):
         text += " (in Drive's local cache; Google Drive uploads it in the background)"
     editors = report.get("editors")
     if editors and editors.get("exit") is not None:
-        text += (f"; {label(editors['names'])}: {editors['files']} file(s) kept on Drive"
+        text += (f"; {label(editors['names'])}: {count(editors['files'], 'file')} kept on Drive"
                  + (f" (exit {editors['exit']})" if editors["exit"] else ""))
     for note in report.get("notes") or []:
         text += f" (note: {note})"

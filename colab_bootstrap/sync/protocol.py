@@ -29,6 +29,8 @@ EXIT_NO_RSYNC = 68
 EXIT_LOST = 69  # the run ended without a result: its worker was killed
 EXIT_BAD_STATE = 70  # a file of colabssh's own state on the runtime is not what it wrote (a FIFO, a folder...)
 EXIT_SIGNAL = 20  # rsync's own code for "killed by a signal"
+STOPPED_EXITS = (19, EXIT_SIGNAL)  # rsync stopped by a signal: SIGUSR1 (19; one half of rsync told by the other
+# that it was stopped) or SIGINT, SIGTERM, SIGHUP (20)
 
 RSYNC_ADVICE = {
     1: "rsync refused colabssh's options (is rsync on the runtime very old?); see the messages above",
@@ -41,6 +43,8 @@ RSYNC_ADVICE = {
     12: "rsync's data stream broke off (the other side stopped or ran out of space); run it again",
     13: "rsync reported an internal error; see the messages above",
     14: "rsync's helper processes failed; run it again",
+    19: "the sync was interrupted (rsync was stopped); run it again: every file under its final name is "
+        "complete, and the next run copies what is missing",
     20: "the sync was interrupted (killed or stopped); run it again: every file under its final name is "
         "complete, and the next run copies what is missing",
     21: "rsync lost track of a helper process; run it again",

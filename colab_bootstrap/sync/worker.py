@@ -41,9 +41,10 @@ def run_rsync(job: Path, spec: dict, lock_fd: Optional[int],
               on_start: Callable[[subprocess.Popen], None] = lambda p: None) -> int:
     """Run the job's rsync (SPEC: its job.json, as written) with its output in the job's log; rsync inherits the
     lock. Returns rsync's exit code."""
+    tmp = TempFolder(Path(spec["tmp_dir"]))
     if not spec.get("dry_run"):
-        clear_tmp(Path(spec["tmp_dir"]))
         Path(spec["dest"]).mkdir(parents=True, exist_ok=True)
+        tmp.open()
     env = {**os.environ, "LC_ALL": "C"}
     log = open_regular(job / "log", os.O_WRONLY | os.O_APPEND)
     try:
@@ -56,15 +57,69 @@ def run_rsync(job: Path, spec: dict, lock_fd: Optional[int],
     on_start(process)
     code = process.wait()
     end_group(process.pid)
-    if spec.get("mode") == "restore":
-        try:
-            Path(spec["tmp_dir"]).rmdir()  # leave no folder of ours in the content root
-        except OSError:
-            pass
+    if not spec.get("dry_run"):
+        tmp.close(unchanged=code == 0 and copied_nothing(job))
     if spec.get("editors") and code in PARTIAL_OK:
         editors_code = run_editors(job, spec, lock_fd, on_start)
         code = code or (0 if editors_code == VANISHED else editors_code)
     return code
+
+
+def remove_if_empty(tmp_dir: Path) -> bool:
+    """rsync's temp folder, once its run has ended: removed when empty (nothing of ours left in the backup or the
+    content root), kept when not. Its run still holds the sync lock, so no other sync of this runtime uses it; a
+    folder that holds something (a file another runtime's sync to the same Drive folder is writing, say) is left
+    alone: rmdir removes only an empty folder. Returns whether it removed it."""
+    try:
+        tmp_dir.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+class TempFolder:
+    """The temp folder of one run (rsync's --temp-dir, the editor step's tar files): emptied before (``open``),
+    removed when empty after (``close``). Made and removed, it would change the time of the folder it sits in on
+    every run, and a no-change sync must write nothing: when the run changed nothing, that folder gets its times
+    back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.parent_times: Optional[tuple[int, int]] = None
+
+    def open(self) -> None:
+        if not os.path.lexists(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            info = os.stat(self.path.parent)
+            self.parent_times = (info.st_atime_ns, info.st_mtime_ns)
+        clear_tmp(self.path)
+
+    def close(self, unchanged: bool) -> None:
+        if remove_if_empty(self.path) and unchanged and self.parent_times is not None:
+            try:
+                os.utime(self.path.parent, ns=self.parent_times)
+            except OSError:
+                pass  # a time not given back costs nothing but that
+
+
+STATS_TAIL = 1 << 14  # bytes at the end of a job's log that hold rsync's --stats
+_NOTHING_DONE = (b"Number of created files: 0\n", b"Number of deleted files: 0\n",
+                 b"Number of regular files transferred: 0\n")
+
+
+def copied_nothing(job: Path) -> bool:
+    """Whether the job's rsync created, deleted and transferred nothing (its --stats, at the end of its log)."""
+    try:
+        log = open_regular(job / "log")
+    except OSError:
+        return False
+    try:
+        tail = os.pread(log, STATS_TAIL, max(os.fstat(log).st_size - STATS_TAIL, 0))
+    except OSError:
+        return False
+    finally:
+        os.close(log)
+    return all(line in tail for line in _NOTHING_DONE)
 
 
 PARTIAL_OK = (0, 23, 24)  # rsync's codes after which the rest of a job still runs (all of it, or all it could)
@@ -80,9 +135,10 @@ def run_editors(job: Path, spec: dict, lock_fd: Optional[int],
 
     step = spec["editors"]
     dry_run = bool(spec.get("dry_run"))
+    tmp = TempFolder(Path(step["tmp_dir"]))
     if not dry_run:
         Path(step["store"]).mkdir(parents=True, exist_ok=True)
-        clear_tmp(Path(step["tmp_dir"]))
+        tmp.open()
     log = open_regular(job / "editors.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
     def run_tar(argv: list[str], data: Optional[bytes]) -> tuple[int, str]:
@@ -99,11 +155,8 @@ def run_editors(job: Path, spec: dict, lock_fd: Optional[int],
         report = back_up(step, run_tar, dry_run)
     finally:
         os.close(log)
-    if not dry_run:
-        try:
-            Path(step["tmp_dir"]).rmdir()  # nothing of ours left beside the archives
-        except OSError:
-            pass
+    if not dry_run:  # nothing of ours left beside the archives
+        tmp.close(unchanged=not (report.exit or report.files_copied or report.deleted))
     write_json(job / "editors.json", report.as_dict())
     return report.exit
 

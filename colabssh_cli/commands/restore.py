@@ -20,6 +20,7 @@ def restore(
     exclude: Optional[list[str]] = view.EXCLUDE_OPTION,
     name: Optional[str] = view.NAME_OPTION,
     as_json: bool = view.JSON_OPTION,
+    verbose: bool = view.VERBOSE_OPTION,
 ) -> None:
     """Copy a Drive backup back into the runtime's content root (a fresh runtime + restore = the old one's work).
 
@@ -33,6 +34,6 @@ def restore(
     remote = Remote.for_alias(name)
     refuse_drive_commands(remote.session, "restore")
     options = SyncOptions("restore", list(paths or []), from_, list(exclude or []), dry_run=dry_run, force=force)
-    outcome = view.run_with_view(remote, options)
+    outcome = view.run_with_view(remote, options, verbose)
     view.print_outcome(outcome, as_json)
     check(outcome)

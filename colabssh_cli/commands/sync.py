@@ -22,10 +22,14 @@ def sync(
     every: int = typer.Option(0, "--every", min=0, metavar="SECONDS",
                               help="Keep syncing on this period until Ctrl-C (a failed run is reported; the next "
                               "one still runs)."),
-    attach: bool = typer.Option(False, "--attach", help="Follow the sync already running on the runtime."),
-    bwlimit: int = typer.Option(0, "--bwlimit", min=0, metavar="KBPS", help="Limit rsync's rate (KiB/s)."),
+    attach: bool = typer.Option(False, "--attach", help="Follow the sync running on the runtime (one a dropped "
+                                "connection left going, or the cell's periodic sync) to its end, or replay the last "
+                                "one."),
+    bwlimit: int = typer.Option(0, "--bwlimit", min=0, metavar="RATE",
+                                 help="Limit rsync's rate to RATE KiB/s."),
     name: Optional[str] = view.NAME_OPTION,
     as_json: bool = view.JSON_OPTION,
+    verbose: bool = view.VERBOSE_OPTION,
 ) -> None:
     """Back the runtime's content root (/content) up to Google Drive, with rsync on the runtime.
 
@@ -36,7 +40,8 @@ def sync(
     .cursor-server, .vscodium-server) on Drive in colabssh/home, as a few archives (one per server build and
     extension, rewritten only when it changed), without logs, sockets, pid, lock and token files and caches; a new
     runtime's cell brings them back, so the editor's server need not download again.
-    Ctrl-C stops the sync on the runtime too, and says what state the backup is in (exit 130).
+    Ctrl-C stops the sync on the runtime too, and says what state the backup is in (exit 130). A dropped connection
+    does not: the sync goes on there, and --attach follows it (or replays the last one) to its end.
     Exit code: rsync's when it failed.
     """
     from ..console import status
@@ -51,15 +56,15 @@ def sync(
     options = None if attach else SyncOptions("backup", list(paths or []), to, list(exclude or []), delete, dry_run,
                                               bwlimit=bwlimit)
     if not every:
-        outcome = view.run_with_view(remote, options)
+        outcome = view.run_with_view(remote, options, verbose)
         view.print_outcome(outcome, as_json)
-        check(outcome)
+        check(outcome, attached=attach)
         return
 
     def failed(exc: ColabsshError) -> None:
         status(f"colabssh: this sync failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
 
-    run_every(every, lambda: view.run_with_view(remote, options),
+    run_every(every, lambda: view.run_with_view(remote, options, verbose),
               lambda outcome: view.print_outcome(outcome, as_json), failed,
               lambda seconds: status(f"next sync in {seconds:g} s (Ctrl-C stops)"))
     status("colabssh: stopped syncing")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from colab_bootstrap.units import human_size
+from colab_bootstrap.units import count, human_size, rsync_rate
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -45,15 +45,23 @@ DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="List what would change; 
 EXCLUDE_OPTION = typer.Option(None, "--exclude", "-x", metavar="PATTERN",
                               help="Leave out files matching an rsync pattern (repeatable).")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document per run and nothing else on stdout.")
+VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="Show rsync's own lines as they come (otherwise only "
+                              "those of a run that failed, at its end).")
 
 
 class ProgressView:
     """Turns the runner's events into a progress bar and status lines on stderr. Every text is plain: a path such
     as ``[link=http://x]y[/link]`` shows as just that (never as rich markup), and control characters are escaped
-    (``printable``)."""
+    (``printable``).
 
-    def __init__(self, title: str) -> None:
+    rsync's own lines are shown as they come only when VERBOSE; otherwise those of a run that failed are shown at
+    its end (its advice says "see the messages above"), less rsync's closing "rsync error: ... (code N)" line and
+    its words about signals (the error line says the same, in colabssh's words). A run that was stopped part-way
+    shows none: its one line says what state it left."""
+
+    def __init__(self, title: str, verbose: bool = False) -> None:
         self.title = printable(title)
+        self.verbose = verbose
         self.progress: Optional[Progress] = None
         self.task: Any = None
 
@@ -68,11 +76,11 @@ class ProgressView:
             return TextColumn(template, markup=False)
 
         self.progress = Progress(plain("{task.description}"), BarColumn(), TaskProgressColumn(),
-                                 plain("{task.fields[files]} files"), plain("{task.fields[size]}"),
+                                 plain("{task.fields[files]}"), plain("{task.fields[size]}"),
                                  plain("{task.fields[rate]}"), TimeElapsedColumn(),
                                  console=err_console(), transient=True)
         self.progress.start()
-        self.task = self.progress.add_task(self.title, total=100, files=0, size="0 B", rate="")
+        self.task = self.progress.add_task(self.title, total=100, files=count(0, "file"), size="0 B", rate="")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -92,21 +100,42 @@ class ProgressView:
             what = "restoring" if event.get("mode") == "restore" else "syncing"
             dry = " (dry run: nothing is changed)" if event.get("dry_run") else ""
             # A backup's runner no longer counts the tree before rsync walks it (restore's still does).
-            counted = (f": {event['files']:,} files, {human_size(event.get('bytes', 0))}"
+            counted = (f": {count(event['files'], 'file')}, {human_size(event.get('bytes', 0))}"
                        if isinstance(event.get("files"), int) else "")
             self.say(f"{what} {event.get('source')} -> {event.get('dest')}{counted}{dry}")
         elif kind == "progress" and self.progress is not None:
             path = printable(event.get("current") or self.title)
             self.progress.update(self.task, completed=min(int(event.get("percent", 0)), 100),
                                  description=path if len(path) <= 40 else "..." + path[-37:],
-                                 files=f"{event.get('files', 0):,}", size=human_size(event.get("bytes", 0)),
-                                 rate=printable(event.get("rate", "")))
+                                 files=count(int(event.get("files", 0)), "file"),
+                                 size=human_size(event.get("bytes", 0)),
+                                 rate=printable(rsync_rate(str(event.get("rate", "")))))
         elif kind == "warning":
             self.say(f"colabssh: warning: {event.get('message')}")
             if event.get("hint"):
                 self.say(f"  hint: {event.get('hint')}")
-        elif kind == "message":
+        elif kind == "message" and (self.verbose or not event.get("rsync")):
             self.say(f"  {event.get('text')}")
+        elif kind == "result" and not self.verbose:
+            for line in failure_lines(event):
+                self.say(f"  {line}")
+
+
+def failure_lines(report: dict[str, Any]) -> list[str]:
+    """rsync's lines worth showing for a failed run (none for a run that succeeded or was stopped part-way)."""
+    from ..transfer.client import SyncResult, was_interrupted
+
+    result = SyncResult.from_event(report)
+    if not result.exit or result.lost or was_interrupted(result):
+        return []
+    return [str(line) for line in result.messages if not is_rsync_noise(str(line))]
+
+
+def is_rsync_noise(line: str) -> bool:
+    """rsync's closing line ("rsync error: ... (code 23) at main.c(1338) [sender=3.2.7]") and its words about
+    signals and broken pipes: what colabssh's own error line says better."""
+    return line.startswith("rsync error:") or "received SIG" in line or "Broken pipe" in line \
+        or "connection unexpectedly closed" in line
 
 
 def change_label(change: str) -> str:
@@ -116,6 +145,10 @@ def change_label(change: str) -> str:
     if change[1:2] != "f":
         return ""
     return "would copy (new)" if "+++++++++" in change else "would update"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
 
 
 def summary_lines(outcome: SyncOutcome) -> list[str]:
@@ -132,25 +165,29 @@ def _summary(outcome: SyncOutcome) -> list[str]:
             label = change_label(change["change"])
             if label:
                 lines.append(f"{label}: {change['path']}")
-        counts = f"{report.new_files} new, {report.changed_files} changed, {report.deleted} to the trash"
+        counts = (f"{count(report.new_files + report.changed_files, 'file')} to copy ({report.new_files:,} new, "
+                  f"{report.changed_files:,} changed)" + (f", {count(report.deleted, 'entry')} to the trash"
+                                                          if not restore else ""))
         lines.append(f"dry run of {'restore' if restore else 'sync'} {report.source} -> {report.dest}: {counts}; "
                      "nothing was changed")
         return lines + editors_lines(report.editors, dry_run=True)
     verb = "restored" if restore else "synced"
     unchanged = max(int(report.files_total) - report.new_files - report.changed_files, 0)
-    lines.append(f"{verb} {report.source} -> {report.dest}: {report.new_files} new and "
-                 f"{report.changed_files} changed file(s) copied ({human_size(report.bytes_copied)}), "
-                 f"{unchanged:,} unchanged, in {report.seconds:.1f} s")
+    lines.append(f"{verb} {report.source} -> {report.dest}: "
+                 f"{count(report.new_files + report.changed_files, 'file')} copied ({report.new_files:,} new, "
+                 f"{report.changed_files:,} changed; {human_size(report.bytes_copied)}), {unchanged:,} unchanged, "
+                 f"in {report.seconds:.1f} s")
     if report.deleted or (report.trash and report.changed_files):
-        lines.append(f"moved to the trash: {report.deleted} deleted and {report.changed_files} replaced "
-                     f"file(s), in {report.trash}")
+        moved = report.deleted + (report.changed_files if report.trash else 0)
+        lines.append(f"moved to the trash: {count(moved, 'file')} ({report.deleted:,} deleted, "
+                     f"{report.changed_files:,} replaced), in {report.trash}")
     if report.skipped:
         shown = ", ".join(report.skipped[:10]) + (" ..." if len(report.skipped) > 10 else "")
         lines.append(f"not copied (symbolic links and special files are skipped): {shown}")
     if report.kept_newer_count:
         shown = ", ".join(report.kept_newer[:10]) + (" ..." if report.kept_newer_count > 10 else "")
-        lines.append(f"kept {report.kept_newer_count} file(s) that are newer on the runtime "
-                     f"(--force overwrites them): {shown}")
+        lines.append(f"kept {count(report.kept_newer_count, 'file')} that {_are(report.kept_newer_count)} newer on "
+                     f"the runtime (--force overwrites them): {shown}")
     lines += editors_lines(report.editors)
     if outcome.exit_code == 0 and not restore:
         if report.drive_cache:
@@ -172,37 +209,42 @@ def editors_lines(editors: Optional[dict[str, Any]], dry_run: bool = False) -> l
     names = [str(name) for name in editors["names"]]
     kinds = {EDITOR_LABELS.get(name, name) for name in names}
     what = kinds.pop() if len(kinds) == 1 else "editor servers"
-    folders = f"{len(names)} folder{'s' if len(names) != 1 else ''} ({', '.join(names)})"
+    folders = f"{count(len(names), 'folder')} ({', '.join(names)})"
     files, size = int(editors.get("files") or 0), human_size(int(editors.get("bytes") or 0))
-    copied = f"{int(editors.get('files_copied') or 0):,} file(s) ({human_size(int(editors.get('bytes_copied') or 0))})"
+    copied_size = human_size(int(editors.get("bytes_copied") or 0))
+    copied = f"{count(int(editors.get('files_copied') or 0), 'file')} ({copied_size})"
     if editors.get("exit") is None:
         return [f"{what}: {folders} not kept on Drive: the run stopped before their copy (see above)"]
     if dry_run:
-        return [f"dry run: {what}: {folders}, {files:,} files, {size}; would copy {copied} to Drive"]
-    line = f"{what}: {folders}, {files:,} files, {size} kept on Drive ({copied} copied now)"
+        return [f"dry run: {what}: {folders}, {count(files, 'file')}, {size}; would copy {copied} to Drive"]
+    line = f"{what}: {folders}, {count(files, 'file')}, {size} kept on Drive ({copied} copied now)"
     if editors.get("exit"):
         line += f"; exit {editors['exit']}: " + "; ".join(str(m) for m in editors.get("messages") or [])
     return [line]
 
 
 def print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
+    """The run's summary on stdout; none for a run stopped part-way (its counts are what rsync had begun, not what
+    it finished): ``client.check`` says what state it left."""
     from ..console import result
+    from ..transfer.client import was_interrupted
 
     if as_json:
         result(json.dumps(outcome.as_json()))
-    else:
+    elif not was_interrupted(outcome.result):
         for line in summary_lines(outcome):
             result(line)
 
 
-def run_with_view(remote: Remote, options: Optional[SyncOptions]) -> SyncOutcome:
-    """One run with its progress bar; options None: follow the run in progress (--attach)."""
+def run_with_view(remote: Remote, options: Optional[SyncOptions], verbose: bool = False) -> SyncOutcome:
+    """One run with its progress bar; options None: follow the run in progress (--attach). VERBOSE: rsync's own
+    lines as they come."""
     from ..transfer import client as sync_client
 
     if options is None:
-        with ProgressView(f"{remote.alias}: following") as view:
+        with ProgressView(f"{remote.alias}: following", verbose) as view:
             return sync_client.attach(remote, view)
-    with ProgressView(f"{remote.alias}: {'restore' if options.mode == 'restore' else 'sync'}") as view:
+    with ProgressView(f"{remote.alias}: {'restore' if options.mode == 'restore' else 'sync'}", verbose) as view:
         return sync_client.run_sync(remote, options, view)
 
 
@@ -220,5 +262,5 @@ def copy_with_view(direction: str, local: Path, runtime_path: str, name: Optiona
         result(json.dumps(outcome.as_json()))
     else:
         result(printable(f"{'pushed' if direction == 'push' else 'pulled'} {outcome.source} -> {outcome.target}"
-                         + (f": {outcome.files_copied} file(s), {human_size(outcome.bytes_copied)}"
+                         + (f": {count(outcome.files_copied, 'file')}, {human_size(outcome.bytes_copied)}"
                             if outcome.tool == "rsync" else "") + f" in {outcome.seconds:.1f} s"))

@@ -41,6 +41,7 @@ STOP_WAIT = 0.7  # how long the runtime waits for the stopped run to end before 
 STOP_MARGIN = 0.7  # of CTRL_C_SECONDS, for what comes before the stop (ssh ending: 0.25 s on a dead link) and after
 printable = sync_protocol.printable
 SyncOptions = sync_protocol.SyncOptions  # what a run is asked to do: one dataclass for both sides
+SyncResult = sync_protocol.SyncResult  # how a run ended, as the runner reports it
 RUNNER_MODULE = "colab_bootstrap.sync.main"  # run on the runtime through colabssh_cli.remote.shipping
 
 class SyncInterrupted(ColabsshError):
@@ -185,7 +186,7 @@ def _words(options: SyncOptions) -> tuple[str, str, str]:
     """What a message calls the run, what it changes, and the command that runs it again."""
     if options.mode == "restore":
         return "restore", "the content root", "colabssh restore"
-    return "sync", "the backup", "colabssh sync"
+    return "sync", "the backup on Drive", "colabssh sync"
 
 
 def _when(report: sync_protocol.SyncResult) -> str:
@@ -193,15 +194,19 @@ def _when(report: sync_protocol.SyncResult) -> str:
     return time.strftime(" as of %H:%M:%S", time.localtime(ended)) if isinstance(ended, (int, float)) else ""
 
 
+NOTHING_LEFT = "stopped on the runtime too (nothing of it is left running there)"
+
+
 def interrupted(options: SyncOptions, answer: Optional[Event], report: Optional[Event] = None) -> SyncInterrupted:
     """Ctrl-C during a sync or restore: one line on the state it left, from the result the laptop already had
-    (REPORT) or the runtime's ANSWER to the stop."""
+    (REPORT) or the runtime's ANSWER to the stop. A Ctrl-C means stop: the run is stopped on the runtime (a dropped
+    link is what leaves one going there, for `--attach`), and the line says so only once the runtime confirmed it."""
     run, target, again = _words(options)
     document = report if report is not None else (answer or {}).get("report")
     result = sync_protocol.SyncResult.from_event(document) if isinstance(document, dict) else None
     state = "finished" if result is not None and answer is None else str((answer or {}).get("state", "unknown"))
     if options.dry_run and state != "unknown":
-        return SyncInterrupted("interrupted: the dry run was stopped; nothing was changed")
+        return SyncInterrupted(f"{run} interrupted: the dry run was stopped; nothing was changed")
     if state in ("stopped", "finished") and result is not None and not result.cancelled:
         if int(result.exit) == 0:
             return SyncInterrupted(f"interrupted, but the {run} had already finished: {target} is complete"
@@ -211,17 +216,18 @@ def interrupted(options: SyncOptions, answer: Optional[Event], report: Optional[
     touched = result is not None and any((result.new_files, result.changed_files, result.new_folders,
                                           result.deleted))
     if state == "not_found" or (state == "stopped" and not touched):
-        return SyncInterrupted(f"interrupted before anything was copied: {target} is unchanged",
-                               f"run `{again}` to start it again")
+        return SyncInterrupted(f"{run} interrupted before anything was copied, and {NOTHING_LEFT}: {target} is "
+                               "unchanged", f"run `{again}` to start it again")
     if state == "lost":
-        return SyncInterrupted(f"interrupted: the {run} on the runtime ended without recording a result; {target} "
-                               "may be partial", f"run `{again}` again to complete it")
+        return SyncInterrupted(f"{run} interrupted: it ended on the runtime without recording a result (nothing of "
+                               f"it is left running there); {target} may be partial", f"run `{again}` again to "
+                               "finish it (it copies only what is missing)")
     if state == "stopped":
-        return SyncInterrupted(f"interrupted: the {run} was stopped on the runtime part-way; {target} is partial "
-                               "(every file in it is whole: its old version or its new one)",
-                               f"run `{again}` again to complete it (it copies only what is missing)")
-    return SyncInterrupted(f"interrupted: could not confirm within {CTRL_C_SECONDS:.0f} s that the {run} stopped on "
-                           f"the runtime; it may still be running, and {target} may be partial",
+        return SyncInterrupted(f"{run} interrupted, and {NOTHING_LEFT}: {target} is partial (what was copied is "
+                               "kept, every file whole: its old version or its new one)",
+                               f"run `{again}` again to finish it (it copies only what is missing)")
+    return SyncInterrupted(f"{run} interrupted: could not confirm within {CTRL_C_SECONDS:.0f} s that it stopped on "
+                           f"the runtime; it may still be running there, and {target} may be partial",
                            f"see it with `colabssh sync --attach` (Ctrl-C there only stops following), then run "
                            f"`{again}` again")
 
@@ -269,9 +275,36 @@ def attach(remote: Remote, on_event: EventSink = noop) -> SyncOutcome:
     return reader.outcome(remote.alias, code)
 
 
-def check(outcome: SyncOutcome) -> None:
-    """Raise the run's failure (after the summary was shown): rsync's exit code and its advice."""
+def was_interrupted(report: sync_protocol.SyncResult) -> bool:
+    """The run was stopped part-way (a Ctrl-C's cancel, a kill of its rsync): its counts say what rsync had begun,
+    not what it finished, so no summary is shown for it; ``check`` says what state it left."""
+    return not report.lost and (report.cancelled or int(report.exit) in sync_protocol.STOPPED_EXITS)
+
+
+def interrupted_run(report: sync_protocol.SyncResult, attached: bool = False) -> ColabsshError:
+    """One line for a run that was stopped part-way: what state it left, what to run. ATTACHED: the run was one
+    that `sync --attach` followed or replayed (stopped by another command, or by a Ctrl-C before)."""
+    run, target, again = _words(SyncOptions(report.mode or "backup"))
+    which = f"the {run} you attached to" if attached else f"the {run}"
+    touched = any((report.new_files, report.changed_files, report.new_folders, report.deleted))
+    if report.dry_run:
+        return ColabsshError(f"{which} was interrupted: it was a dry run; nothing was changed",
+                             f"run `{again} --dry-run` again", int(report.exit) or FAILURE)
+    if not touched:
+        return ColabsshError(f"{which} was interrupted before it copied anything: {target} is unchanged",
+                             f"run `{again}` to start it again", int(report.exit) or FAILURE)
+    return ColabsshError(f"{which} was interrupted: {target} is partial (every file in it is whole: its old "
+                         "version or its new one)",
+                         f"run `{again}` again to finish it (it copies only what is missing)",
+                         int(report.exit) or FAILURE)
+
+
+def check(outcome: SyncOutcome, attached: bool = False) -> None:
+    """Raise the run's failure (after the summary was shown): rsync's exit code and its advice; a run stopped
+    part-way says what state it left (``interrupted_run``)."""
     report = outcome.result
+    if was_interrupted(report):
+        raise interrupted_run(report, attached)
     if report.lost:
         raise ColabsshError("the sync on the runtime stopped without recording a result (its worker was killed)",
                             str(report.advice), FAILURE)

@@ -66,9 +66,9 @@ def test_ctrl_c_stops_the_sync_on_the_runtime_within_two_seconds_and_says_the_ba
     assert seconds <= CTRL_C_SECONDS, f"Ctrl-C took {seconds:.2f} s"
     assert out == "" and "Traceback" not in err
     assert err.splitlines()[-2:] == [
-        "colabssh: error: interrupted: the sync was stopped on the runtime part-way; the backup is partial (every "
-        "file in it is whole: its old version or its new one)",
-        "  hint: run `colabssh sync` again to complete it (it copies only what is missing)"]
+        "colabssh: error: sync interrupted, and stopped on the runtime too (nothing of it is left running there): "
+        "the backup on Drive is partial (what was copied is kept, every file whole: its old version or its new one)",
+        "  hint: run `colabssh sync` again to finish it (it copies only what is missing)"]
     nothing_left(connected)
     assert not (backup_of(connected) / "big.bin").exists()  # never a partial file under its name
     code, out, err = cli(capsys, "sync")  # the lock was released
@@ -111,8 +111,8 @@ def test_ctrl_c_ends_within_two_seconds_even_when_the_runtime_does_not_answer(co
             os.kill(pid, signal.SIGCONT)
     assert running.returncode == 130 and seconds <= CTRL_C_SECONDS, (seconds, err)
     assert err.splitlines()[-2:] == [
-        "colabssh: error: interrupted: could not confirm within 2 s that the sync stopped on the runtime; it may "
-        "still be running, and the backup may be partial",
+        "colabssh: error: sync interrupted: could not confirm within 2 s that it stopped on the runtime; it may "
+        "still be running there, and the backup on Drive may be partial",
         "  hint: see it with `colabssh sync --attach` (Ctrl-C there only stops following), then run `colabssh sync` "
         "again"]
     code, out, err = cli(capsys, "sync", "--attach")  # what the hint says: the run's end, whatever it was
@@ -155,7 +155,7 @@ def test_a_laptop_killed_mid_sync_leaves_a_run_that_finishes_and_releases_the_lo
     assert code == 0, err
     nothing_left(connected)
     code, out, err = cli(capsys, "sync")
-    assert code == 0 and "0 new and 0 changed file(s) copied" in out, err
+    assert code == 0 and "0 files copied (0 new, 0 changed; 0 B)" in out, err
     assert (backup_of(connected) / "run.bin").read_bytes() == data
 
 
@@ -296,7 +296,7 @@ def test_names_from_the_runtime_print_as_plain_text(connected, capsys) -> None: 
     os.utime(content / ESCAPE, (2_000_000_000, 2_000_000_000))  # newer on the runtime: restore keeps it, by name
     code, out, err = cli(capsys, "restore")
     assert code == 0, err
-    assert "kept 1 file(s) that are newer on the runtime (--force overwrites them): evil\\#033[2Jname" in out
+    assert "kept 1 file that is newer on the runtime (--force overwrites them): evil\\#033[2Jname" in out
     assert "\x1b" not in out + err
 
 
@@ -332,24 +332,30 @@ def test_the_interrupted_lines_say_the_state_and_what_to_run() -> None:
     untouched = {**stopped, "new_files": 0}
     done = {"exit": 0, "cancelled": False, "ended": 1_700_000_000.0}
     cases = [
-        (backup, {"state": "stopped", "report": stopped}, "the backup is partial", "run `colabssh sync` again"),
-        (restore, {"state": "stopped", "report": stopped}, "the content root is partial",
+        (backup, {"state": "stopped", "report": stopped}, "sync interrupted, and stopped on the runtime too (nothing "
+         "of it is left running there): the backup on Drive is partial (what was copied is kept",
+         "run `colabssh sync` again to finish it"),
+        (restore, {"state": "stopped", "report": stopped}, "restore interrupted, and stopped on the runtime too "
+         "(nothing of it is left running there): the content root is partial",
          "run `colabssh restore` again"),
-        (backup, {"state": "stopped", "report": untouched}, "before anything was copied: the backup is unchanged",
+        (backup, {"state": "stopped", "report": untouched}, "before anything was copied, and stopped on the runtime "
+         "too (nothing of it is left running there): the backup on Drive is unchanged",
          "run `colabssh sync` to start it again"),
-        (backup, {"state": "stopped", "report": None}, "the backup is unchanged", "colabssh sync"),
-        (backup, {"state": "not_found", "report": None}, "the backup is unchanged", "colabssh sync"),
-        (backup, {"state": "finished", "report": done}, "had already finished: the backup is complete as of ", ""),
+        (backup, {"state": "stopped", "report": None}, "the backup on Drive is unchanged", "colabssh sync"),
+        (backup, {"state": "not_found", "report": None}, "the backup on Drive is unchanged", "colabssh sync"),
+        (backup, {"state": "finished", "report": done},
+         "had already finished: the backup on Drive is complete as of ", ""),
         (backup, {"state": "running", "report": None}, "could not confirm within 2 s", "colabssh sync --attach"),
         (backup, None, "could not confirm within 2 s", "colabssh sync --attach"),
-        (backup, {"state": "lost", "report": None}, "ended without recording a result", "colabssh sync"),
+        (backup, {"state": "lost", "report": None}, "ended on the runtime without recording a result",
+         "colabssh sync"),
         (SyncOptions("backup", dry_run=True), {"state": "stopped", "report": stopped},
-         "the dry run was stopped; nothing was changed", ""),
+         "sync interrupted: the dry run was stopped; nothing was changed", ""),
     ]
     for options, answer, said, hint in cases:
         error = interrupted(options, answer)
         assert error.exit_code == 130 and said in error.message and hint in error.hint, (answer, error.message)
-        assert error.message.startswith("interrupted") and "\n" not in error.message
+        assert "interrupted" in error.message.split(":")[0] and "\n" not in error.message
 
 
 def test_push_of_a_folder_with_a_fifo_in_it_skips_the_fifo(connected, capsys, tmp_path: Path) -> None:  # noqa: ANN001

@@ -96,15 +96,18 @@ def test_a_full_backup_keeps_the_editor_folder_as_an_archive_per_unit(tree: dict
     assert editors["files"] == len(KEPT) + len(EXECUTABLE) and editors["files_copied"] == editors["files"]
     assert editors["bytes"] == sum(len(f"{rel}\n") for rel in KEPT + EXECUTABLE) == editors["bytes_copied"]
     assert not (tree["drive"] / HOME_FOLDER / ".colabssh-tmp").exists()
-    assert "VS Code server: 11 file(s) kept on Drive" in describe({**result, "notes": []})
+    assert "VS Code server: 11 files kept on Drive" in describe({**result, "notes": []})
 
 
 def test_the_folder_comes_back_whole_and_an_unchanged_sync_rewrites_nothing(tree: dict[str, Path],
                                                                              tmp_path: Path) -> None:
     run(tree)
     before, index_before = archives(tree), (kept_folder(tree) / "index.json").stat().st_mtime_ns
+    store = tree["drive"] / HOME_FOLDER
+    store_before = store.stat().st_mtime_ns  # its temp folder comes and goes: the store keeps its time
     second = run(tree)
     assert archives(tree) == before and (kept_folder(tree) / "index.json").stat().st_mtime_ns == index_before
+    assert store.stat().st_mtime_ns == store_before and not (store / ".colabssh-tmp").exists()
     assert second["editors"]["files_copied"] == 0 and second["editors"]["files"] == 11
     server = restored(tree, tmp_path / "new-home")
     assert files_under(server) == set(KEPT) | set(EXECUTABLE)
@@ -225,7 +228,7 @@ def test_the_periodic_sync_carries_the_editor_folders(tree: dict[str, Path], tmp
         line = ""
         while "periodic sync:" not in line:
             line = said.get(timeout=max(deadline - time.monotonic(), 0.1))
-        assert "VS Code server: 11 file(s) kept on Drive" in line, line
+        assert "VS Code server: 11 files kept on Drive" in line, line
     finally:
         start_periodic(tree["content"], tree["drive"], tree["state"], 0, lambda text: None)
     server = restored(tree, tmp_path / "new-home")

@@ -104,7 +104,7 @@ def test_item_sizes_count_small_files_per_folder_and_links_are_warned_about(runs
     assert reader.per_folder == {b"": 2, b"d": 2, b"d/e": 1}  # files copied and folders made, by parent
     assert not [e for e in events if e["event"] == "item"]
     warnings = [e["message"] for e in events if e["event"] == "warning"]
-    assert warnings == ["2 symbolic link(s) are not copied (Drive cannot hold links, and colabssh never follows one "
+    assert warnings == ["2 symbolic links are not copied (Drive cannot hold links, and colabssh never follows one "
                         "out of the tree; special files are skipped too)"]
     reader = OutputReader(warn_small=True)
     reader.many_small = 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import os
 from pathlib import Path
 
 import pytest
@@ -68,7 +67,7 @@ def test_the_worker_runs_the_job_it_holds_not_what_is_on_disk(tree: dict[str, Pa
     (job / "job.json").write_text("{}")  # changed under it: the worker does not read it again
     assert run_rsync(job, spec, None) == 0
     assert (tree["drive"] / protocol.DEFAULT_FOLDER / "a.txt").read_text() == "a"
-    assert not os.listdir(tree["drive"] / protocol.DEFAULT_FOLDER / ".colabssh-tmp")
+    assert not (tree["drive"] / protocol.DEFAULT_FOLDER / ".colabssh-tmp").exists()  # removed once empty
 
 
 def test_the_result_event_is_typed_on_both_sides(tree: dict[str, Path]) -> None:

@@ -450,7 +450,7 @@ def test_a_periodic_run_that_fails_releases_the_lock(tree: dict[str, Path], monk
 def test_a_cell_run_without_a_timer_stops_the_earlier_one(tree: dict[str, Path], how: str) -> None:
     (tree["content"] / "a.txt").write_text("a")
     thread, said = periodic_reports(tree)
-    assert "1 file(s) copied" in next_report(said)
+    assert "1 file copied" in next_report(said)
     marker = tree["state"] / "sync" / "periodic.id"
     assert marker.exists()
     every, drive = (0, tree["drive"]) if how == "sync off" else (1, None)
