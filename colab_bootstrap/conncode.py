@@ -269,7 +269,10 @@ def _is_loose_ipv4(host: str) -> bool:
 
 def validate_port(text: str) -> int:
     if not isinstance(text, str) or not _PORT.fullmatch(text):
-        shown = repr(text) if len(str(text)) <= 20 else repr(str(text)[:12]) + f" ({len(str(text))} characters)"
+        from .units import count  # only for this message: connect's import budget
+
+        long = len(str(text)) > 20
+        shown = repr(str(text)[:12]) + f" ({count(len(str(text)), 'character')})" if long else repr(text)
         raise CodeError(f"the port {shown} is not a number of ASCII digits 1-65535")
     port = int(text)
     if not 1 <= port <= 65535:

@@ -85,7 +85,8 @@ BUDGETS: dict[tuple[str, ...], tuple[set[str], set[str]]] = {
                   | {"colabssh_cli.commands.doctor", "colabssh_cli.diagnosis", "colabssh_cli.diagnosis.editor",
                      "colabssh_cli.diagnosis.local", "colabssh_cli.diagnosis.report", "colabssh_cli.diagnosis.sessions",
                      "colabssh_cli.editor", "colabssh_cli.sshconfig.effective", "colabssh_cli.sshconfig.repair",
-                     "colab_bootstrap.conncode", "colab_bootstrap.pubkey", "colab_bootstrap.settings"}, {"rich"}),
+                     "colab_bootstrap.conncode", "colab_bootstrap.pubkey", "colab_bootstrap.settings",
+                     "colab_bootstrap.units"}, {"rich"}),
 }
 
 

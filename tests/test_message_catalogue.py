@@ -39,13 +39,7 @@ _DECIMAL_UNIT = re.compile(r"(?<![A-Za-z])(?:[kKMGT]B|[kKMGT]b|kB/s|MB/s|GB/s)(?
 # Strings the scan catches that stay for now: path -> a fragment of each such string's template (an f-string's
 # placeholders read as PLACEHOLDER). Each entry says why.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    # owned elsewhere in issue 14, fixed at merge
-    "colab_bootstrap/conncode.py": (" characters)",),
-    "colab_bootstrap/demo/training.py": (" steps; ",),
-    "colabssh_cli/commands/doctor.py": (" warning(s), ",),
-    "colabssh_cli/connection/colab_bridge.py": (" lines and ", " minutes"),
-    "colabssh_cli/diagnosis/local.py": (" setting line(s) ",),
-    "colabssh_cli/sshconfig/repair.py": (" temporary file(s) ",),
+    "colab_bootstrap/demo/training.py": (" steps; ",),  # owned elsewhere in issue 14, fixed at merge
 }
 
 

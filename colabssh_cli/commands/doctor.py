@@ -48,6 +48,8 @@ def doctor(
 def _render(report: DoctorReport) -> None:
     from rich.table import Table
 
+    from colab_bootstrap.units import count
+
     from ..console import cell, out_console, plain
 
     table = Table(title="colabssh doctor", title_justify="left")
@@ -61,5 +63,5 @@ def _render(report: DoctorReport) -> None:
         table.add_row(cell(check.name), cell(check.status, _STYLES.get(check.status, "")), detail)
     console = out_console()
     console.print(table)
-    console.print(f"{report.count('ok')} ok, {report.count('warn')} warning(s), {report.count('fail')} failed, "
+    console.print(f"{report.count('ok')} ok, {count(report.count('warn'), 'warning')}, {report.count('fail')} failed, "
                   f"{report.count('skip')} skipped", markup=False, highlight=False)

@@ -145,8 +145,10 @@ class _ColabBridge:
             if buffer.startswith(b"SSH-"):
                 return buffer
             if lines > PRE_BANNER_LINES or skipped + len(buffer) > PRE_BANNER_BYTES:
-                raise _NoBanner(f"colab wrote {lines} lines and {skipped + len(buffer)} bytes to the SSH stream, "
-                                "and no SSH banner")
+                from colab_bootstrap.units import count  # only for this message: connect's import budget
+
+                wrote = f"{count(lines, 'line')} and {count(skipped + len(buffer), 'byte')}"
+                raise _NoBanner(f"colab wrote {wrote} to the SSH stream, and no SSH banner")
             remaining = self._remaining(timeout)
             if remaining <= 0:
                 raise TimeoutError("no SSH banner")
@@ -235,7 +237,7 @@ def first_contact(argv: list[str], hostname: str, key_path: Path, session: str, 
         raise failure
     if contact.left_creating:
         raise ColabsshError(f"colab was still creating the runtime of colab session '{session}' after "
-                            f"{CREATE_LIMIT / 60:.0f} minutes",
+                            f"{round(CREATE_LIMIT / 60)} min",
                             f"`colab sessions` lists it once it is made: then connect again to use it, or `colab stop "
                             f"-s {session}` ends it", UNREACHABLE)
     raise _explain_first_contact(failure, colab.stderr(), session, argv, timeout)

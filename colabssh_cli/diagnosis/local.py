@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from colab_bootstrap import conncode
+from colab_bootstrap.units import count
 
 from ..errors import ColabsshError
 from ..paths import Paths
@@ -178,7 +179,8 @@ def config_check(paths: Paths, sessions: dict[str, Session]) -> Check:
     above = [i + 1 for i in range(span.begin) if text.keyword_and_rest(lines[i]) is not None]
     where = f"lines {span.begin + 1}-{span.end + 1} of {paths.user_config}"
     if above:
-        return Check("ssh config", WARN, f"Include {paths.config} at {where}, below {len(above)} setting line(s) "
+        settings = count(len(above), "setting line")
+        return Check("ssh config", WARN, f"Include {paths.config} at {where}, below {settings} "
                      "of yours (ssh takes the first value it reads)",
                      "the `ssh -G` checks say whether they override a session; if so, move them below the block")
     return Check("ssh config", OK, f"Include {paths.config} at {where}")

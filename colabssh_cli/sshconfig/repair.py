@@ -122,7 +122,9 @@ def _remove_leftovers(paths: Paths) -> list[Repair]:
                 continue
     if not removed:
         return []
-    return [Repair(f"{len(removed)} temporary file(s) of a killed colabssh run ({', '.join(sorted(removed)[:3])}"
+    from colab_bootstrap.units import count  # only when there is something to say: connect's import budget
+
+    return [Repair(f"{count(len(removed), 'temporary file')} of a killed colabssh run ({', '.join(sorted(removed)[:3])}"
                    + (", ..." if len(removed) > 3 else "") + ")", "removed them")]
 
 
