@@ -74,6 +74,6 @@ __all__ = [
     "CheckResult", "DemoError", "Peak", "Skipped", "Throughput", "check_autograd", "check_cpu_throughput",
     "check_define_by_run", "check_devices", "check_gpu_throughput", "check_gradcheck", "check_mm_matmul",
     "check_parameter_training", "check_view_reshape", "cuda_status", "data_dependent", "data_dependent_gradient",
-    "failed_checks", "format_table", "gpu_device_present", "import_torch", "main", "measure_matmul", "one_line", "peak_for", "require",
-    "run_check", "run_demo", "tf32_matmul",
+    "failed_checks", "format_table", "gpu_device_present", "import_torch", "main", "measure_matmul", "one_line",
+    "peak_for", "require", "run_check", "run_demo", "tf32_matmul",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,15 @@ def stop(child: Child, grace: float = 5.0) -> None:
         child.wait()
 
 
+DRAIN_SECONDS = 0.25  # after Ctrl-C, how long ``stream`` waits for the stopped child's last lines
+
+
+def _join(threads: Sequence[threading.Thread], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0.0))
+
+
 def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
            on_stderr: Optional[LineSink] = None, keep_stderr: int = 50,
            env: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None) -> tuple[int, list[str]]:
@@ -136,7 +146,8 @@ def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Opt
 
     Returns the exit code and the last KEEP_STDERR lines of stderr. A callback that raises is dropped,
     but its pipe is still read to its end (or the child would block on a full pipe and never end); the
-    error is raised once the child has ended. Ctrl-C stops the child (half a second's grace) and is raised.
+    error is raised once the child has ended. Ctrl-C stops the child (half a second's grace), hands on the lines
+    it wrote before it ended (DRAIN_SECONDS at most), and is raised.
     Past TIMEOUT seconds the child is killed and ``TimedOut`` raised, without waiting for its pipes to close
     (an ssh master that shares the connection may hold them open).
     """
@@ -174,6 +185,7 @@ def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Opt
         returncode = child.wait(timeout)
     except KeyboardInterrupt:  # Ctrl-C is answered within 2 s: the child gets half a second to go, then SIGKILL
         stop(child, grace=0.5)
+        _join(threads, DRAIN_SECONDS)  # what it wrote before it ended is handed on (a caller may need it)
         raise
     except subprocess.TimeoutExpired:
         child.kill()

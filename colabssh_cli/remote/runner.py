@@ -29,6 +29,17 @@ from .colab_log import colab_context
 from .process import LineSink
 
 CONTROL_TIMEOUT = 15.0  # seconds for an `ssh -O` answer from a shared connection
+PID_MARKER = "colabssh-pid "  # the first stderr line of a stoppable command: its process id on the runtime
+STOP_TIMEOUT = 5.0  # seconds for the runtime to answer the stop of an interrupted command
+# What became of a stoppable command after Ctrl-C (RemoteInterrupted.state).
+STOPPED, NOT_STARTED, UNCONFIRMED = "stopped", "not started", "unconfirmed"
+# Run on the runtime after Ctrl-C (PID: the interrupted command's): SIGTERM to it and its process group (sshd makes
+# each session's command a group of its own), SIGKILL after a second, and say whether it has ended (a zombie has).
+_STOP_SCRIPT = """p={pid}; kill -s TERM -- -$p $p 2>/dev/null; n=0
+while kill -0 $p 2>/dev/null && [ "$(sed -n 's/^.*) \\([A-Z]\\).*/\\1/p' /proc/$p/stat 2>/dev/null)" != Z ]; do
+  n=$((n+1)); [ $n -eq 20 ] && kill -s KILL -- -$p $p 2>/dev/null; [ $n -ge 40 ] && {{ echo running; exit 0; }}
+  sleep 0.05
+done; echo ended"""
 _CONFIG_MISSING = re.compile(r"Can't open user config file (.+?): (.+)")
 
 
@@ -152,6 +163,17 @@ def relay_failure(alias: str) -> Optional[ColabsshError]:
     return ColabsshError(f"{alias}: {reason}", hint, UNREACHABLE)
 
 
+class RemoteInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``Remote.stream(..., stop_on_interrupt=True)``: ssh has been stopped, and so has the command on
+    the runtime. STATE: STOPPED (the runtime confirmed that it has ended), NOT_STARTED (it had not started there:
+    there was nothing to stop), UNCONFIRMED (the runtime did not answer the stop in time, or a second Ctrl-C came).
+    A KeyboardInterrupt still: a caller that does not catch it ends as any Ctrl-C does (exit 130)."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
 class Remote:
     """A session's runtime, reached with OpenSSH through colabssh's own config file."""
 
@@ -199,19 +221,43 @@ class Remote:
         return Completed(result.returncode, result.stdout, result.stderr)
 
     def stream(self, command: str, *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
-               on_stderr: Optional[LineSink] = None, advise: bool = True, timeout: Optional[float] = None) -> int:
+               on_stderr: Optional[LineSink] = None, advise: bool = True, timeout: Optional[float] = None,
+               stop_on_interrupt: bool = False) -> int:
         """Run a remote command, handing each output line to a callback as it arrives; return its exit code
         (with ADVISE, exits 255 and 127 raise advice as in ``run``). Past TIMEOUT seconds ssh is killed and
-        the runtime's silence raised as advice (as ``run`` does)."""
+        the runtime's silence raised as advice (as ``run`` does).
+
+        STOP_ON_INTERRUPT (COMMAND must then be one simple command: it is exec'd): Ctrl-C stops the command on the
+        runtime too, and ``RemoteInterrupted`` says whether that is confirmed. ssh without a terminal does not pass
+        Ctrl-C on, and a command whose ssh has gone runs on until it next writes; so the command first says its
+        process id (PID_MARKER, a line the callbacks never see), and on Ctrl-C a second command stops it."""
+        pid: list[int] = []
+        if stop_on_interrupt:
+            command = f"echo {PID_MARKER}$$ >&2; exec {command}"
+            on_stderr = _catch_pid(pid, on_stderr)
         try:
             returncode, stderr_tail = process.stream(self.ssh_argv(command), input=input, on_stdout=on_stdout,
                                                      on_stderr=on_stderr, timeout=timeout)
         except process.TimedOut:
             raise ColabsshError(f"{self.alias}: the runtime did not answer within {timeout:.0f} s",
                                 "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
+        except KeyboardInterrupt:
+            if not stop_on_interrupt:
+                raise
+            raise RemoteInterrupted(self.stop_process(pid[0]) if pid else NOT_STARTED) from None
         if advise and returncode in (255, 127):
-            raise explain_ssh_failure(self.alias, returncode, "\n".join(stderr_tail))
+            said = [line for line in stderr_tail if not line.startswith(PID_MARKER)]
+            raise explain_ssh_failure(self.alias, returncode, "\n".join(said))
         return returncode
+
+    def stop_process(self, pid: int) -> str:
+        """Stop process PID on the runtime (and its process group), and wait for it to end: STOPPED when the runtime
+        says it has, UNCONFIRMED when it does not answer within STOP_TIMEOUT (or a Ctrl-C comes meanwhile)."""
+        try:
+            result = self.run(_STOP_SCRIPT.format(pid=int(pid)), timeout=STOP_TIMEOUT, advise=False)
+        except (ColabsshError, OSError, KeyboardInterrupt):
+            return UNCONFIRMED
+        return STOPPED if result.stdout.strip() == b"ended" else UNCONFIRMED
 
     def write_file(self, remote_path: str, data: bytes, *, mode: int = 0o644) -> None:
         """Write bytes to a file on the runtime through stdin: a temp file beside it, then a rename."""
@@ -246,3 +292,15 @@ class Remote:
 
     def shared_connection_alive(self) -> bool:
         return shared_connection_alive(self.paths, self.alias)
+
+
+def _catch_pid(pid: list[int], sink: Optional[LineSink]) -> LineSink:
+    """A stderr callback that keeps the PID_MARKER line's number in PID and hands every other line to SINK."""
+
+    def catch(line: str) -> None:
+        if not pid and line.startswith(PID_MARKER) and line[len(PID_MARKER):].strip().isdigit():
+            pid.append(int(line[len(PID_MARKER):]))
+        elif sink is not None:
+            sink(line)
+
+    return catch
