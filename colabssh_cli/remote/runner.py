@@ -110,10 +110,14 @@ def close_shared_connection(paths: Paths, alias: str) -> bool:
         return False
 
 
-def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshError:
-    """Turn ssh's own failure (exit 255) or a missing remote command into advice."""
+def explain_ssh_failure(alias: str, returncode: int, stderr: str, shown: bool = False) -> ColabsshError:
+    """Turn ssh's own failure (exit 255) or a missing remote command into advice.
+
+    SHOWN: the user has seen STDERR already (`colabssh ssh` shows it as it comes), so the advice does not quote
+    its lines again; it points at them."""
     text = stderr.strip()
     last = text.splitlines()[-1] if text else ""
+    said = "ssh said why, above" if shown and last else last
     if returncode == 255:
         missing_config = _CONFIG_MISSING.search(text)
         if missing_config:
@@ -122,7 +126,7 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
                                  f"it holds the Include that makes '{alias}' work: run `colabssh connect` again "
                                  "with the code the cell printed (`colabssh doctor` shows what else is missing)",
                                  BAD_INPUT)
-        via_colab = explain_ssh_stderr(alias, text, *colab_context(Paths.from_env(), alias))  # `colab ssh`
+        via_colab = explain_ssh_stderr(alias, text, *colab_context(Paths.from_env(), alias), shown=shown)
         if via_colab is not None:
             return via_colab
         if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
@@ -136,10 +140,10 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
         if "cloudflared" in text and ("not found" in text or "No such file" in text):
             return ColabsshError(f"{alias}: cloudflared is not installed on this machine",
                                  "install cloudflared, then try again", MISSING_TOOL)
-        relayed = relay_failure(alias)
+        relayed = relay_failure(alias, text if shown else "")
         if relayed is not None:
             return relayed
-        return ColabsshError(f"{alias}: the runtime did not answer ({last or 'ssh failed'})",
+        return ColabsshError(f"{alias}: the runtime did not answer ({said or 'ssh failed'})",
                              "the tunnel is down or the runtime is gone: re-run the cell in Colab, then "
                              "`colabssh connect` the new code", UNREACHABLE)
     if returncode == 127:
@@ -149,8 +153,10 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
                          + (f": {last}" if last else ""), "", FAILURE)
 
 
-def relay_failure(alias: str) -> Optional[ColabsshError]:
-    """What the session's relay (a Drive folder's ProxyCommand) said when it last found no runtime, as advice."""
+def relay_failure(alias: str, shown: str = "") -> Optional[ColabsshError]:
+    """What the session's relay (a Drive folder's ProxyCommand) said when it last found no runtime, as advice.
+
+    SHOWN: what the user has seen of ssh's stderr; a reason the relay said there is pointed at, not said again."""
     from ..comeback import notes
 
     lines = notes.recent(Paths.from_env(), alias)
@@ -160,6 +166,8 @@ def relay_failure(alias: str) -> Optional[ColabsshError]:
     reasons = [line for line in lines if not line.startswith("hint: ")]
     reason = next((line for line in reasons if "not the pinned" in line),
                   next((line for line in reversed(reasons) if line.startswith("no runtime")), reasons[-1]))
+    if reason in shown:
+        return ColabsshError(f"{alias}: the relay reached no runtime (it said why, above)", hint, UNREACHABLE)
     return ColabsshError(f"{alias}: {reason}", hint, UNREACHABLE)
 
 
@@ -283,8 +291,9 @@ class Remote:
             last = (stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
             raise ColabsshError(f"{self.alias}: could not copy {local} to {remote_path}: {last}", "", FAILURE)
 
-    def interactive(self, command: Sequence[str] = ()) -> int:
-        """Run OpenSSH with the alias on this terminal (a shell, or COMMAND); return ssh's exit code."""
+    def interactive(self, command: Sequence[str] = ()) -> process.Attached:
+        """Run OpenSSH with the alias on this terminal (a shell, or COMMAND): ssh's exit code and the end of its
+        stderr (shown to the user as it came; kept for advice)."""
         argv = [*ssh_base(self.paths), self.alias]
         if command:
             argv += ["--", *command]
