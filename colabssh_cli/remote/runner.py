@@ -260,10 +260,12 @@ class Remote:
 
     def stop_process(self, pid: int) -> str:
         """Stop process PID on the runtime (and its process group), and wait for it to end: STOPPED when the runtime
-        says it has, UNCONFIRMED when it does not answer within STOP_TIMEOUT (or a Ctrl-C comes meanwhile)."""
+        says it has, UNCONFIRMED when it does not answer within STOP_TIMEOUT (or a Ctrl-C comes meanwhile). It
+        never asks for a password (BatchMode): after a Ctrl-C, a prompt would be a surprise."""
+        argv = self.ssh_argv(_STOP_SCRIPT.format(pid=int(pid)), options=["-o", "BatchMode=yes"])
         try:
-            result = self.run(_STOP_SCRIPT.format(pid=int(pid)), timeout=STOP_TIMEOUT, advise=False)
-        except (ColabsshError, OSError, KeyboardInterrupt):
+            result = process.run_bytes(argv, timeout=STOP_TIMEOUT)
+        except (process.TimedOut, OSError, KeyboardInterrupt):
             return UNCONFIRMED
         return STOPPED if result.stdout.strip() == b"ended" else UNCONFIRMED
 
