@@ -16,8 +16,8 @@ from typing import Any
 
 from colab_bootstrap import demo as runtime_demo
 
-from .errors import FAILURE, MISSING_TOOL, ColabsshError
-from .remote.runner import Remote
+from .errors import FAILURE, INTERRUPTED, MISSING_TOOL, ColabsshError
+from .remote.runner import NOT_STARTED, STOPPED, Remote, RemoteInterrupted
 from .remote.shipping import run_module
 
 STATUSES = (runtime_demo.PASSED, runtime_demo.FAILED, runtime_demo.SKIPPED)
@@ -60,6 +60,20 @@ class DemoUnavailable(ColabsshError):
         self.document = document
 
 
+def interrupted(state: str) -> ColabsshError:
+    """Ctrl-C during the demo (exit 130): what became of it on the runtime, from RemoteInterrupted's STATE."""
+    if state == STOPPED:
+        return ColabsshError("interrupted: the demo was stopped; nothing of it is left running on the runtime", "",
+                             INTERRUPTED)
+    if state == NOT_STARTED:
+        return ColabsshError("interrupted before the demo started on the runtime; nothing of it runs there", "",
+                             INTERRUPTED)
+    return ColabsshError("interrupted: the demo was stopped here, but the runtime did not confirm that it ended "
+                         "there", "if it still runs, `colabssh ssh -- pkill -f colab_bootstrap.demo` ends it; "
+                         "it also ends by itself at its next step, once the runtime sees the connection gone",
+                         INTERRUPTED)
+
+
 def demo_arguments(gpu: bool) -> list[str]:
     return ["--json", *(["--gpu"] if gpu else [])]
 
@@ -96,7 +110,8 @@ def parse_report(stdout: str, returncode: int, alias: str, stderr_tail: list[str
 
 def run_demo(remote: Remote, *, gpu: bool = False,
              on_progress: Callable[[str], None] | None = None) -> DemoReport:
-    """Run the demo on REMOTE's runtime; progress lines go to ON_PROGRESS as they arrive."""
+    """Run the demo on REMOTE's runtime; progress lines go to ON_PROGRESS as they arrive. Ctrl-C stops it there
+    too, and raises a ColabsshError (exit 130) saying so (``interrupted``)."""
     stdout: list[str] = []
     stderr_tail: list[str] = []
 
@@ -107,6 +122,10 @@ def run_demo(remote: Remote, *, gpu: bool = False,
         if on_progress is not None and not line.startswith(_OWN_ERROR_LINES):
             on_progress(line)
 
-    returncode = run_module(remote, DEMO_MODULE, demo_arguments(gpu), on_stdout=stdout.append, on_stderr=progress,
-                            site=True)  # site: torch lives in site-packages
+    try:
+        returncode = run_module(remote, DEMO_MODULE, demo_arguments(gpu), on_stdout=stdout.append,
+                                on_stderr=progress, site=True,  # site: torch lives in site-packages
+                                stop_on_interrupt=True)
+    except RemoteInterrupted as stop:
+        raise interrupted(stop.state) from None
     return parse_report("\n".join(stdout), returncode, remote.alias, stderr_tail)

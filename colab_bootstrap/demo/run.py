@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import warnings
@@ -29,6 +30,9 @@ NO_CUDA_MESSAGE = "no CUDA GPU on the runtime: Runtime > Change runtime type > G
 NO_CUDA_HINT = "choose a GPU runtime in Colab, run the colabssh cell again and connect the new code"
 NO_TORCH_HINT = "install it on the runtime: `pip install torch` (Colab's GPU runtimes come with it)"
 USAGE = "usage: demo.py [--gpu] [--json]"  # worded as when the demo was one file, demo.py
+# The device files through which torch.cuda reaches a GPU on Linux: NVIDIA's driver (/dev/nvidia0, nvidiactl),
+# Jetson's (nvhost-*, nvmap), WSL2's (dxg) and ROCm's (kfd: a ROCm torch answers torch.cuda too).
+GPU_DEVICE_PREFIXES = ("nvidia", "nvhost", "nvmap", "dxg", "kfd")
 
 
 class DemoError(Exception):
@@ -60,6 +64,21 @@ def import_torch() -> Any:
     return torch
 
 
+def gpu_device_present(dev: str = "/dev") -> bool:
+    """Whether the machine shows a device file that CUDA could use; True where that cannot be told so cheaply.
+
+    It costs one directory listing, where importing torch costs seconds (more on a cold disk), so `--gpu` on a
+    runtime without a GPU is refused at once. Only a clear no counts: another system than Linux, or a /dev that
+    cannot be read, leaves the answer to torch."""
+    if not sys.platform.startswith("linux"):
+        return True
+    try:
+        names = os.listdir(dev)
+    except OSError:
+        return True
+    return any(name.startswith(GPU_DEVICE_PREFIXES) for name in names)
+
+
 def cuda_status(torch: Any) -> tuple[bool, str]:
     """Whether CUDA is usable, and torch's own warning when it is not (a driver or environment problem)."""
     with warnings.catch_warnings(record=True) as caught:
@@ -74,8 +93,12 @@ def _quiet(_line: str) -> None:
 
 
 def run_demo(require_gpu: bool = False, say: Say = _quiet, *, cpu_seconds: float = 0.25,
-             gpu_seconds: float = 0.3) -> dict[str, Any]:
-    """Run every check; return ``{"device", "torch", "checks", "figures"}``. Raises DemoError."""
+             gpu_seconds: float = 0.3, dev: str = "/dev") -> dict[str, Any]:
+    """Run every check; return ``{"device", "torch", "checks", "figures"}``. Raises DemoError.
+
+    REQUIRE_GPU is checked first, before torch is imported, when DEV shows no GPU device (``gpu_device_present``)."""
+    if require_gpu and not gpu_device_present(dev):
+        raise DemoError("no-cuda", NO_CUDA_MESSAGE, NO_CUDA_HINT, EXIT_NO_CUDA)
     torch = import_torch()
     cuda, note = cuda_status(torch)
     if require_gpu and not cuda:

@@ -32,8 +32,8 @@ def ssh(ctx: typer.Context,
 
     remote = Remote.for_alias(alias)
     command: list[Any] = ctx.meta.get(REMOTE_COMMAND, [])
-    code = remote.interactive(command)
-    if code == 255:  # ssh itself failed (it said why on the terminal): advice, and ssh's own exit code
-        advice = explain_ssh_failure(remote.alias, 255, "")
+    done = remote.interactive(command)
+    if done.returncode == 255:  # ssh itself failed, and said why as it did: advice that reads it, ssh's exit code
+        advice = explain_ssh_failure(remote.alias, 255, done.stderr, shown=True)
         raise ColabsshError(advice.message, advice.hint, 255)
-    raise typer.Exit(code)
+    raise typer.Exit(done.returncode)

@@ -190,12 +190,12 @@ def _colab_gone(text: str) -> bool:
     return bool(re.search(r"/colab: (not found|No such file or directory|Permission denied)", text))
 
 
-def explain_ssh_stderr(alias: str, stderr: str, session: Optional[Session] = None, logged: str = ""
-                       ) -> Optional[ColabsshError]:
+def explain_ssh_stderr(alias: str, stderr: str, session: Optional[Session] = None, logged: str = "",
+                       shown: bool = False) -> Optional[ColabsshError]:
     """ssh's failure (exit 255) for a colab-cli SESSION, or one whose stderr has colab's lines; else None.
 
     LOGGED: colab's own stderr from the alias's log (OpenSSH discards it under ControlPersist), read by the
-    caller (colab_log.colab_context)."""
+    caller (colab_log.colab_context). SHOWN: the user has seen STDERR already, so its last line is not quoted."""
     via_colab = session is not None and session.tunnel == Transport.COLAB_CLI
     text = stderr + ("\n" + logged if logged else "")
     if not (via_colab or "[colab] " in text):
@@ -221,6 +221,6 @@ def explain_ssh_stderr(alias: str, stderr: str, session: Optional[Session] = Non
                              "colabssh's key again", UNREACHABLE)
     lines = [line for line in stderr.splitlines() if line.strip()]
     crashed = colab_message(logged) if _boxes(logged.splitlines()) else ""  # colab's usage error or crash
-    last = crashed or (lines[-1] if lines else "ssh failed")
+    last = crashed or ("ssh said why, above" if shown and lines else lines[-1] if lines else "ssh failed")
     return ColabsshError(f"{alias}: the runtime did not answer through `colab ssh` ({last})",
                          f"`colab status -s {name}` says whether it still runs; then `{retry}`", UNREACHABLE)

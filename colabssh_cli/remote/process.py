@@ -9,9 +9,12 @@ SIGKILL after a grace period; always reaped).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +101,61 @@ def run_bytes(argv: Sequence[str], *, input: Optional[bytes] = None, timeout: Op
     return FinishedBytes(list(argv), done.returncode, done.stdout, done.stderr)
 
 
-def run_attached(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
-    """Run ARGV on this terminal (its stdin, stdout and stderr); return its exit code."""
-    return subprocess.run(list(argv), env=_env(env)).returncode
+@dataclass(frozen=True)
+class Attached:
+    """A program that ran on this terminal (``run_attached``): its exit code and the end of what it said on stderr."""
+
+    returncode: int
+    stderr: str  # the last STDERR_KEPT bytes, decoded; the user saw all of it as it came
+
+
+STDERR_KEPT = 64 << 10  # bytes of an attached program's stderr kept for advice
+ATTACHED_DRAIN_SECONDS = 2.0  # after it ends, how long its stderr may take to close (a child of it may hold it)
+
+
+def run_attached(argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> Attached:
+    """Run ARGV on this terminal (its stdin and stdout), and return its exit code and the end of its stderr.
+
+    Its stderr is copied to ours as it comes, byte for byte (a prompt without a newline shows at once), and its
+    end is kept: what ssh says when it fails (a changed host key, a refused connection) is what colabssh's advice
+    reads, while the user has already seen it. Ctrl-C: the child (which had it too, on a terminal) gets half a
+    second to end, then is stopped; the KeyboardInterrupt is raised."""
+    sys.stderr.flush()  # what colabssh said before comes before what the child says
+    child = subprocess.Popen(list(argv), stderr=subprocess.PIPE, env=_env(env))
+    assert child.stderr is not None
+    kept = bytearray()
+    thread = threading.Thread(target=_copy_stderr, args=(child.stderr.fileno(), kept), daemon=True)
+    thread.start()
+    try:
+        returncode = child.wait()
+    except KeyboardInterrupt:
+        if wait(child, 0.5) is None:
+            stop(child, grace=0.5)
+        _join([thread], DRAIN_SECONDS)
+        raise
+    _join([thread], ATTACHED_DRAIN_SECONDS)
+    if not thread.is_alive():  # else it still reads the pipe: its fd must not be closed (and reused) under it
+        child.stderr.close()
+    return Attached(returncode, bytes(kept).decode("utf-8", errors="replace"))
+
+
+def _copy_stderr(fd: int, kept: bytearray) -> None:
+    """FD -> our stderr (fd 2) as it comes, until its end; its last STDERR_KEPT bytes into KEPT."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            return
+        if not chunk:
+            return
+        view = memoryview(chunk)
+        while view:
+            try:
+                view = view[os.write(2, view):]
+            except OSError:  # our stderr is gone: keep reading, so the child never blocks on a full pipe
+                break
+        kept += chunk
+        del kept[:-STDERR_KEPT]
 
 
 def spawn(argv: Sequence[str], *, stdin: Stream = DEVNULL, stdout: Stream = DEVNULL, stderr: Stream = PIPE,
@@ -129,6 +184,15 @@ def stop(child: Child, grace: float = 5.0) -> None:
         child.wait()
 
 
+DRAIN_SECONDS = 0.25  # after Ctrl-C, how long ``stream`` waits for the stopped child's last lines
+
+
+def _join(threads: Sequence[threading.Thread], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0.0))
+
+
 def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
            on_stderr: Optional[LineSink] = None, keep_stderr: int = 50,
            env: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None) -> tuple[int, list[str]]:
@@ -136,7 +200,8 @@ def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Opt
 
     Returns the exit code and the last KEEP_STDERR lines of stderr. A callback that raises is dropped,
     but its pipe is still read to its end (or the child would block on a full pipe and never end); the
-    error is raised once the child has ended. Ctrl-C stops the child (half a second's grace) and is raised.
+    error is raised once the child has ended. Ctrl-C stops the child (half a second's grace), hands on the lines
+    it wrote before it ended (DRAIN_SECONDS at most), and is raised.
     Past TIMEOUT seconds the child is killed and ``TimedOut`` raised, without waiting for its pipes to close
     (an ssh master that shares the connection may hold them open).
     """
@@ -174,6 +239,7 @@ def stream(argv: Sequence[str], *, input: Optional[bytes] = None, on_stdout: Opt
         returncode = child.wait(timeout)
     except KeyboardInterrupt:  # Ctrl-C is answered within 2 s: the child gets half a second to go, then SIGKILL
         stop(child, grace=0.5)
+        _join(threads, DRAIN_SECONDS)  # what it wrote before it ended is handed on (a caller may need it)
         raise
     except subprocess.TimeoutExpired:
         child.kill()

@@ -29,6 +29,17 @@ from .colab_log import colab_context
 from .process import LineSink
 
 CONTROL_TIMEOUT = 15.0  # seconds for an `ssh -O` answer from a shared connection
+PID_MARKER = "colabssh-pid "  # the first stderr line of a stoppable command: its process id on the runtime
+STOP_TIMEOUT = 5.0  # seconds for the runtime to answer the stop of an interrupted command
+# What became of a stoppable command after Ctrl-C (RemoteInterrupted.state).
+STOPPED, NOT_STARTED, UNCONFIRMED = "stopped", "not started", "unconfirmed"
+# Run on the runtime after Ctrl-C (PID: the interrupted command's): SIGTERM to it and its process group (sshd makes
+# each session's command a group of its own), SIGKILL after a second, and say whether it has ended (a zombie has).
+_STOP_SCRIPT = """p={pid}; kill -s TERM -- -$p $p 2>/dev/null; n=0
+while kill -0 $p 2>/dev/null && [ "$(sed -n 's/^.*) \\([A-Z]\\).*/\\1/p' /proc/$p/stat 2>/dev/null)" != Z ]; do
+  n=$((n+1)); [ $n -eq 20 ] && kill -s KILL -- -$p $p 2>/dev/null; [ $n -ge 40 ] && {{ echo running; exit 0; }}
+  sleep 0.05
+done; echo ended"""
 _CONFIG_MISSING = re.compile(r"Can't open user config file (.+?): (.+)")
 
 
@@ -99,10 +110,14 @@ def close_shared_connection(paths: Paths, alias: str) -> bool:
         return False
 
 
-def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshError:
-    """Turn ssh's own failure (exit 255) or a missing remote command into advice."""
+def explain_ssh_failure(alias: str, returncode: int, stderr: str, shown: bool = False) -> ColabsshError:
+    """Turn ssh's own failure (exit 255) or a missing remote command into advice.
+
+    SHOWN: the user has seen STDERR already (`colabssh ssh` shows it as it comes), so the advice does not quote
+    its lines again; it points at them."""
     text = stderr.strip()
     last = text.splitlines()[-1] if text else ""
+    said = "ssh said why, above" if shown and last else last
     if returncode == 255:
         missing_config = _CONFIG_MISSING.search(text)
         if missing_config:
@@ -111,7 +126,7 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
                                  f"it holds the Include that makes '{alias}' work: run `colabssh connect` again "
                                  "with the code the cell printed (`colabssh doctor` shows what else is missing)",
                                  BAD_INPUT)
-        via_colab = explain_ssh_stderr(alias, text, *colab_context(Paths.from_env(), alias))  # `colab ssh`
+        via_colab = explain_ssh_stderr(alias, text, *colab_context(Paths.from_env(), alias), shown=shown)
         if via_colab is not None:
             return via_colab
         if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
@@ -125,10 +140,10 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
         if "cloudflared" in text and ("not found" in text or "No such file" in text):
             return ColabsshError(f"{alias}: cloudflared is not installed on this machine",
                                  "install cloudflared, then try again", MISSING_TOOL)
-        relayed = relay_failure(alias)
+        relayed = relay_failure(alias, text if shown else "")
         if relayed is not None:
             return relayed
-        return ColabsshError(f"{alias}: the runtime did not answer ({last or 'ssh failed'})",
+        return ColabsshError(f"{alias}: the runtime did not answer ({said or 'ssh failed'})",
                              "the tunnel is down or the runtime is gone: re-run the cell in Colab, then "
                              "`colabssh connect` the new code", UNREACHABLE)
     if returncode == 127:
@@ -138,8 +153,10 @@ def explain_ssh_failure(alias: str, returncode: int, stderr: str) -> ColabsshErr
                          + (f": {last}" if last else ""), "", FAILURE)
 
 
-def relay_failure(alias: str) -> Optional[ColabsshError]:
-    """What the session's relay (a Drive folder's ProxyCommand) said when it last found no runtime, as advice."""
+def relay_failure(alias: str, shown: str = "") -> Optional[ColabsshError]:
+    """What the session's relay (a Drive folder's ProxyCommand) said when it last found no runtime, as advice.
+
+    SHOWN: what the user has seen of ssh's stderr; a reason the relay said there is pointed at, not said again."""
     from ..comeback import notes
 
     lines = notes.recent(Paths.from_env(), alias)
@@ -149,7 +166,20 @@ def relay_failure(alias: str) -> Optional[ColabsshError]:
     reasons = [line for line in lines if not line.startswith("hint: ")]
     reason = next((line for line in reasons if "not the pinned" in line),
                   next((line for line in reversed(reasons) if line.startswith("no runtime")), reasons[-1]))
+    if reason in shown:
+        return ColabsshError(f"{alias}: the relay reached no runtime (it said why, above)", hint, UNREACHABLE)
     return ColabsshError(f"{alias}: {reason}", hint, UNREACHABLE)
+
+
+class RemoteInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``Remote.stream(..., stop_on_interrupt=True)``: ssh has been stopped, and so has the command on
+    the runtime. STATE: STOPPED (the runtime confirmed that it has ended), NOT_STARTED (it had not started there:
+    there was nothing to stop), UNCONFIRMED (the runtime did not answer the stop in time, or a second Ctrl-C came).
+    A KeyboardInterrupt still: a caller that does not catch it ends as any Ctrl-C does (exit 130)."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
 
 
 class Remote:
@@ -199,19 +229,45 @@ class Remote:
         return Completed(result.returncode, result.stdout, result.stderr)
 
     def stream(self, command: str, *, input: Optional[bytes] = None, on_stdout: Optional[LineSink] = None,
-               on_stderr: Optional[LineSink] = None, advise: bool = True, timeout: Optional[float] = None) -> int:
+               on_stderr: Optional[LineSink] = None, advise: bool = True, timeout: Optional[float] = None,
+               stop_on_interrupt: bool = False) -> int:
         """Run a remote command, handing each output line to a callback as it arrives; return its exit code
         (with ADVISE, exits 255 and 127 raise advice as in ``run``). Past TIMEOUT seconds ssh is killed and
-        the runtime's silence raised as advice (as ``run`` does)."""
+        the runtime's silence raised as advice (as ``run`` does).
+
+        STOP_ON_INTERRUPT (COMMAND must then be one simple command: it is exec'd): Ctrl-C stops the command on the
+        runtime too, and ``RemoteInterrupted`` says whether that is confirmed. ssh without a terminal does not pass
+        Ctrl-C on, and a command whose ssh has gone runs on until it next writes; so the command first says its
+        process id (PID_MARKER, a line the callbacks never see), and on Ctrl-C a second command stops it."""
+        pid: list[int] = []
+        if stop_on_interrupt:
+            command = f"echo {PID_MARKER}$$ >&2; exec {command}"
+            on_stderr = _catch_pid(pid, on_stderr)
         try:
             returncode, stderr_tail = process.stream(self.ssh_argv(command), input=input, on_stdout=on_stdout,
                                                      on_stderr=on_stderr, timeout=timeout)
         except process.TimedOut:
             raise ColabsshError(f"{self.alias}: the runtime did not answer within {timeout:.0f} s",
                                 "the tunnel may be down: re-run the cell in Colab", UNREACHABLE) from None
+        except KeyboardInterrupt:
+            if not stop_on_interrupt:
+                raise
+            raise RemoteInterrupted(self.stop_process(pid[0]) if pid else NOT_STARTED) from None
         if advise and returncode in (255, 127):
-            raise explain_ssh_failure(self.alias, returncode, "\n".join(stderr_tail))
+            said = [line for line in stderr_tail if not line.startswith(PID_MARKER)]
+            raise explain_ssh_failure(self.alias, returncode, "\n".join(said))
         return returncode
+
+    def stop_process(self, pid: int) -> str:
+        """Stop process PID on the runtime (and its process group), and wait for it to end: STOPPED when the runtime
+        says it has, UNCONFIRMED when it does not answer within STOP_TIMEOUT (or a Ctrl-C comes meanwhile). It
+        never asks for a password (BatchMode): after a Ctrl-C, a prompt would be a surprise."""
+        argv = self.ssh_argv(_STOP_SCRIPT.format(pid=int(pid)), options=["-o", "BatchMode=yes"])
+        try:
+            result = process.run_bytes(argv, timeout=STOP_TIMEOUT)
+        except (process.TimedOut, OSError, KeyboardInterrupt):
+            return UNCONFIRMED
+        return STOPPED if result.stdout.strip() == b"ended" else UNCONFIRMED
 
     def write_file(self, remote_path: str, data: bytes, *, mode: int = 0o644) -> None:
         """Write bytes to a file on the runtime through stdin: a temp file beside it, then a rename."""
@@ -237,8 +293,9 @@ class Remote:
             last = (stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
             raise ColabsshError(f"{self.alias}: could not copy {local} to {remote_path}: {last}", "", FAILURE)
 
-    def interactive(self, command: Sequence[str] = ()) -> int:
-        """Run OpenSSH with the alias on this terminal (a shell, or COMMAND); return ssh's exit code."""
+    def interactive(self, command: Sequence[str] = ()) -> process.Attached:
+        """Run OpenSSH with the alias on this terminal (a shell, or COMMAND): ssh's exit code and the end of its
+        stderr (shown to the user as it came; kept for advice)."""
         argv = [*ssh_base(self.paths), self.alias]
         if command:
             argv += ["--", *command]
@@ -246,3 +303,15 @@ class Remote:
 
     def shared_connection_alive(self) -> bool:
         return shared_connection_alive(self.paths, self.alias)
+
+
+def _catch_pid(pid: list[int], sink: Optional[LineSink]) -> LineSink:
+    """A stderr callback that keeps the PID_MARKER line's number in PID and hands every other line to SINK."""
+
+    def catch(line: str) -> None:
+        if not pid and line.startswith(PID_MARKER) and line[len(PID_MARKER):].strip().isdigit():
+            pid.append(int(line[len(PID_MARKER):]))
+        elif sink is not None:
+            sink(line)
+
+    return catch

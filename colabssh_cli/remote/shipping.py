@@ -41,9 +41,10 @@ def module_command(python: str, module: str, args: Sequence[str], *, site: bool 
 
 def run_module(remote: Remote, module: str, args: Sequence[str] = (), *,
                on_stdout: Optional[LineSink] = None, on_stderr: Optional[LineSink] = None, site: bool = False,
-               timeout: Optional[float] = None) -> int:
+               timeout: Optional[float] = None, stop_on_interrupt: bool = False) -> int:
     """Run colab_bootstrap's MODULE (``main(ARGS)``) with the runtime's python; hand each output line on as it
-    arrives; return its exit status. The code comes from the runtime's cache, else it is sent (once)."""
+    arrives; return its exit status. The code comes from the runtime's cache, else it is sent (once).
+    STOP_ON_INTERRUPT: Ctrl-C stops it on the runtime too (``Remote.stream``; raises ``RemoteInterrupted``)."""
     command = module_command(remote.session.python, module, args, site=site)
     missed: list[str] = []
 
@@ -54,9 +55,10 @@ def run_module(remote: Remote, module: str, args: Sequence[str] = (), *,
             on_stderr(line)
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    code = remote.stream(command, on_stdout=on_stdout, on_stderr=stderr_line, timeout=timeout)
+    code = remote.stream(command, on_stdout=on_stdout, on_stderr=stderr_line, timeout=timeout,
+                         stop_on_interrupt=stop_on_interrupt)
     if code != ship.MISS_EXIT or not missed:
         return code
     remaining = None if deadline is None else max(deadline - time.monotonic(), 0.1)
     return remote.stream(command, input=bundle().compressed(), on_stdout=on_stdout, on_stderr=on_stderr,
-                         timeout=remaining)
+                         timeout=remaining, stop_on_interrupt=stop_on_interrupt)

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from colab_bootstrap import demo, pack
-from colabssh_cli.demo_client import DEMO_MODULE, DemoUnavailable, demo_arguments, parse_report
-from colabssh_cli.errors import FAILURE, MISSING_TOOL, ColabsshError
+from colabssh_cli.demo_client import DEMO_MODULE, DemoUnavailable, demo_arguments, interrupted, parse_report
+from colabssh_cli.errors import FAILURE, INTERRUPTED, MISSING_TOOL, ColabsshError
+from colabssh_cli.remote.runner import NOT_STARTED, STOPPED, UNCONFIRMED
 
 
 def test_the_demo_runs_as_a_module_of_the_shipped_package():
@@ -66,3 +67,14 @@ def test_unknown_statuses_are_refused():
     document = {"device": "cpu", "torch": "x", "figures": {}, "checks": [{"name": "a", "status": "ok", "detail": ""}]}
     with pytest.raises(ColabsshError, match="unknown statuses"):
         parse_report(json.dumps(document), 0, "colab")
+
+
+@pytest.mark.parametrize("state, says", [
+    (STOPPED, "interrupted: the demo was stopped; nothing of it is left running on the runtime"),
+    (NOT_STARTED, "interrupted before the demo started on the runtime; nothing of it runs there"),
+    (UNCONFIRMED, "interrupted: the demo was stopped here, but the runtime did not confirm that it ended there"),
+])
+def test_ctrl_c_says_what_became_of_the_demo_on_the_runtime(state, says):
+    error = interrupted(state)
+    assert (error.message, error.exit_code) == (says, INTERRUPTED)
+    assert ("pkill -f colab_bootstrap.demo" in error.hint) == (state == UNCONFIRMED)

@@ -46,7 +46,7 @@ def test_demo_gpu_on_a_cpu_runtime_runs_nothing_and_says_why(connected, capsys):
     assert captured.out == ""
     assert f"colabssh: error: {NO_CUDA}\n" in captured.err
     assert captured.err.count(NO_CUDA) == 1  # the runtime's own error line is not repeated
-    assert "demo: [" not in captured.err and "Traceback" not in captured.err
+    assert "demo: " not in captured.err and "Traceback" not in captured.err  # no step before the refusal
 
     assert main(["demo", "--gpu", "--json"]) == FAILURE
     captured = capsys.readouterr()
@@ -67,6 +67,10 @@ def test_demo_on_a_runtime_python_without_torch(runtime, tmp_path, capsys):
         assert "colabssh: error: PyTorch is not installed for the runtime's python" in captured.err
         assert "pip install torch" in captured.err and "Traceback" not in captured.err
         assert captured.out == ""
+        assert main(["demo", "--gpu", "--name", "notorch"]) == FAILURE  # no GPU is said first: torch not looked for
+        captured = capsys.readouterr()
+        assert f"colabssh: error: {NO_CUDA}\n" in captured.err and "PyTorch" not in captured.err
+        assert "demo: " not in captured.err
     finally:
         close_shared_connection(Paths.from_env(), "notorch")
 

@@ -237,3 +237,16 @@ def test_advice_is_a_function_of_what_was_said_and_reads_no_file(isolated_home):
     assert colab_cli_errors.explain_ssh_stderr("colab", "Connection refused") is None
     said = colab_cli_errors.explain_ssh_stderr("colab", "[colab] Error: HTTP 429 too many", None, "")
     assert said is not None and "HTTP 429" in said.message
+
+
+def test_a_colab_cli_failure_the_user_has_seen_is_pointed_at_not_quoted(isolated_home):
+    from colabssh_cli.session import Session, Transport
+
+    runtime = Session(alias="gpu", host="work.colab-cli.invalid", port=22, user="root", tunnel=Transport.COLAB_CLI,
+                      extra={"session": "work"})
+    line = "kex_exchange_identification: Connection closed by remote host"
+    quoted = colab_cli_errors.explain_ssh_stderr("gpu", line, runtime, "")
+    assert quoted is not None and quoted.message == f"gpu: the runtime did not answer through `colab ssh` ({line})"
+    shown = colab_cli_errors.explain_ssh_stderr("gpu", line, runtime, "", shown=True)
+    assert shown is not None and line not in shown.message and shown.message.endswith("(ssh said why, above)")
+    assert shown.hint == quoted.hint

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from colabssh_cli.app import main
+from colabssh_cli.comeback import notes
 from colabssh_cli.errors import BAD_INPUT, FAILURE, UNREACHABLE, ColabsshError
 from colabssh_cli.paths import Paths
 from colabssh_cli.remote.runner import (
@@ -128,6 +129,22 @@ def test_a_changed_host_key_is_explained(connected):
 ])
 def test_exit_codes_become_advice(code: int, stderr: str, says: str):
     assert says in explain_ssh_failure("colab", code, stderr).message
+
+
+def test_what_the_user_has_seen_is_pointed_at_not_quoted_again(isolated_home):
+    refused = "ssh: connect to host 127.0.0.1 port 1: Connection refused"
+    assert explain_ssh_failure("colab", 255, refused).message == f"colab: the runtime did not answer ({refused})"
+    shown = explain_ssh_failure("colab", 255, refused, shown=True)
+    assert shown.message == "colab: the runtime did not answer (ssh said why, above)" and "re-run" in shown.hint
+    assert explain_ssh_failure("colab", 255, "", shown=True).message == "colab: the runtime did not answer (ssh failed)"
+    changed = "Host key verification failed."
+    assert "not the one pinned" in explain_ssh_failure("colab", 255, changed, shown=True).message
+    reason = "no runtime of 'colab' answers (tried 127.0.0.1:1)"  # the relay's note, and its line on stderr
+    notes.keep(Paths.from_env(), "colab", [reason, "hint: run the notebook"])
+    assert explain_ssh_failure("colab", 255, "", shown=True).message == f"colab: {reason}"
+    relayed = explain_ssh_failure("colab", 255, f"colabssh relay: {reason}", shown=True)
+    assert (relayed.message, relayed.hint) == ("colab: the relay reached no runtime (it said why, above)",
+                                               "run the notebook")
 
 
 def test_a_sink_that_fails_neither_hangs_the_stream_nor_is_lost(connected):

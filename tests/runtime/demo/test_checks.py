@@ -253,6 +253,35 @@ def test_run_demo_with_require_gpu_runs_nothing_without_cuda():
     assert lines == []
 
 
+def test_require_gpu_is_refused_before_torch_is_imported_when_no_gpu_device_shows(monkeypatch, tmp_path):
+    assert not demo.gpu_device_present(str(tmp_path))  # this machine's /dev has no GPU either (the next case)
+    assert not demo.gpu_device_present()
+    monkeypatch.setitem(sys.modules, "torch", None)  # an `import torch` now fails: the no-GPU answer must come first
+    with pytest.raises(demo.DemoError) as info:
+        demo.run_demo(require_gpu=True, dev=str(tmp_path))
+    assert (info.value.kind, info.value.message, info.value.hint) == ("no-cuda", demo.NO_CUDA_MESSAGE,
+                                                                      demo.NO_CUDA_HINT)
+
+
+@pytest.mark.parametrize("device", ["nvidia0", "nvidiactl", "nvhost-ctrl-gpu", "dxg", "kfd"])
+def test_with_a_gpu_device_showing_torch_decides(monkeypatch, tmp_path, device):
+    (tmp_path / device).touch()
+    assert demo.gpu_device_present(str(tmp_path))
+    with pytest.raises(demo.DemoError) as info:  # torch (CPU-only here) is asked, and says no
+        demo.run_demo(require_gpu=True, dev=str(tmp_path))
+    assert info.value.kind == "no-cuda"
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(demo.DemoError) as info:  # proof that it went on to torch
+        demo.run_demo(require_gpu=True, dev=str(tmp_path))
+    assert info.value.kind == "no-torch"
+
+
+def test_a_dev_that_cannot_be_read_or_another_system_leaves_it_to_torch(monkeypatch, tmp_path):
+    assert demo.gpu_device_present(str(tmp_path / "missing"))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert demo.gpu_device_present(str(tmp_path))
+
+
 def test_main_in_a_notebook_prints_a_table_and_returns(capsys):
     assert demo.main([]) == 0
     out = capsys.readouterr().out

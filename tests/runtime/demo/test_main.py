@@ -70,6 +70,18 @@ def test_script_without_torch_says_so(tmp_path):
     assert "PyTorch is not installed" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_script_gpu_without_a_gpu_says_so_before_looking_for_torch(tmp_path):
+    # a python without torch on a machine without a GPU: the missing GPU is what --gpu is told, torch never looked for
+    python = python_without_torch(tmp_path)
+    result = subprocess.run([str(python), "-X", "importtime", *DEMO, "--gpu", "--json"], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == demo.EXIT_NO_CUDA, result.stderr
+    assert json.loads(result.stdout) == {"error": "no-cuda", "message": NO_CUDA, "hint": demo.NO_CUDA_HINT}
+    assert "colab_bootstrap.demo.run" in result.stderr  # importtime's lines are there ...
+    assert " torch" not in result.stderr  # ... and none of them is torch
+    assert result.stderr.splitlines()[-2:] == [f"demo: error: {NO_CUDA}", f"  hint: {demo.NO_CUDA_HINT}"]
+
+
 def test_demo_over_real_sshd_with_the_runtimes_python(runtime, isolated_home, tmp_path):
     info = runtime.info
     assert os.path.isabs(info.python)
