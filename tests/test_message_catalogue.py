@@ -39,7 +39,6 @@ _DECIMAL_UNIT = re.compile(r"(?<![A-Za-z])(?:[kKMGT]B|[kKMGT]b|kB/s|MB/s|GB/s)(?
 # Strings the scan catches that stay for now: path -> a fragment of each such string's template (an f-string's
 # placeholders read as PLACEHOLDER). Each entry says why.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "colab_bootstrap/demo/training.py": (" steps; ",),  # owned elsewhere in issue 14, fixed at merge
 }
 
 

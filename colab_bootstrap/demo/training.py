@@ -58,5 +58,6 @@ def check_parameter_training(device: str = "cpu", *, lr: float = 0.1, steps: int
     b_error = abs(float(model.bias.detach() - true_b))
     require(w_error < 0.05 and b_error < 0.05,
             f"the parameters did not approach the true ones (errors {w_error:.3g}, {b_error:.3g})")
-    return (f"loss {first:.3g} -> {last:.2g} (down {math.floor(drop * 10000) / 100:g}%) in {steps} steps; "
+    taken = f"{steps:,} {'step' if steps == 1 else 'steps'}"  # the package is self-contained: no units.count
+    return (f"loss {first:.3g} -> {last:.2g} (down {math.floor(drop * 10000) / 100:g}%) in {taken}; "
             f"w, b within {max(w_error, b_error):.1g} of the truth")
