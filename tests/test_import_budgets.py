@@ -43,7 +43,7 @@ DEMO = {"colabssh_cli.demo_client", "colab_bootstrap.demo", "colab_bootstrap.dem
         "colab_bootstrap.demo.checks", "colab_bootstrap.demo.matmul", "colab_bootstrap.demo.peaks",
         "colab_bootstrap.demo.run", "colab_bootstrap.demo.tensors", "colab_bootstrap.demo.throughput",
         "colab_bootstrap.demo.training"}
-STATUS = {"colabssh_cli.commands.status", "colabssh_cli.runtime_status", "colabssh_cli.status_view",
+STATUS = {"colabssh_cli.commands.status", "colabssh_cli.runtime_status", "colabssh_cli.commands.status_view",
           "colab_bootstrap.units"}
 SSHCONFIG = {f"colabssh_cli.sshconfig.{name}" for name in ("apply", "lock", "plan", "render", "text", "transaction")}
 

@@ -24,14 +24,14 @@ def status(
     from ..console import result
     from ..errors import BAD_INPUT, UNREACHABLE, ColabsshError
     from ..remote.runner import Remote
-    from ..status_view import EVERY_DEFAULT, check_every, headline, report_lines
+    from .status_view import EVERY_DEFAULT, check_every, headline, report_lines
 
     if every is not None and not watch:
         raise ColabsshError("--every goes with --watch", "e.g. `colabssh status --watch --every 5`", BAD_INPUT)
     seconds = check_every(EVERY_DEFAULT if every is None else every)
     remote = Remote.for_alias(alias)
     if watch:
-        from ..status_view import watch as watch_live
+        from .status_view import watch as watch_live
 
         watch_live(remote, seconds, as_json)
         return

@@ -6,8 +6,8 @@ import json
 import os
 import subprocess
 
+from colabssh_cli.commands.status_view import gpu_text, sparkline, sync_text
 from colabssh_cli.runtime_status import Gpu, LastSync, RuntimeStatus, parse_gpu, parse_report, script
-from colabssh_cli.status_view import gpu_text, sparkline, sync_text
 
 
 def test_a_field_the_board_cannot_report_is_none_however_nvidia_smi_says_it():

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Optional
 from colab_bootstrap.units import human_size
 
 if TYPE_CHECKING:
-    from .remote.runner import Remote
-    from .runtime_status import Gpu, LastSync, RuntimeStatus, Watch
+    from ..remote.runner import Remote
+    from ..runtime_status import Gpu, LastSync, RuntimeStatus, Watch
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 HISTORY_SECONDS = 60.0  # the sparkline's span
@@ -96,7 +96,7 @@ def headline(report: RuntimeStatus) -> str:
 
 def check_every(every: float) -> float:
     """--every: positive seconds within sensible bounds, else one line of error with a hint (exit 2)."""
-    from .errors import BAD_INPUT, ColabsshError
+    from ..errors import BAD_INPUT, ColabsshError
 
     if not EVERY_MIN <= every <= EVERY_MAX:  # also refuses nan
         raise ColabsshError(f"--every {every:g}: the watch refreshes every {EVERY_MIN:g} to {EVERY_MAX:g} seconds",
@@ -119,8 +119,8 @@ class History:
 
 def watch(remote: Remote, every: float, as_json: bool) -> None:
     """The live view until Ctrl-C (exit 0) or the runtime goes away (ColabsshError, exit 3)."""
-    from .console import plain, status
-    from .runtime_status import Watch
+    from ..console import plain, status
+    from ..runtime_status import Watch
 
     history = History(every)
     live_view = not as_json and sys.stdout.isatty()  # rich is loaded for a terminal only
@@ -144,7 +144,7 @@ def watch(remote: Remote, every: float, as_json: bool) -> None:
 def _live(reports: Watch, history: History, every: float) -> None:
     from rich.live import Live
 
-    from .console import cell, out_console
+    from ..console import cell, out_console
 
     with Live(cell(f"{reports.remote.alias}: waiting for the runtime's first report…"), console=out_console(),
               auto_refresh=False, transient=False) as live:
