@@ -137,6 +137,8 @@ def watch(remote: Remote, every: float, as_json: bool) -> None:
                     sys.stdout.flush()
         except KeyboardInterrupt:
             pass
+        except BrokenPipeError:  # the reader has gone (`| head -3`): the watch is over, as with Ctrl-C
+            _drop_stdout()
     status(f"{remote.alias}: stopped watching after {reports.frames_seen} "
            f"report{'' if reports.frames_seen == 1 else 's'}")
 
@@ -152,3 +154,12 @@ def _live(reports: Watch, history: History, every: float) -> None:
             lines = report_lines(report, history.add(report))
             footer = f"  every {every:g} s, {time.strftime('%H:%M:%S')}; Ctrl-C to stop"
             live.update(cell("\n".join([headline(report), *lines, footer])), refresh=True)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so that Python's last flush at exit meets no closed pipe (no traceback)."""
+    import os
+
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)

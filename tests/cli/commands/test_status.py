@@ -188,6 +188,18 @@ def test_watch_streams_reports_over_one_ssh_and_ctrl_c_ends_it_cleanly(gpu_runti
     assert remote_loops(running.content) == []
 
 
+def test_watch_ends_quietly_when_its_reader_goes(gpu_runtime, watching):
+    gpu_runtime()
+    watch = watching("--json", "--every", "0.5")
+    assert json.loads(watch.line())["reachable"] is True
+    watch.process.stdout.close()  # as `colabssh status --watch --json | head -1` does once it has its line
+    assert watch.process.wait(timeout=60) == 0
+    err = watch.process.stderr.read()
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert re.fullmatch(r"colab: stopped watching after \d+ reports?\n", err), err
+    assert watch.ssh_log()[-1] == "exit 0"
+
+
 def test_watch_prints_text_frames_when_not_on_a_terminal(gpu_runtime, watching):
     gpu_runtime(NVIDIA_STANDIN_UTILIZATION="0,100")
     watch = watching("--every", "0.5")
