@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from colabssh_cli.commands.status_view import gpu_text, sparkline, sync_text
+from colabssh_cli.commands.status_view import gpu_text, report_lines, sparkline, sync_text
 from colabssh_cli.runtime_status import Gpu, LastSync, RuntimeStatus, parse_gpu, parse_report, script
 
 
@@ -61,3 +61,17 @@ def test_the_runtime_script_tells_a_running_sync_from_an_interrupted_one_without
     assert last_sync(int(gone)) == LastSync("interrupted")
     (state / "sync" / "jobs" / job / "result.json").write_text('{"exit": 0, "ended": 1, "cancelled": false}')
     assert last_sync(os.getpid()).state == "succeeded"
+
+
+def test_a_failing_nvidia_smi_is_said_not_taken_for_a_board(tmp_path):
+    from tests.fakes import path_with_standins
+
+    done = subprocess.run(["sh", "-c", script(str(tmp_path))], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": path_with_standins(), "FAKE_NVIDIA_SMI_FAIL": "1",
+                               "COLABSSH_STATE": str(tmp_path / "state")})
+    report = parse_report(RuntimeStatus("colab", "here", True, content=str(tmp_path)), done.stdout)
+    assert report.gpus == [] and report.gpu_error.startswith("NVIDIA-SMI has failed")
+    assert report.served_seconds is None  # no cell has served from this state folder
+    lines = report_lines(report)
+    assert lines[0].startswith("  GPU      ? (nvidia-smi: NVIDIA-SMI has failed")
+    assert lines[1].startswith("  served   ? (VM up ")
