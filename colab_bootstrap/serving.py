@@ -10,10 +10,23 @@ from collections.abc import Callable
 
 from .runtime import Runtime, say
 
+SERVING_SINCE = "serving.since"  # in the state folder: when this run of the cell began to serve (`colabssh status`)
+
+
+def mark_serving(runtime: Runtime) -> None:
+    """Write the time (whole seconds since the epoch) this run began to serve, so `colabssh status` can say how
+    long the cell has served: the VM's own uptime (/proc/uptime) counts from the machine's boot, often long
+    before. A state folder that cannot be written loses only that line of the status."""
+    try:
+        (runtime.settings.state / SERVING_SINCE).write_text(f"{int(time.time())}\n")
+    except OSError:
+        pass
+
 
 def serve_foreground(runtime: Runtime, stop: threading.Event, out: Callable[[str], None] = say) -> int:
     """Keep serving until ``stop`` is set (by SIGINT/SIGTERM); then stop what this run started, nothing else."""
     code = 0
+    mark_serving(runtime)
     try:
         out("serving; press Ctrl-C to stop")
         while not stop.wait(runtime.settings.heartbeat):
@@ -42,6 +55,7 @@ def serve_in_background(runtime: Runtime, out: Callable[[str], None] = say) -> t
     agent when the kernel exits; sshd, started in a session of its own, is stopped by ours.
     """
     log = runtime.settings.state / "runtime.log"
+    mark_serving(runtime)
 
     def stop_at_exit() -> None:
         if runtime.is_current():

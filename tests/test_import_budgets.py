@@ -43,6 +43,8 @@ DEMO = {"colabssh_cli.demo_client", "colab_bootstrap.demo", "colab_bootstrap.dem
         "colab_bootstrap.demo.checks", "colab_bootstrap.demo.matmul", "colab_bootstrap.demo.peaks",
         "colab_bootstrap.demo.run", "colab_bootstrap.demo.tensors", "colab_bootstrap.demo.throughput",
         "colab_bootstrap.demo.training"}
+STATUS = {"colabssh_cli.commands.status", "colabssh_cli.runtime_status", "colabssh_cli.commands.status_view",
+          "colab_bootstrap.units"}
 SSHCONFIG = {f"colabssh_cli.sshconfig.{name}" for name in ("apply", "lock", "plan", "render", "text", "transaction")}
 
 # command line -> (colabssh's modules it may load, other packages it may load)
@@ -50,9 +52,9 @@ BUDGETS: dict[tuple[str, ...], tuple[set[str], set[str]]] = {
     ("--version",): (CORE, set()),
     ("list", "--json"): (CORE | SESSIONS | {"colabssh_cli.commands.list_"}, set()),
     ("list",): (CORE | SESSIONS | {"colabssh_cli.commands.list_"}, {"rich"}),
-    ("status", "--json"): (CORE | SESSIONS | REMOTE | {"colabssh_cli.commands.status", "colabssh_cli.runtime_status"},
-                           set()),
-    ("status",): (CORE | SESSIONS | REMOTE | {"colabssh_cli.commands.status", "colabssh_cli.runtime_status"}, set()),
+    ("status", "--json"): (CORE | SESSIONS | REMOTE | STATUS, set()),
+    ("status",): (CORE | SESSIONS | REMOTE | STATUS, set()),
+    ("status", "--watch"): (CORE | SESSIONS | REMOTE | STATUS, set()),  # rich.live only on a terminal
     ("ssh", "--", "true"): (CORE | SESSIONS | REMOTE | {"colabssh_cli.commands.ssh"}, set()),
     ("sync",): (CORE | SESSIONS | REMOTE | SHIPPING | TRANSFER | {"colabssh_cli.commands.sync"}, set()),
     ("restore",): (CORE | SESSIONS | REMOTE | SHIPPING | TRANSFER | {"colabssh_cli.commands.restore"}, set()),

@@ -51,7 +51,7 @@ def test_status_reads_the_runtime_over_ssh(gpu_runtime, capsys):
     assert main(["status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["reachable"] is True
-    assert report["gpu"] == "Tesla T4" and report["gpu_memory_total_mib"] == 15360
+    assert report["gpu"]["name"] == "Tesla T4" and report["gpu"]["memory_total_mib"] == 15360
     assert report["content_bytes"] >= 300_000
     assert 0 < report["disk_free_bytes"] <= report["disk_total_bytes"]
     assert report["uptime_seconds"] > 0
