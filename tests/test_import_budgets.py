@@ -35,7 +35,8 @@ SESSIONS = {"colabssh_cli.paths", "colabssh_cli.session", "colabssh_cli.console"
             "colabssh_cli.sshconfig.files", "colab_bootstrap", "colab_bootstrap.files"}
 REMOTE = {"colabssh_cli.remote", "colabssh_cli.remote.runner", "colabssh_cli.remote.process",
           "colabssh_cli.remote.advice", "colabssh_cli.remote.colab_log",
-          "colabssh_cli.comeback", "colabssh_cli.comeback.notes"}  # ssh failed (exit 255): what the relay said
+          "colabssh_cli.comeback", "colabssh_cli.comeback.notes",  # ssh failed (exit 255): what the relay said
+          "colabssh_cli.sshconfig.render"}  # the connection-sharing folder, made again when it is gone
 SHIPPING = {"colabssh_cli.remote.shipping", "colab_bootstrap.ship", "colab_bootstrap.pack", "colab_bootstrap.errors"}
 TRANSFER = {"colabssh_cli.commands.transfer_view", "colabssh_cli.transfer", "colabssh_cli.transfer.client",
             "colab_bootstrap.sync", "colab_bootstrap.sync.protocol", "colab_bootstrap.units"}

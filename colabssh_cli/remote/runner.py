@@ -171,6 +171,23 @@ def relay_failure(alias: str, shown: str = "") -> Optional[ColabsshError]:
     return ColabsshError(f"{alias}: {reason}", hint, UNREACHABLE)
 
 
+def ensure_sharing_folder(paths: Paths) -> None:
+    """Make this home's connection-sharing folder again when it is gone: ssh ends at once (exit 255, "cannot bind")
+    when the folder of its ControlPath is missing. ``/tmp/colabssh-<uid>`` (for a home too long for
+    ``~/.ssh/colabssh/cm``) goes with a reboot, or when ``forget`` in another home removed it empty. A folder that is
+    there but not safely ours is left as it is (ssh then says so)."""
+    if not hasattr(os, "geteuid"):  # OpenSSH for Windows: no connection sharing
+        return
+    from ..sshconfig.render import control_dir_for, ensure_control_dir
+
+    try:
+        folder = control_dir_for(paths)
+        if not folder.is_dir() and paths.config.exists():
+            ensure_control_dir(folder)
+    except (ColabsshError, OSError):
+        pass
+
+
 class RemoteInterrupted(KeyboardInterrupt):
     """Ctrl-C during ``Remote.stream(..., stop_on_interrupt=True)``: ssh has been stopped, and so has the command on
     the runtime. STATE: STOPPED (the runtime confirmed that it has ended), NOT_STARTED (it had not started there:
@@ -192,7 +209,9 @@ class Remote:
     @classmethod
     def for_alias(cls, alias: Optional[str]) -> Remote:
         paths = Paths.from_env()
-        return cls(resolve(alias, paths), paths)
+        session = resolve(alias, paths)
+        ensure_sharing_folder(paths)
+        return cls(session, paths)
 
     @property
     def alias(self) -> str:

@@ -123,3 +123,14 @@ def test_forget_of_a_near_miss_alias_names_the_recorded_one_and_changes_nothing(
     assert main(["forget", "zzz"]) == BAD_INPUT
     assert "did you mean" not in capsys.readouterr().err
     assert {p: p.read_bytes() for p in home.ssh_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_command_makes_the_sharing_folder_again_when_it_is_gone(home: Paths) -> None:
+    """ssh ends at once when its ControlPath's folder is missing (after a reboot, for /tmp/colabssh-<uid>, or once
+    another home's forget removed it empty): the remote seam makes it again before ssh runs."""
+    from colabssh_cli.remote.runner import Remote
+
+    connect(CODE_A)
+    home.control_dir.rmdir()
+    Remote.for_alias("colab")
+    assert home.control_dir.is_dir() and (home.control_dir.stat().st_mode & 0o777) == 0o700
