@@ -43,15 +43,19 @@ def test_prints_one_cell_with_colabssh_own_key_made_private(isolated_home, capsy
     assert _options(capsys.readouterr().out)["public_key"] == options["public_key"]
 
 
-def test_the_cell_inlines_colab_bootstrap_and_needs_nothing_else(tmp_path, client_key):
-    from colab_bootstrap import pack
+def test_the_cell_carries_colab_bootstrap_and_needs_nothing_else(tmp_path, client_key):
+    from colab_bootstrap import pack, ship
+    from colabssh_cli.cell import carried_bundle
 
     out = tmp_path / "cell.py"
     assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
     text = out.read_text()
+    # the laptop's own bundle, byte for byte: the cell caches it under the hash `sync` and `demo` ask for
+    assert carried_bundle(text) == pack.Bundle.of_package().data
+    modules, _ = ship.decode(carried_bundle(text))
     for name in ("runtime", "sshd", "conncode", "tunnels", "tunnels.ngrok", "session_env", "ship"):
-        assert f"colab_bootstrap.{name}" in pack.collect()[0]
-        assert f"'colab_bootstrap.{name}': " in text
+        assert f"colab_bootstrap.{name}" in modules
+    assert "def main" not in text and "colab_bootstrap.conncode" not in text  # in the payload, not as source
     # python -I -S: no site-packages, no PYTHONPATH, not this checkout: the cell must bring all it imports
     probe = text.replace("_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)", "_colabssh_status = 0")
     probe += "\nimport colab_bootstrap.runtime, colab_bootstrap.tunnels.ngrok, colab_bootstrap.tunnels.cloudflared\n" \
