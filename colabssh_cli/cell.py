@@ -63,6 +63,7 @@ def cell_options(tunnel: str, public_key: str, sync_every: int, restore: bool, f
 MAX_CELL_BYTES = 80_000  # the most a cell may weigh (UTF-8): tests/cli/test_cell.py holds both cells to it
 PAYLOAD_WIDTH = 1000  # characters of base85 per line of the payload
 PAYLOAD_START = "_COLABSSH_CODE = ("  # the line where the payload starts, after the options
+DAMAGED = "colabssh: this cell's code is damaged (cut short when pasted?): make it again with `colabssh bootstrap`"
 
 
 def payload_literal(data: bytes) -> list[str]:
@@ -86,8 +87,7 @@ def payload_lines() -> list[str]:
              "    exec(compile(_json.loads(_colabssh_bundle)[\"modules\"][\"colab_bootstrap.ship\"],",
              "                 \"<colabssh:colab_bootstrap.ship>\", \"exec\"), _colabssh_ship)",
              "except Exception:",
-             "    raise SystemExit(\"colabssh: this cell's code is damaged (cut short when pasted?): make it again with "
-             "`colabssh bootstrap`\") from None",
+             f"    raise SystemExit({json.dumps(DAMAGED)}) from None",
              "# The one importer of colabssh serves the package from the payload; when the cell runs, it caches",
              "# the payload on the runtime, so `colabssh sync` and `demo` find it there.",
              "_colabssh_ship[\"install\"](*_colabssh_ship[\"decode\"](_colabssh_bundle))",
@@ -150,6 +150,13 @@ def public_key_text(public_key: Path | None, paths: Paths) -> str:
         return authorised_key_line(text)
     except BootstrapError as exc:
         raise ColabsshError(f"{public_key or paths.public_key}: {exc.message}", exc.hint, BAD_INPUT) from None
+
+
+def made_key_note(paths: Paths) -> str:
+    """What `bootstrap` says on stderr, once, when it had to make colabssh's own key (stdout stays the cell)."""
+    key = paths.key
+    shown = f"~/{key.relative_to(paths.home)}" if key.is_relative_to(paths.home) else str(key)
+    return f"made colabssh's own key {shown} (its .pub goes into the cell)"
 
 
 def check_tunnel(tunnel: str) -> None:
