@@ -23,7 +23,6 @@ from pathlib import Path
 import colab_bootstrap
 from colab_bootstrap import pack
 from colab_bootstrap.files import file_kind
-from colab_bootstrap.units import human_size
 
 from .errors import BAD_INPUT, FAILURE, ColabsshError
 from .paths import Paths
@@ -78,7 +77,7 @@ def payload_lines() -> list[str]:
     """What follows COLABSSH_OPTIONS in every cell (the pasted one and the notebook's form cell): the package as
     one compressed payload (the laptop's own bundle), the one importer, and the call of ``runtime.main``."""
     data = pack.Bundle.of_package().data
-    lines = ["", f"# colabssh's runtime code: the colab_bootstrap package ({human_size(len(data))}), bz2, base85.",
+    lines = ["", "# colabssh's runtime code: the colab_bootstrap package, bz2-compressed, in base85.",
              *payload_literal(data),
              "import base64 as _base64, bz2 as _bz2, json as _json, sys as _sys",
              "try:",

@@ -1,6 +1,6 @@
 """Render the Colab notebook that `colabssh bootstrap --notebook` writes: the cell as a form, to keep in Drive.
 
-A recycled runtime should cost the user one "Run all", not a 290 KB paste. So the same payload as the pasted
+A recycled runtime should cost the user one "Run all", not a 70 KB paste. So the same payload as the pasted
 cell (``cell.payload_lines``) goes into one *form cell* of a notebook the user uploads once: Colab folds the
 code (``#@title ... { display-mode: "form" }``, cell metadata ``cellView: form``) and shows a title, a run
 button and the options as form fields. Editing a field makes Colab rewrite that one ``NAME = VALUE  #@param``
