@@ -21,6 +21,7 @@ import colab_bootstrap
 
 from .cell import (
     SECRETS_LINE,
+    STOP_LINE,
     Expression,
     build_cell,
     cell_options,
@@ -71,6 +72,7 @@ def form_cell_source(tunnel: str, public_key: str, sync_every: int = NOTEBOOK_SY
         f"# colabssh {colab_bootstrap.__version__}: the cell of `colabssh bootstrap --notebook`; the form above sets"
         " its options.",
         SECRETS_LINE,
+        STOP_LINE,
         f"COLABSSH_OPTIONS = {python_literal(from_form)}",
     ]
     return "\n".join(lines + payload_lines())

@@ -79,6 +79,11 @@ def test_the_form_cell_is_one_folded_colab_form_over_the_plain_cells_payload(tmp
     assert _options(source) == {"tunnel": "ngrok", "public_key": client_key.strip(), "sync_every": 600,
                                 "restore": True, "fresh_host_key": False}
     compile(source, "<form cell>", "exec")
+    head = source[:source.index("\n" + PAYLOAD_START)]  # what a reader of the code sees first
+    for said in ("prints `colabssh connect CODE`", "NGROK_AUTHTOKEN", "COLABSSH_PUBKEY",
+                 "To stop it: `colabssh_stop()`", "COLABSSH_OPTIONS = {"):
+        assert said in head, said
+    assert len(head.split("\n")) <= 30
     # the same payload as the plain cell, which keeps its own default (no periodic backup) and its bytes
     assert _payload(source) == _payload(plain.read_text())
     assert "\n    \"sync_every\": 0,\n" in plain.read_text()
