@@ -101,3 +101,9 @@ def test_a_traceback_from_shipped_code_names_the_checkout_s_line(tmp_path) -> No
     module = filename.removeprefix("<colabssh:").removesuffix(">")
     real = Path(checkout, *module.split(".")).with_suffix(".py").read_text(encoding="utf-8").split("\n")
     assert "raise BootstrapError" in real[int(lineno) - 1]
+
+
+def test_nothing_on_the_runtime_reads_a_docstring() -> None:
+    """Docstrings travel blanked: a module that read one (``__doc__``, ``getdoc``) would get an empty string."""
+    readers = [name for name, source in MODULES.items() if "__doc__" in source or "getdoc" in source]
+    assert readers == []
