@@ -1,9 +1,9 @@
 """The one way colabssh ships its code to a runtime: a bundle of the package's sources, cached under its hash.
 
-The bundle is every ``.py`` of ``colab_bootstrap`` (subpackages too), keyed by dotted module name, in one
-canonical encoding (sorted JSON, ASCII); its name is the SHA-256 of those bytes. ``BundleImporter`` is the one
-importer (a meta-path finder serving modules from a bundle): the cell installs it over the sources it inlines,
-and a laptop command installs it over the bundle it finds in the cache or sends.
+The bundle is every ``.py`` of ``colab_bootstrap`` (subpackages too; comments and docstrings blanked by
+``pack.shipped_source``), keyed by dotted module name, in one canonical encoding (sorted JSON, ASCII); its name
+is the SHA-256 of those bytes. ``BundleImporter`` is the one importer (a meta-path finder serving modules from
+a bundle): the cell installs it over the bundle it carries, a laptop command over the one it finds or sends.
 
 The cell, when it runs, stores its own bundle as ``STATE/code/HASH`` (one file, written whole or not at all, in a
 0700 folder of this user, reached without following a symlink). A laptop command then runs, with the runtime's

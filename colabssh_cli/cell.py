@@ -1,14 +1,20 @@
 """Render the one Python cell that turns a Colab runtime into an SSH host.
 
-The cell inlines the ``colab_bootstrap`` package as source (it imports only the
-standard library at module level), installs colabssh's one importer for it
-(``colab_bootstrap.ship``, which also caches it on the runtime), and calls
-``colab_bootstrap.runtime.main`` with the options embedded here. The same text
-runs as ``python3 cell.py`` on any Linux machine with sshd.
+The cell's first lines are for people: what it does, the secrets it reads, how to stop it, and its options
+(COLABSSH_OPTIONS). Then it carries the ``colab_bootstrap`` package (it imports only the standard library at
+module level) as one payload: the laptop's own bundle (``pack.Bundle.of_package``, comments and docstrings
+blanked) compressed with bz2 and written in base85, whose alphabet has no quote and no backslash, in lines of
+``PAYLOAD_WIDTH`` characters. That keeps the cell under ``MAX_CELL_BYTES`` (Colab and browsers choke on huge
+pastes; the whole sources were 290 KB). The cell unpacks it, installs colabssh's one importer over it
+(``colab_bootstrap.ship``, which also caches the bundle on the runtime under the hash the laptop's commands ask
+for), and calls ``colab_bootstrap.runtime.main`` with its options. The same text runs as ``python3 cell.py`` on
+any Linux machine with sshd.
 """
 
 from __future__ import annotations
 
+import base64
+import bz2
 import json
 import os
 import stat
@@ -53,31 +59,59 @@ def cell_options(tunnel: str, public_key: str, sync_every: int, restore: bool, f
             "fresh_host_key": fresh_host_key}
 
 
+MAX_CELL_BYTES = 80_000  # the most a cell may weigh (UTF-8): tests/cli/test_cell.py holds both cells to it
+PAYLOAD_WIDTH = 1000  # characters of base85 per line of the payload
+PAYLOAD_START = "_COLABSSH_CODE = ("  # the line where the payload starts, after the options
+DAMAGED = "colabssh: this cell's code is damaged (cut short when pasted?): make it again with `colabssh bootstrap`"
+
+
+def payload_literal(data: bytes) -> list[str]:
+    """The lines that give ``_COLABSSH_CODE`` a bundle's DATA: bz2 (the smallest of the standard library's for
+    it), then base85, one string literal a line inside parentheses, so no line of it starts anything IPython
+    would rewrite (``%``, ``!``) and no editor meets one string of 70,000 characters."""
+    text = base64.b85encode(bz2.compress(data, 9)).decode("ascii")
+    return [PAYLOAD_START, *(f'"{text[i:i + PAYLOAD_WIDTH]}"' for i in range(0, len(text), PAYLOAD_WIDTH)), ")"]
+
+
 def payload_lines() -> list[str]:
-    """What follows COLABSSH_OPTIONS in every cell (the pasted one and the notebook's form cell): the inlined
-    ``colab_bootstrap`` sources, the one importer, and the call of ``runtime.main`` with the options."""
-    lines = ["", "_COLABSSH_SOURCES = {"]
-    modules, packages = pack.collect()
-    for name, source in modules.items():
-        lines.append(f"    {name!r}: {source!r},")
-    lines += ["}", f"_COLABSSH_PACKAGES = {packages!r}", "",
-              "# The one importer of colabssh (colab_bootstrap/ship.py) serves the package from the sources above;",
-              "# when the cell runs, it caches them on the runtime, so `colabssh sync` and `demo` find them there.",
-              "import sys as _sys",
-              "_colabssh_ship = {\"__name__\": \"colab_bootstrap.ship\"}",
-              "exec(compile(_COLABSSH_SOURCES[\"colab_bootstrap.ship\"], \"<colabssh:colab_bootstrap.ship>\", "
-              "\"exec\"), _colabssh_ship)",
-              "_colabssh_ship[\"install\"](_COLABSSH_SOURCES, _COLABSSH_PACKAGES)",
-              "from colab_bootstrap.runtime import main as _colabssh_main",
-              "from colab_bootstrap.runtime import stop_serving as colabssh_stop  # in a notebook: ends SSH access",
-              "",
-              "_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)",
-              "if _colabssh_status and \"ipykernel\" not in _sys.modules:  # run as a script",
-              "    raise SystemExit(_colabssh_status)", ""]
+    """What follows COLABSSH_OPTIONS in every cell (the pasted one and the notebook's form cell): the package as
+    one compressed payload (the laptop's own bundle), the one importer, and the call of ``runtime.main``."""
+    data = pack.Bundle.of_package().data
+    lines = ["", "# colabssh's runtime code: the colab_bootstrap package, bz2-compressed, in base85.",
+             *payload_literal(data),
+             "import base64 as _base64, bz2 as _bz2, json as _json, sys as _sys",
+             "try:",
+             "    _colabssh_bundle = _bz2.decompress(_base64.b85decode(_COLABSSH_CODE))",
+             "    _colabssh_ship = {\"__name__\": \"colab_bootstrap.ship\"}",
+             "    exec(compile(_json.loads(_colabssh_bundle)[\"modules\"][\"colab_bootstrap.ship\"],",
+             "                 \"<colabssh:colab_bootstrap.ship>\", \"exec\"), _colabssh_ship)",
+             "except Exception:",
+             f"    raise SystemExit({json.dumps(DAMAGED)}) from None",
+             "# The one importer of colabssh serves the package from the payload; when the cell runs, it caches",
+             "# the payload on the runtime, so `colabssh sync` and `demo` find it there.",
+             "_colabssh_ship[\"install\"](*_colabssh_ship[\"decode\"](_colabssh_bundle))",
+             "from colab_bootstrap.runtime import main as _colabssh_main",
+             "from colab_bootstrap.runtime import stop_serving as colabssh_stop  # in a notebook: ends SSH access",
+             "",
+             "_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)",
+             "if _colabssh_status and \"ipykernel\" not in _sys.modules:  # run as a script",
+             "    raise SystemExit(_colabssh_status)", ""]
     return lines
 
 
+def carried_bundle(cell_text: str) -> bytes:
+    """The bundle bytes a cell's payload holds (what the cell caches on the runtime); ValueError when it has none."""
+    import ast
+
+    for node in ast.parse(cell_text).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "_COLABSSH_CODE":
+            return bz2.decompress(base64.b85decode(ast.literal_eval(node.value)))
+    raise ValueError("no colabssh payload in this cell")
+
+
 SECRETS_LINE = "# Secrets it reads: NGROK_AUTHTOKEN (ngrok tunnels), COLABSSH_PUBKEY (when no key is embedded)."
+STOP_LINE = "# To stop it: `colabssh_stop()` in another cell of the notebook (run as a script: Ctrl-C)."
+OPTIONS_LINE = "# Its options, yours to edit (`colabssh bootstrap --help` explains each):"
 
 
 def render_cell(tunnel: str, public_key: str, sync_every: int = 0, *, restore: bool = True,
@@ -88,6 +122,8 @@ def render_cell(tunnel: str, public_key: str, sync_every: int = 0, *, restore: b
         "# It mounts Drive, starts a key-only sshd on 127.0.0.1, opens the tunnel and prints",
         "# `colabssh connect CODE` for your laptop. Colab's terms allow SSH only on paid runtimes.",
         SECRETS_LINE,
+        STOP_LINE,
+        OPTIONS_LINE,
         f"COLABSSH_OPTIONS = {python_literal(options)}",
     ]
     return "\n".join(lines + payload_lines())
@@ -113,6 +149,13 @@ def public_key_text(public_key: Path | None, paths: Paths) -> str:
         return authorised_key_line(text)
     except BootstrapError as exc:
         raise ColabsshError(f"{public_key or paths.public_key}: {exc.message}", exc.hint, BAD_INPUT) from None
+
+
+def made_key_note(paths: Paths) -> str:
+    """What `bootstrap` says on stderr, once, when it had to make colabssh's own key (stdout stays the cell)."""
+    key = paths.key
+    shown = f"~/{key.relative_to(paths.home)}" if key.is_relative_to(paths.home) else str(key)
+    return f"made colabssh's own key {shown} (its .pub goes into the cell)"
 
 
 def check_tunnel(tunnel: str) -> None:

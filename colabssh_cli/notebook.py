@@ -1,6 +1,6 @@
 """Render the Colab notebook that `colabssh bootstrap --notebook` writes: the cell as a form, to keep in Drive.
 
-A recycled runtime should cost the user one "Run all", not a 290 KB paste. So the same payload as the pasted
+A recycled runtime should cost the user one "Run all", not a 70 KB paste. So the same payload as the pasted
 cell (``cell.payload_lines``) goes into one *form cell* of a notebook the user uploads once: Colab folds the
 code (``#@title ... { display-mode: "form" }``, cell metadata ``cellView: form``) and shows a title, a run
 button and the options as form fields. Editing a field makes Colab rewrite that one ``NAME = VALUE  #@param``
@@ -21,6 +21,7 @@ import colab_bootstrap
 
 from .cell import (
     SECRETS_LINE,
+    STOP_LINE,
     Expression,
     build_cell,
     cell_options,
@@ -71,6 +72,7 @@ def form_cell_source(tunnel: str, public_key: str, sync_every: int = NOTEBOOK_SY
         f"# colabssh {colab_bootstrap.__version__}: the cell of `colabssh bootstrap --notebook`; the form above sets"
         " its options.",
         SECRETS_LINE,
+        STOP_LINE,
         f"COLABSSH_OPTIONS = {python_literal(from_form)}",
     ]
     return "\n".join(lines + payload_lines())

@@ -84,10 +84,11 @@ def cell_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_cell(cell_path: Path, tmp: Path, extra_env: dict[str, str] | None = None,
-               expect_code: bool = True, timeout: float = 60.0) -> RunningCell:
+               expect_code: bool = True, timeout: float = 60.0, python_flags: tuple[str, ...] = ()) -> RunningCell:
+    """Run the cell as ``python3 [PYTHON_FLAGS] cell.py`` (``-S``: a python without site-packages, no pyngrok)."""
     (tmp / "drive").mkdir(parents=True, exist_ok=True)
     env = cell_env(tmp, extra_env)
-    process = subprocess.Popen([sys.executable, str(cell_path)], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, *python_flags, str(cell_path)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
                                start_new_session=True)
     cell = RunningCell(process=process, state=Path(env["COLABSSH_STATE"]),

@@ -14,13 +14,14 @@ import ipaddress
 import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..colab import get_secret
+from ..colab import get_secret, on_colab
 from ..conncode import CodeError, validate_host, validate_port
 from ..errors import BootstrapError
 from ..files import write_private
@@ -97,19 +98,40 @@ def write_agent_config(state: Path, token: str) -> Path:
     return path
 
 
-def _import_pyngrok(say: Callable[[str], None]) -> Any:
+def pip_install_command() -> list[str]:
+    """How pyngrok is installed into the python that runs the cell."""
+    return [sys.executable, "-m", "pip", "install", "pyngrok"]
+
+
+def _pip_install(argv: list[str]) -> None:
+    subprocess.run([*argv, "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def not_on_colab_error() -> BootstrapError:
+    """Off Colab the cell installs nothing into a python it does not own: it says what to run instead."""
+    return BootstrapError(
+        f"pyngrok is not installed for {sys.executable}, and off Colab the cell installs nothing into a python",
+        f"install it yourself: {shlex.join(pip_install_command())}; or use a tunnel that needs no pyngrok: "
+        "colabssh bootstrap --tunnel cloudflared (no account), or --tunnel local (no tunnel: sshd on 127.0.0.1)")
+
+
+def _import_pyngrok(say: Callable[[str], None], install: Callable[[list[str]], None] = _pip_install,
+                    environ: Mapping[str, str] | None = None) -> Any:
+    """pyngrok's ``ngrok`` module; on Colab (``colab.on_colab``), pip installs pyngrok first when it is missing,
+    as Colab's own notebooks do; anywhere else a missing pyngrok is an error that names the command to run."""
     try:
         return importlib.import_module("pyngrok.ngrok")
     except ImportError:
-        say("installing pyngrok with pip...")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pyngrok"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        try:
-            importlib.invalidate_caches()
-            return importlib.import_module("pyngrok.ngrok")
-        except ImportError:
-            raise BootstrapError("pyngrok is not installed and pip could not install it",
-                                 "pip install pyngrok, " + _CLOUDFLARED) from None
+        if not on_colab(environ):
+            raise not_on_colab_error() from None
+    say("installing pyngrok with pip...")
+    install(pip_install_command())
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module("pyngrok.ngrok")
+    except ImportError:
+        raise BootstrapError("pyngrok is not installed and pip could not install it",
+                             f"{shlex.join(pip_install_command())}, " + _CLOUDFLARED) from None
 
 
 def explain(exc: BaseException, token: str) -> BootstrapError:

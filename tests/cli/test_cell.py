@@ -28,8 +28,12 @@ def _options(cell_text: str) -> dict:
 
 def test_prints_one_cell_with_colabssh_own_key_made_private(isolated_home, capsys):
     assert main(["bootstrap", "--tunnel", "cloudflared"]) == 0
-    cell = capsys.readouterr().out
+    captured = capsys.readouterr()
+    cell = captured.out
     compile(cell, "<cell>", "exec")
+    assert cell.startswith("# colabssh ")  # stdout is the cell alone: `colabssh bootstrap > cell.py`
+    # making the key is said once, on stderr
+    assert captured.err == "made colabssh's own key ~/.ssh/colabssh/id_ed25519 (its .pub goes into the cell)\n"
     key = client_key_path(isolated_home)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
@@ -38,20 +42,36 @@ def test_prints_one_cell_with_colabssh_own_key_made_private(isolated_home, capsy
     assert options["public_key"].split()[:2] == key.with_suffix(".pub").read_text().split()[:2]
     private_body = key.read_text().splitlines()[1:-1]
     assert private_body and not any(line in cell for line in private_body)
-    # the same key is used again, not replaced
+    # the same key is used again, not replaced, and nothing more is said
     assert main(["bootstrap", "--tunnel", "local"]) == 0
-    assert _options(capsys.readouterr().out)["public_key"] == options["public_key"]
+    captured = capsys.readouterr()
+    assert _options(captured.out)["public_key"] == options["public_key"] and captured.err == ""
 
 
-def test_the_cell_inlines_colab_bootstrap_and_needs_nothing_else(tmp_path, client_key):
-    from colab_bootstrap import pack
+def test_a_notebook_that_makes_the_key_says_so_once_too(isolated_home, capsys, tmp_path):
+    notebook = tmp_path / "colabssh.ipynb"
+    assert main(["bootstrap", "--notebook", str(notebook)]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == \
+        "made colabssh's own key ~/.ssh/colabssh/id_ed25519 (its .pub goes into the cell)"
+    assert main(["bootstrap", "--notebook", str(notebook)]) == 0
+    assert "made colabssh's own key" not in capsys.readouterr().err
+    assert main(["bootstrap", "--public-key", str(client_key_path(isolated_home).with_suffix(".pub"))]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_cell_carries_colab_bootstrap_and_needs_nothing_else(tmp_path, client_key):
+    from colab_bootstrap import pack, ship
+    from colabssh_cli.cell import carried_bundle
 
     out = tmp_path / "cell.py"
     assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
     text = out.read_text()
+    # the laptop's own bundle, byte for byte: the cell caches it under the hash `sync` and `demo` ask for
+    assert carried_bundle(text) == pack.Bundle.of_package().data
+    modules, _ = ship.decode(carried_bundle(text))
     for name in ("runtime", "sshd", "conncode", "tunnels", "tunnels.ngrok", "session_env", "ship"):
-        assert f"colab_bootstrap.{name}" in pack.collect()[0]
-        assert f"'colab_bootstrap.{name}': " in text
+        assert f"colab_bootstrap.{name}" in modules
+    assert "def main" not in text and "colab_bootstrap.conncode" not in text  # in the payload, not as source
     # python -I -S: no site-packages, no PYTHONPATH, not this checkout: the cell must bring all it imports
     probe = text.replace("_colabssh_status = _colabssh_main(COLABSSH_OPTIONS)", "_colabssh_status = 0")
     probe += "\nimport colab_bootstrap.runtime, colab_bootstrap.tunnels.ngrok, colab_bootstrap.tunnels.cloudflared\n" \
@@ -160,3 +180,50 @@ def test_out_naming_a_device_or_a_fifo_is_refused_and_left_as_it_was(tmp_path, c
     assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["out"]  # no temp file left
+
+
+@pytest.fixture(scope="module")
+def longest_key(tmp_path_factory) -> Path:
+    """The longest public key line people use: RSA 4096 with a long comment (~800 characters)."""
+    key = tmp_path_factory.mktemp("keys") / "id_rsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "4096", "-N", "", "-C", "someone.with.a.long.name@" +
+                    "a-laptop-whose-hostname-is-long.example.org", "-f", str(key)], check=True)
+    return key.with_suffix(".pub")
+
+
+def test_both_cells_stay_under_80_kb_with_the_longest_options(tmp_path, longest_key):
+    from colabssh_cli.cell import MAX_CELL_BYTES
+    from tests.notebooks import form_cell_source
+
+    longest = ["--tunnel", "cloudflared", "--public-key", str(longest_key), "--sync-every", "999999999",
+               "--no-restore", "--fresh-host-key"]
+    cell, notebook = tmp_path / "cell.py", tmp_path / "colabssh.ipynb"
+    assert main(["bootstrap", *longest, "--out", str(cell), "--notebook", str(notebook)]) == 0
+    assert _options(cell.read_text())["public_key"] == longest_key.read_text().strip()
+    sizes = {"cell": len(cell.read_bytes()), "form cell": len(form_cell_source(notebook).encode("utf-8"))}
+    assert MAX_CELL_BYTES == 80_000 and all(size <= MAX_CELL_BYTES for size in sizes.values()), sizes
+
+
+def test_the_first_lines_say_what_it_does_its_secrets_how_to_stop_it_and_its_options(capsys, client_key):
+    assert main(["bootstrap", "--tunnel", "cloudflared"]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    head = lines[:lines.index("}") + 1]  # up to the end of COLABSSH_OPTIONS
+    assert len(head) <= 16 and all(len(line) <= 120 for line in head)
+    text = "\n".join(head)
+    for said in ("paste this into a Colab cell", "prints", "colabssh connect CODE", "NGROK_AUTHTOKEN",
+                 "COLABSSH_PUBKEY", "To stop it: `colabssh_stop()`", "COLABSSH_OPTIONS = {", '"tunnel": "cloudflared"'):
+        assert said in text, said
+
+
+def test_a_cell_cut_short_says_so_in_one_line(tmp_path, client_key):
+    out = tmp_path / "cell.py"
+    assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
+    lines = out.read_text().split("\n")
+    damaged = next(i for i, line in enumerate(lines) if line.startswith('"') and len(line) > 100)
+    lines[damaged] = lines[damaged][:50] + '"'  # a paste that lost the rest of a line
+    out.write_text("\n".join(lines))
+    done = subprocess.run([sys.executable, "-I", "-S", str(out)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "colabssh: this cell's code is damaged (cut short when pasted?): make it again with " \
+                          "`colabssh bootstrap`\n"

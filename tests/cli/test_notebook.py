@@ -11,6 +11,7 @@ import pytest
 
 from colab_bootstrap.runtime import TERMS
 from colabssh_cli.app import main
+from colabssh_cli.cell import PAYLOAD_START
 from tests.fakes import client_key_path, new_key, ssh
 from tests.notebooks import (
     form_cell,
@@ -30,13 +31,13 @@ def _options(source: str) -> dict:
     """COLABSSH_OPTIONS as the form cell makes them: its code up to the payload, run (the form's fields are
     variables, so the options are no literal to read off the syntax tree)."""
     namespace: dict = {}
-    exec(compile(source.split("\n_COLABSSH_SOURCES = {")[0], "<form>", "exec"), namespace)
+    exec(compile(source.split("\n" + PAYLOAD_START)[0], "<form>", "exec"), namespace)
     return namespace["COLABSSH_OPTIONS"]
 
 
 def _payload(cell_text: str) -> str:
-    """What follows COLABSSH_OPTIONS in a cell: the inlined package and the call of runtime.main."""
-    return cell_text[cell_text.index("\n_COLABSSH_SOURCES = {"):]
+    """What follows COLABSSH_OPTIONS in a cell: the compressed package and the call of runtime.main."""
+    return cell_text[cell_text.index("\n" + PAYLOAD_START):]
 
 
 def test_the_notebook_is_nbformat_4_as_colab_saves_it(tmp_path, client_key, capsys):
@@ -78,6 +79,11 @@ def test_the_form_cell_is_one_folded_colab_form_over_the_plain_cells_payload(tmp
     assert _options(source) == {"tunnel": "ngrok", "public_key": client_key.strip(), "sync_every": 600,
                                 "restore": True, "fresh_host_key": False}
     compile(source, "<form cell>", "exec")
+    head = source[:source.index("\n" + PAYLOAD_START)]  # what a reader of the code sees first
+    for said in ("prints `colabssh connect CODE`", "NGROK_AUTHTOKEN", "COLABSSH_PUBKEY",
+                 "To stop it: `colabssh_stop()`", "COLABSSH_OPTIONS = {"):
+        assert said in head, said
+    assert len(head.split("\n")) <= 30
     # the same payload as the plain cell, which keeps its own default (no periodic backup) and its bytes
     assert _payload(source) == _payload(plain.read_text())
     assert "\n    \"sync_every\": 0,\n" in plain.read_text()

@@ -17,6 +17,7 @@ import pytest
 import colab_bootstrap
 from colab_bootstrap import pack, ship
 from colabssh_cli.app import main
+from colabssh_cli.cell import PAYLOAD_START, carried_bundle, payload_literal
 from colabssh_cli.remote.runner import Remote
 from colabssh_cli.remote.shipping import bundle, run_module
 from tests.shipped import BOOT, BUNDLE, PAYLOAD
@@ -54,11 +55,12 @@ def ran_probe(done: subprocess.CompletedProcess[bytes]) -> bool:
 def test_the_hash_is_stable_and_follows_every_byte_of_every_module() -> None:
     modules, packages = pack.collect()
     assert pack.Bundle(modules, packages).digest == BUNDLE.digest == pack.Bundle.of_package().digest
-    assert ship.encode(dict(reversed(list(modules.items()))), list(reversed(packages))) == BUNDLE.data
+    shipped = {name: pack.shipped_source(source) for name, source in modules.items()}
+    assert ship.encode(dict(reversed(list(shipped.items()))), list(reversed(packages))) == BUNDLE.data
     changed = {**modules, "colab_bootstrap.gpu": modules["colab_bootstrap.gpu"] + " "}
     assert pack.Bundle(changed, packages).digest != BUNDLE.digest
     assert pack.Bundle(modules, [*packages, "colab_bootstrap.gpu"]).digest != BUNDLE.digest
-    assert ship.decode(BUNDLE.data) == (modules, sorted(packages))
+    assert ship.decode(BUNDLE.data) == (shipped, sorted(packages))
     assert zlib.decompress(BUNDLE.compressed()) == BUNDLE.data
     assert "colab_bootstrap.ship" in modules and "colab_bootstrap" in packages
     top = {ship.PACKAGE if p.name == "__init__.py" else f"{ship.PACKAGE}.{p.stem}"
@@ -290,10 +292,12 @@ def test_a_runtime_without_the_cache_still_syncs_and_runs_the_demo(connected, ca
 
 def test_a_cell_of_another_colabssh_version_still_works(start_runtime, render, capsys) -> None:  # noqa: ANN001
     cell = render("local")
-    text = cell.read_text()
-    key = "    'colab_bootstrap.gpu': "
-    at = text.index(key) + len(key) + 1  # just inside the source's opening quote
-    cell.write_text(text[:at] + "# another colabssh\\n" + text[at:])
+    lines = cell.read_text().split("\n")
+    modules, packages = ship.decode(carried_bundle("\n".join(lines)))
+    modules["colab_bootstrap.gpu"] = "# another colabssh\n" + modules["colab_bootstrap.gpu"]
+    start = lines.index(PAYLOAD_START)
+    lines[start:lines.index(")", start) + 1] = payload_literal(ship.encode(modules, packages))
+    cell.write_text("\n".join(lines))
     runtime = start_runtime(cell=cell)
     theirs = [p.name for p in (runtime.state / "code").iterdir()]
     assert len(theirs) == 1 and theirs[0] != bundle().digest

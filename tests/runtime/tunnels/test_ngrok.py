@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from colab_bootstrap.errors import BootstrapError
+from colab_bootstrap.tunnels import ngrok
 from colab_bootstrap.tunnels.ngrok import parse_public_url
-from tests.cellrunner import RunningCell
+from tests.cellrunner import RunningCell, start_cell
 from tests.fakes import (
     FAKE_NGROK,
     TOKEN,
@@ -188,3 +190,81 @@ def test_another_pyngrok_agent_in_the_same_kernel_is_left_alone(tmp_path, monkey
         assert agent.poll() is None
     finally:
         ngrok.kill(their_config)
+
+
+# ------------------------------------------------------------------------ a python without pyngrok
+def _without_pyngrok(monkeypatch) -> None:
+    """Make ``import pyngrok.ngrok`` fail in this process, as in a python that lacks pyngrok."""
+    monkeypatch.setitem(sys.modules, "pyngrok", None)
+    monkeypatch.setitem(sys.modules, "pyngrok.ngrok", None)
+
+
+def test_off_colab_a_missing_pyngrok_is_not_installed_and_the_command_is_named(monkeypatch, tmp_path):
+    from colab_bootstrap import colab
+
+    _without_pyngrok(monkeypatch)
+    monkeypatch.setattr(colab, "COLAB_HOSTNAME_FILE", tmp_path / "no-colab-here")
+    monkeypatch.setattr(sys, "executable", "/opt/my python/bin/python3")
+    installs: list[list[str]] = []
+    with pytest.raises(BootstrapError) as caught:
+        ngrok._import_pyngrok(print, install=installs.append, environ={})
+    assert installs == []
+    error = caught.value
+    assert error.message == "pyngrok is not installed for /opt/my python/bin/python3, and off Colab the cell " \
+                            "installs nothing into a python"
+    assert "install it yourself: '/opt/my python/bin/python3' -m pip install pyngrok;" in error.hint
+    assert "--tunnel cloudflared" in error.hint and "--tunnel local" in error.hint
+    assert "\n" not in error.message and "\n" not in error.hint
+
+
+@pytest.mark.parametrize("how", ["COLAB_RELEASE_TAG", "the VM's hostname file"])
+def test_on_colab_a_missing_pyngrok_is_installed_with_pip_as_before(monkeypatch, tmp_path, how):
+    from colab_bootstrap import colab
+
+    _without_pyngrok(monkeypatch)
+    hostname = tmp_path / "hostname"
+    if how != "COLAB_RELEASE_TAG":
+        hostname.write_text("colab-vm\n")
+    monkeypatch.setattr(colab, "COLAB_HOSTNAME_FILE", hostname)
+    environ = {"COLAB_RELEASE_TAG": "release-colab_20250101"} if how == "COLAB_RELEASE_TAG" else {}
+    installs: list[list[str]] = []
+    said: list[str] = []
+
+    def pip(argv: list[str]) -> None:  # what pip leaves behind: pyngrok importable
+        installs.append(argv)
+        monkeypatch.delitem(sys.modules, "pyngrok")
+        monkeypatch.delitem(sys.modules, "pyngrok.ngrok")
+
+    module = ngrok._import_pyngrok(said.append, install=pip, environ=environ)
+    assert module.__name__ == "pyngrok.ngrok"
+    assert installs == [[sys.executable, "-m", "pip", "install", "pyngrok"]]
+    assert said == ["installing pyngrok with pip..."]
+
+
+def test_on_colab_a_pip_that_fails_is_said(monkeypatch):
+    _without_pyngrok(monkeypatch)
+    with pytest.raises(BootstrapError) as caught:
+        ngrok._import_pyngrok(lambda line: None, install=lambda argv: None, environ={"COLAB_RELEASE_TAG": "x"})
+    assert caught.value.message == "pyngrok is not installed and pip could not install it"
+
+
+@pytest.mark.slow
+def test_the_cell_off_colab_in_a_python_without_pyngrok_installs_nothing(render, tmp_path):
+    """The default (ngrok) cell run by a python without site-packages (``-S``: no pyngrok), off Colab. A ``pip``
+    package first on PYTHONPATH records any ``python -m pip`` the cell would start."""
+    pip_calls = tmp_path / "pip-calls"
+    fake_pip = tmp_path / "fake-pip" / "pip"
+    fake_pip.mkdir(parents=True)
+    (fake_pip / "__init__.py").write_text("")
+    (fake_pip / "__main__.py").write_text(
+        f"import sys\nwith open({str(pip_calls)!r}, 'a') as f:\n    f.write(' '.join(sys.argv[1:]) + '\\n')\n")
+    env = {**ngrok_env(tmp_path), "PYTHONPATH": str(fake_pip.parent)}
+    running = start_cell(render("ngrok"), tmp_path / "runtime", env, expect_code=False, python_flags=("-S",))
+    try:
+        code, output = _finish(running)
+    finally:
+        running.stop()
+    assert code == 1 and not pip_calls.exists(), output
+    assert_clean_failure(output, TOKEN)
+    assert f"install it yourself: {sys.executable} -m pip install pyngrok;" in output
+    assert ngrok_records(tmp_path) == [] and sshd_listeners(running.state) == []
