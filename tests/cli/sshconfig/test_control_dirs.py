@@ -60,7 +60,7 @@ def test_a_folder_a_host_block_names_stays_even_when_empty(isolated_home: Path, 
     connect(paths, control_dir=folder)
     connect(paths, "other", KEY_B, control_dir=folder)
     assert control_dirs_in_use(paths.config.read_bytes()) == {folder}
-    assert remove_unused_control_dirs(paths, paths.config.read_bytes()) == [] and folder.is_dir()
+    assert remove_unused_control_dirs(paths, paths.config.read_bytes(), short_root) == [] and folder.is_dir()
 
 
 def test_forget_of_the_last_session_removes_its_empty_folder(short_root: Path) -> None:
