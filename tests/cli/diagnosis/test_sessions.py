@@ -20,7 +20,7 @@ def test_a_setting_above_the_block_that_wins_is_named(connected, capsys):
     config.write_bytes(b"Host *\n  User alice\n\n" + config.read_bytes())
     code, checks, _ = doctor(capsys)
     assert code == FAILURE
-    assert checks["ssh config"]["status"] == WARN and "below 2 setting line(s)" in checks["ssh config"]["detail"]
+    assert checks["ssh config"]["status"] == WARN and "below 2 setting lines" in checks["ssh config"]["detail"]
     assert_fixable(checks["ssh -G colab"], FAIL, "user: ssh uses alice, colabssh wrote root", "above colabssh's block")
     assert_fixable(checks["reach colab"], FAIL, "refused colabssh's key")
 

@@ -253,7 +253,7 @@ def test_doctor_reports_each_disagreement_with_what_it_did(start: Callable[[bool
     checks = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "colabssh files"]
     details = " | ".join(c["detail"] for c in checks)
     assert all(c["status"] == "warn" and c["fix"] for c in checks)
-    assert "2 temporary file(s)" in details
+    assert "2 temporary files" in details
     assert "session 'ghost' has no Host block" in details and "forgot the session" in details
     assert "'colabssh-gone' belongs to no session" in details
     assert_agreement(paths)
