@@ -26,12 +26,14 @@ def mark_serving(runtime: Runtime) -> None:
 def serve_foreground(runtime: Runtime, stop: threading.Event, out: Callable[[str], None] = say) -> int:
     """Keep serving until ``stop`` is set (by SIGINT/SIGTERM); then stop what this run started, nothing else."""
     code = 0
+    taken_over = False
     mark_serving(runtime)
     try:
         out("serving; press Ctrl-C to stop")
         while not stop.wait(runtime.settings.heartbeat):
             if not runtime.is_current():
                 out("colabssh: a later run of the cell took over; this one stops")
+                taken_over = True
                 break
             problem = runtime.healthy()
             if problem:
@@ -41,7 +43,9 @@ def serve_foreground(runtime: Runtime, stop: threading.Event, out: Callable[[str
             out(f"colabssh: serving ({time.strftime('%H:%M:%S')})")
     finally:
         runtime.stop()
-        out("colabssh: stopped sshd and the tunnel")
+        # a later run stopped this one's sshd and tunnel as it took over, and serves now: say that, not "stopped"
+        out("colabssh: this run has ended; the later run serves SSH now" if taken_over
+            else "colabssh: stopped sshd and the tunnel")
     return code
 
 

@@ -98,6 +98,9 @@ def test_a_second_run_beside_a_live_one_takes_over_cleanly(start_runtime, isolat
     assert first.wait_for(lambda line: "a later run of the cell took over" in line) is not None
     first.process.wait(timeout=30)
     assert first.process.returncode == 0
+    assert first.wait_for(lambda line: False) is None  # every line read, to the end of its output
+    assert first.output.rstrip().endswith("colabssh: this run has ended; the later run serves SSH now")
+    assert "stopped sshd and the tunnel" not in first.output
     [sshd2] = sshd_listeners(second.state)
     assert sshd2 != sshd1 and not alive(sshd1)
     assert (second.state / "sshd.pid").read_text().strip() == str(sshd2)  # the first run's exit kept it
