@@ -172,11 +172,12 @@ def _summary(outcome: SyncOutcome) -> list[str]:
                      "nothing was changed")
         return lines + editors_lines(report.editors, dry_run=True)
     verb = "restored" if restore else "synced"
-    unchanged = max(int(report.files_total) - report.new_files - report.changed_files, 0)
-    lines.append(f"{verb} {report.source} -> {report.dest}: "
-                 f"{count(report.new_files + report.changed_files, 'file')} copied ({report.new_files:,} new, "
-                 f"{report.changed_files:,} changed; {human_size(report.bytes_copied)}), {unchanged:,} unchanged, "
-                 f"in {report.seconds:.1f} s")
+    copied = report.new_files + report.changed_files
+    unchanged = max(int(report.files_total) - copied, 0)
+    what = (f"{count(copied, 'file')} copied ({report.new_files:,} new, {report.changed_files:,} changed; "
+            f"{human_size(report.bytes_copied)}), {unchanged:,} unchanged" if copied
+            else f"nothing to copy, {count(unchanged, 'file')} unchanged")
+    lines.append(f"{verb} {report.source} -> {report.dest}: {what}, in {report.seconds:.1f} s")
     if report.deleted or (report.trash and report.changed_files):
         moved = report.deleted + (report.changed_files if report.trash else 0)
         lines.append(f"moved to the trash: {count(moved, 'file')} ({report.deleted:,} deleted, "
@@ -193,8 +194,10 @@ def _summary(outcome: SyncOutcome) -> list[str]:
         if report.drive_cache:
             lines.append("written to Drive's local cache on the runtime; Google Drive is still uploading it in the "
                          "background (large files take minutes): check drive.google.com before the runtime ends")
-        else:
+        elif copied or report.deleted:
             lines.append(f"copied into {report.dest}")
+        else:  # nothing was copied: say the backup is whole, not that something went there
+            lines.append(f"the backup in {report.dest} is up to date")
     return lines
 
 

@@ -110,3 +110,13 @@ def test_the_summary_counts_with_nouns_in_the_right_number():
     dry = summary_lines(outcome_of(dry_run=True, new_files=1, changed_files=0, deleted=2))
     assert dry[-1] == "dry run of sync /content -> /d/colabssh/content: 1 file to copy (1 new, 0 changed), " \
                       "2 entries to the trash; nothing was changed"
+
+
+def test_a_run_that_copied_nothing_says_so_and_that_the_backup_is_up_to_date():
+    from colabssh_cli.commands.transfer_view import summary_lines
+
+    lines = summary_lines(outcome_of(files_total=1, new_files=0))
+    assert lines[0] == "synced /content -> /d/colabssh/content: nothing to copy, 1 file unchanged, in 1.0 s"
+    assert lines[-1] == "the backup in /d/colabssh/content is up to date" and "copied into" not in "".join(lines)
+    copied = summary_lines(outcome_of(files_total=2, new_files=1))
+    assert copied[-1] == "copied into /d/colabssh/content"
