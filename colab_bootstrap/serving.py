@@ -44,8 +44,9 @@ def serve_foreground(runtime: Runtime, stop: threading.Event, out: Callable[[str
     finally:
         runtime.stop()
         # a later run stopped this one's sshd and tunnel as it took over, and serves now: say that, not "stopped"
+        stopped = "sshd" if runtime.tunnel.kind == "local" else f"sshd and the {runtime.tunnel.kind} tunnel"
         out("colabssh: this run has ended; the later run serves SSH now" if taken_over
-            else "colabssh: stopped sshd and the tunnel")
+            else f"colabssh: stopped {stopped}")
     return code
 
 

@@ -39,6 +39,7 @@ class _CommandsOnDemand(MutableMapping[str, Any]):
                 info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
             for param in command.params:
                 label_for_help(param)
+            command.help = flowing_help(command.help)
             self.built[name] = command
         return self.built[name]
 
@@ -54,6 +55,18 @@ class _CommandsOnDemand(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(COMMANDS) + sum(name not in COMMANDS for name in self.built)
+
+
+def flowing_help(text: Optional[str]) -> Optional[str]:
+    """A command's docstring as `-h` shows it: each paragraph one flowing text (typer keeps the docstring's own
+    line breaks, which then break a terminal's lines in odd places); paragraphs stay apart."""
+    if not text:
+        return text
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(paragraph if paragraph.startswith("\b") else " ".join(paragraph.split())
+                        for paragraph in paragraphs)
 
 
 def _name_of(info: Any) -> str:

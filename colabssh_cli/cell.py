@@ -151,13 +151,6 @@ def public_key_text(public_key: Path | None, paths: Paths) -> str:
         raise ColabsshError(f"{public_key or paths.public_key}: {exc.message}", exc.hint, BAD_INPUT) from None
 
 
-def made_key_note(paths: Paths) -> str:
-    """What `bootstrap` says on stderr, once, when it had to make colabssh's own key (stdout stays the cell)."""
-    key = paths.key
-    shown = f"~/{key.relative_to(paths.home)}" if key.is_relative_to(paths.home) else str(key)
-    return f"made colabssh's own key {shown} (its .pub goes into the cell)"
-
-
 def check_tunnel(tunnel: str) -> None:
     if tunnel not in TUNNEL_KINDS:
         raise ColabsshError(f"unknown tunnel kind {tunnel!r}", f"use --tunnel {', '.join(TUNNEL_KINDS)}", BAD_INPUT)

@@ -117,7 +117,7 @@ class Session:
         try:
             info = conncode.decode(text)
         except conncode.CodeError as exc:
-            raise ColabsshError(f"bad connection code: {exc}",
+            raise ColabsshError(f"bad connection code: {_without_subject(str(exc))}",
                                 "copy the whole `colabssh connect ...` line that the cell printed last",
                                 BAD_INPUT) from None
         return cls(alias=alias, host=info.host, port=info.port, user=info.user, tunnel=Transport(info.tunnel),
@@ -279,6 +279,17 @@ def resolve(alias: str | None, paths: Paths | None = None) -> Session:
                             "see `colabssh list`, or connect with `colabssh connect CODE --name "
                             f"{alias}`", BAD_INPUT)
     return sessions[alias]
+
+
+def _without_subject(reason: str) -> str:
+    """A CodeError's reason after "bad connection code: ", without naming the code again: "the connection code is
+    malformed" -> "malformed", "the connection code's port ..." -> "its port ...", "the connection code names ..."
+    -> "it names ..."."""
+    for subject, replacement in (("the connection code is ", ""), ("the connection code's ", "its "),
+                                 ("the connection code ", "it ")):
+        if reason.startswith(subject):
+            return replacement + reason[len(subject):]
+    return reason
 
 
 def did_you_mean(alias: str, known: Iterable[str]) -> str:

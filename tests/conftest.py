@@ -67,11 +67,16 @@ def isolated_home(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def client_key(isolated_home: Path) -> str:
-    """colabssh's own client key in the temp HOME; returns its public line."""
+    """colabssh's own client key in the temp HOME; returns its public line. Its "made colabssh's own key" note is
+    not the test's output."""
+    import contextlib
+    import io
+
     from colabssh_cli.paths import Paths
     from colabssh_cli.remote.keys import ensure_client_key
 
-    return ensure_client_key(Paths.from_env())
+    with contextlib.redirect_stderr(io.StringIO()):
+        return ensure_client_key(Paths.from_env())
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -38,22 +37,13 @@ def bootstrap(
              "needs `colabssh connect` with its new code)."),
 ) -> None:
     """Print the Python cell to paste into Colab (or write a notebook that holds it)."""
-    from ..cell import build_cell, made_key_note, write_atomically
+    from ..cell import build_cell, write_atomically
     from ..paths import Paths
 
     paths = Paths.from_env()
-    had_key = os.path.lexists(paths.key)
-
-    def say_if_key_made() -> None:
-        if not had_key and os.path.lexists(paths.key):
-            typer.echo(made_key_note(paths), err=True)
-
     options = {"restore": not no_restore, "fresh_host_key": fresh_host_key}
     if notebook is None:
-        try:
-            cell = build_cell(tunnel, public_key, key_from_secret, sync_every or 0, paths, **options)
-        finally:  # said even when a later check fails: the key is there now
-            say_if_key_made()
+        cell = build_cell(tunnel, public_key, key_from_secret, sync_every or 0, paths, **options)
         if out is None:
             typer.echo(cell, nl=False)
             return
@@ -63,9 +53,6 @@ def bootstrap(
 
     from ..notebook import write_notebook
 
-    try:
-        said = write_notebook(notebook, out, tunnel, public_key, key_from_secret, sync_every, paths, **options)
-    finally:
-        say_if_key_made()
+    said = write_notebook(notebook, out, tunnel, public_key, key_from_secret, sync_every, paths, **options)
     for line in said:
         typer.echo(line, err=True)

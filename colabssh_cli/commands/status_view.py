@@ -85,7 +85,7 @@ def report_lines(report: RuntimeStatus, history: Optional[dict[int, deque[Option
     lines.append(f"  served   {duration(report.served_seconds)} (VM up {duration(report.uptime_seconds)})")
     lines.append(f"  RAM      {size(report.ram_used_bytes)} of {size(report.ram_total_bytes)} used")
     lines.append(f"  disk     {size(report.disk_free_bytes)} free of {size(report.disk_total_bytes)}")
-    lines.append(f"  {report.content:<8} {size(report.content_bytes)}")
+    lines.append(f"  content  {size(report.content_bytes)} in {report.content}")  # labels stay lined up
     lines.append(f"  sync     {sync_text(report.last_sync)}")
     return lines
 

@@ -36,10 +36,12 @@ def sync(
     The backup mirrors the content root's layout in FOLDER inside the Drive folder (default colabssh/content).
     Always left out: drive/, sample_data/, .config/ and caches; a .colabsshignore file in the content root adds
     rsync exclude patterns, one per line (# starts a comment). Nothing is deleted from the backup unless --delete.
+
     A full sync (no PATH) also keeps the editor servers' folders of the runtime's home (.vscode-server,
     .cursor-server, .vscodium-server) on Drive in colabssh/home, as a few archives (one per server build and
     extension, rewritten only when it changed), without logs, sockets, pid, lock and token files and caches; a new
     runtime's cell brings them back, so the editor's server need not download again.
+
     Ctrl-C stops the sync on the runtime too, and says what state the backup is in (exit 130). A dropped connection
     does not: the sync goes on there, and --attach follows it (or replays the last one) to its end.
     Exit code: rsync's when it failed.

@@ -204,9 +204,7 @@ class TunnelConnector:
     def login(self, paths: Paths, result: ConnectResult, report: Report) -> None:
         alias = self.session.alias
         if self._opened_master and control_command(paths, alias, "check").returncode == 0:
-            report(f"ssh {alias} works: the written files reach the connection the check opened "
-                   f"(ssh -O check {alias})")
-            return
+            return  # the written files reach the login's shared connection: connect's summary says it works
         if self._checked:
             return
         report(f"logging in with OpenSSH: ssh {alias} true")

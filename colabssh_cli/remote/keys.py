@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -78,6 +79,14 @@ def _public_key_line(paths: Paths) -> str:
     return line
 
 
+def made_key_note(paths: Paths) -> str:
+    """What the command that had to make colabssh's own key says on stderr, once (`bootstrap`'s stdout stays the
+    cell)."""
+    key = paths.key
+    shown = f"~/{key.relative_to(paths.home)}" if key.is_relative_to(paths.home) else str(key)
+    return f"made colabssh's own key {shown} (its .pub goes into the cell)"
+
+
 def ensure_client_key(paths: Paths) -> str:
     """Make the key if missing; return the public key line. Every failure is one ColabsshError."""
     from ..sshconfig.apply import locked  # lazily: keeps `colabssh --help` light
@@ -89,6 +98,7 @@ def ensure_client_key(paths: Paths) -> str:
                 os.chmod(paths.key, 0o600)
         except FileNotFoundError:
             _make_key(paths)
+            sys.stderr.write(made_key_note(paths) + "\n")  # said once: whichever command made it (stdout untouched)
         except OSError as exc:
             raise ColabsshError(f"cannot use colabssh's key {paths.key}: {exc.strerror or exc}",
                                 "check the owner and permissions of that file and its folder", FAILURE) from None

@@ -172,20 +172,30 @@ def relay_failure(alias: str, shown: str = "") -> Optional[ColabsshError]:
 
 
 def ensure_sharing_folder(paths: Paths) -> None:
-    """Make this home's connection-sharing folder again when it is gone: ssh ends at once (exit 255, "cannot bind")
-    when the folder of its ControlPath is missing. ``/tmp/colabssh-<uid>`` (for a home too long for
-    ``~/.ssh/colabssh/cm``) goes with a reboot, or when ``forget`` in another home removed it empty. A folder that is
-    there but not safely ours is left as it is (ssh then says so)."""
+    """Make this home's connection-sharing folders again when they are gone: ssh ends at once (exit 255, "cannot
+    bind") when the folder of its ControlPath is missing. ``/tmp/colabssh-<uid>/...`` (for a home too long for
+    ``~/.ssh/colabssh/cm``) goes with a reboot, or with another home's ``forget`` when it was empty. Each folder
+    a Host block of colabssh's config names (read as text: no parsing of the whole plan) and that is colabssh's
+    kind of folder is made; one that is there but not safely ours is left as it is (ssh then says so)."""
     if not hasattr(os, "geteuid"):  # OpenSSH for Windows: no connection sharing
         return
-    from ..sshconfig.render import control_dir_for, ensure_control_dir
+    from ..sshconfig.render import ensure_control_dir, short_control_dir
 
     try:
-        folder = control_dir_for(paths)
-        if not folder.is_dir() and paths.config.exists():
-            ensure_control_dir(folder)
-    except (ColabsshError, OSError):
-        pass
+        text = paths.config.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return
+    ours = (paths.control_dir, short_control_dir())
+    for match in _CONTROL_PATH.finditer(text):
+        folder = Path(match[1].replace("%%", "%"))
+        if (folder in ours or folder.parent == ours[1]) and not folder.is_dir():
+            try:
+                ensure_control_dir(folder)
+            except (ColabsshError, OSError):
+                pass
+
+
+_CONTROL_PATH = re.compile(r'^[ \t]*ControlPath[ \t]+"?([^"\n]+)/%C"?[ \t]*$', re.MULTILINE | re.IGNORECASE)
 
 
 class RemoteInterrupted(KeyboardInterrupt):

@@ -178,7 +178,8 @@ def render_host_entry(entry: HostEntry) -> str:
 
 def control_dir_for(paths: Paths, *, short_root: Path = Path("/tmp")) -> Path:
     """Where connection-sharing sockets go: ``~/.ssh/colabssh/cm`` when its socket paths fit the
-    104-byte limit, else a short private folder ``/tmp/colabssh-<uid>`` (0700, ours).
+    104-byte limit, else a short private folder of this home's own, ``/tmp/colabssh-<uid>/<home tag>`` (0700,
+    ours): each home has its own, so one home's ``forget`` never removes a folder another home's ssh needs.
 
     Nothing is created here (`apply` creates the folder of a planned entry; `ensure_control_dir`
     is there for the remote seam). A fallback folder that exists but is not safely ours is refused.
@@ -186,7 +187,9 @@ def control_dir_for(paths: Paths, *, short_root: Path = Path("/tmp")) -> Path:
     """
     if control_path_fits(paths.control_dir) or not hasattr(os, "geteuid"):
         return paths.control_dir
-    short = short_control_dir(short_root)
+    shared = short_control_dir(short_root)
+    short = home_control_dir(paths, short_root)
+    _check_private_dir(shared)
     _check_private_dir(short)
     if not control_path_fits(short):
         raise ColabsshError(f"no folder short enough for ssh's connection sharing sockets ({short})",
@@ -195,8 +198,15 @@ def control_dir_for(paths: Paths, *, short_root: Path = Path("/tmp")) -> Path:
 
 
 def short_control_dir(short_root: Path = Path("/tmp")) -> Path:
-    """The short fallback folder for the sockets: ``/tmp/colabssh-<uid>``."""
+    """The short fallback folders' parent, shared by the long homes of this user: ``/tmp/colabssh-<uid>``."""
     return short_root / f"colabssh-{os.geteuid()}"
+
+
+def home_control_dir(paths: Paths, short_root: Path = Path("/tmp")) -> Path:
+    """A long home's own short socket folder: ``/tmp/colabssh-<uid>/`` and 10 hex digits of its path's SHA-256."""
+    import hashlib
+
+    return short_control_dir(short_root) / hashlib.sha256(os.fsencode(str(paths.home))).hexdigest()[:10]
 
 
 def _check_private_dir(folder: Path) -> None:
@@ -210,10 +220,15 @@ def _check_private_dir(folder: Path) -> None:
 
 
 def ensure_control_dir(folder: Path) -> None:
-    """Create the connection sharing folder (0700) if missing: ssh fails when it is not there."""
+    """Create the connection sharing folder (0700) if missing: ssh fails when it is not there. Its parent may be
+    the shared ``/tmp/colabssh-<uid>``, which another home's ``forget`` removes when it is empty: made again."""
     if hasattr(os, "geteuid"):
+        _check_private_dir(folder.parent)
         _check_private_dir(folder)
-    make_private_dir(folder, parents=True)
+    try:
+        make_private_dir(folder, parents=True)
+    except ColabsshError:  # the parent went between its making and this folder's: once more
+        make_private_dir(folder, parents=True)
     if hasattr(os, "geteuid"):
         _check_private_dir(folder)
         if os.stat(folder).st_mode & 0o077:
@@ -257,13 +272,15 @@ def control_dirs_in_use(own_config: bytes) -> set[Path]:
 
 def remove_unused_control_dirs(paths: Paths, own_config: bytes | None,
                                short_root: Path = Path("/tmp")) -> list[Path]:
-    """Remove this home's connection sharing folder (``~/.ssh/colabssh/cm``, or ``/tmp/colabssh-<uid>`` where the
-    home's path is too long for sockets) when no Host block of OWN_CONFIG names it and it is empty
-    (``remove_empty_control_dir``); return those removed. A folder a block names stays even when empty: ssh
-    fails when it cannot make its socket. The short folder of another home (a long one, of the same user) is
-    never this home's to remove."""
+    """Remove this home's connection sharing folder (``~/.ssh/colabssh/cm``, or ``/tmp/colabssh-<uid>/<home tag>``
+    where the home's path is too long for sockets) when no Host block of OWN_CONFIG names it and it is empty
+    (``remove_empty_control_dir``), then ``/tmp/colabssh-<uid>`` itself once no home has a folder in it; return
+    those removed. A folder a block names stays even when empty: ssh fails when it cannot make its socket. The
+    short folder of another home (a long one, of the same user) is never this home's to remove."""
     if not hasattr(os, "geteuid"):
         return []
     used = control_dirs_in_use(own_config or b"")
-    candidates = [paths.control_dir] + ([] if control_path_fits(paths.control_dir) else [short_control_dir(short_root)])
+    candidates = [paths.control_dir]
+    if not control_path_fits(paths.control_dir):
+        candidates += [home_control_dir(paths, short_root), short_control_dir(short_root)]
     return [folder for folder in candidates if folder not in used and remove_empty_control_dir(folder)]

@@ -227,3 +227,14 @@ def test_a_cell_cut_short_says_so_in_one_line(tmp_path, client_key):
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == "colabssh: this cell's code is damaged (cut short when pasted?): make it again with " \
                           "`colabssh bootstrap`\n"
+
+
+def test_connect_that_makes_the_key_says_so_once_and_bootstrap_then_does_not(isolated_home, capsys):
+    """Whichever command makes colabssh's key says so (README: the first one that needs it)."""
+    from tests.runtime.test_conncode import base, code_of
+
+    assert main(["connect", "--no-check", "--no-open", code_of(base())]) == 0
+    err = capsys.readouterr().err
+    assert err.count("made colabssh's own key ~/.ssh/colabssh/id_ed25519 (its .pub goes into the cell)\n") == 1
+    assert main(["bootstrap"]) == 0
+    assert capsys.readouterr().err == ""

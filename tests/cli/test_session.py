@@ -112,3 +112,11 @@ def test_no_suggestion_without_sessions(isolated_home):
         resolve("colb")
     assert caught.value.message == "no session named 'colb'"
     assert did_you_mean("colb", []) == ""
+
+
+@pytest.mark.parametrize("code, said", [("colabssh1:" + "A" * 60, "bad connection code: malformed or truncated"),
+                                        ("", "bad connection code: empty")])
+def test_a_bad_codes_reason_does_not_name_the_code_twice(code, said):
+    with pytest.raises(ColabsshError) as caught:
+        Session.from_code("colab", code)
+    assert caught.value.message.startswith(said) and caught.value.message.count("connection code") == 1

@@ -73,7 +73,7 @@ def test_rerun_after_sigkill_leaves_one_sshd_and_one_agent_and_sigterm_stops_exa
         assert result.returncode == 0 and result.stdout.strip() == "second-run", result.stderr
 
         assert second.stop(signal.SIGTERM) == 0
-        assert "colabssh: stopped sshd and the tunnel" in second.output
+        assert "colabssh: stopped sshd and the ngrok tunnel" in second.output
         wait_until(lambda: not alive(sshd2) and not alive(agent2), what="sshd and the agent to stop")
         assert sshd_listeners(state) == [] and _agent_pids(state) == []
         assert decoy.poll() is None  # the unrelated agent lives on
@@ -86,6 +86,8 @@ def test_ctrl_c_stops_a_local_runtime(start_runtime):
     running = start_runtime("local")
     [pid] = sshd_listeners(running.state)
     assert running.stop(signal.SIGINT) == 0
+    assert running.wait_for(lambda line: False) is None  # every line read
+    assert running.output.rstrip().endswith("colabssh: stopped sshd")  # a local runtime has no tunnel to stop
     wait_until(lambda: not alive(pid), what="sshd to stop")
     assert not (running.state / "sshd.pid").exists()
 

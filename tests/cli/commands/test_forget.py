@@ -134,3 +134,19 @@ def test_a_command_makes_the_sharing_folder_again_when_it_is_gone(home: Paths) -
     home.control_dir.rmdir()
     Remote.for_alias("colab")
     assert home.control_dir.is_dir() and (home.control_dir.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_long_homes_own_folder_in_the_temp_folder_is_made_again_too(isolated_home: Path) -> None:
+    """A home too long for sockets in ~/.ssh/colabssh/cm has its own folder under /tmp/colabssh-<uid>."""
+    from colabssh_cli.remote.runner import Remote
+    from colabssh_cli.sshconfig.render import control_dir_for, short_control_dir
+
+    paths = Paths.from_env()
+    connect(CODE_A)
+    folder = control_dir_for(paths)
+    assert folder.parent == short_control_dir() and folder.is_dir()  # this home's own, under the shared one
+    folder.rmdir()
+    Remote.for_alias("colab")
+    assert folder.is_dir() and (folder.stat().st_mode & 0o777) == 0o700
+    assert main(["forget", "colab"]) == 0
+    assert not folder.exists()  # forget takes this home's folder with the last session

@@ -50,7 +50,7 @@ def nvidia_smi_calls(tmp_path: Path) -> int:
 
 
 def test_status_shows_the_gpu_at_work_and_how_long_the_cell_has_served(gpu_runtime, capsys):
-    gpu_runtime(NVIDIA_STANDIN_UTILIZATION="37")
+    running = gpu_runtime(NVIDIA_STANDIN_UTILIZATION="37")
     capsys.readouterr()
     assert main(["status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -67,6 +67,7 @@ def test_status_shows_the_gpu_at_work_and_how_long_the_cell_has_served(gpu_runti
     assert re.search(r"\n  served   \d+ s \(VM up [^)]+\)\n", text), text
     assert re.search(r"\n  RAM      \S+ \S+ of \S+ \S+ used\n", text), text
     assert "\n  sync     none yet\n" in text
+    assert re.search(r"\n  content  \S+ \S+ in " + re.escape(str(running.content)) + "\n", text), text
 
 
 def test_status_says_what_nvidia_smi_could_not_and_shows_every_board(gpu_runtime, capsys):

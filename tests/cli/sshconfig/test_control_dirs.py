@@ -15,6 +15,7 @@ import pytest
 
 from colabssh_cli.paths import Paths
 from colabssh_cli.sshconfig.render import (
+    control_dir_for,
     control_dirs_in_use,
     remove_empty_control_dir,
     remove_unused_control_dirs,
@@ -80,10 +81,29 @@ def test_a_long_homes_short_folder_goes_and_a_short_homes_never_touches_it(tmp_p
     long_home = Paths(tmp_path / ("a-home-whose-path-is-too-long-for-a-socket" * 2))
     long_home.home.mkdir()
     shared = short_control_dir(short_root)
-    connect(long_home, key=KEY_A, control_dir=shared)
+    own = control_dir_for(long_home, short_root=short_root)
+    assert own.parent == shared
+    connect(long_home, key=KEY_A, control_dir=own)
     short_home = Paths(short_root / "h")
     short_home.home.mkdir()
-    assert remove_unused_control_dirs(short_home, None, short_root) == [] and shared.is_dir()  # not its folder
+    assert remove_unused_control_dirs(short_home, None, short_root) == [] and own.is_dir()  # not its folder
     assert remove_unused_control_dirs(long_home, long_home.config.read_bytes(), short_root) == []  # named
     forget(long_home)
-    assert remove_unused_control_dirs(long_home, None, short_root) == [shared] and not shared.exists()
+    assert remove_unused_control_dirs(long_home, None, short_root) == [own, shared] and not shared.exists()
+
+
+def test_one_long_homes_forget_never_removes_the_folder_another_long_home_uses(tmp_path: Path,
+                                                                              short_root: Path) -> None:
+    """Two long homes of one user (two test runs, two checkouts' try): each has its own folder under the shared
+    /tmp/colabssh-<uid>, so the first one's forget leaves the second's, and the shared parent, in place."""
+    first, second = (Paths(tmp_path / (f"{n}-a-home-whose-path-is-too-long-for-a-socket" * 2)) for n in "ab")
+    folders = []
+    for home in (first, second):
+        home.home.mkdir()
+        folder = control_dir_for(home, short_root=short_root)
+        connect(home, key=KEY_A, control_dir=folder)
+        folders.append(folder)
+    assert folders[0] != folders[1] and folders[0].parent == folders[1].parent == short_control_dir(short_root)
+    forget(first)
+    assert remove_unused_control_dirs(first, None, short_root) == [folders[0]]
+    assert folders[1].is_dir() and short_control_dir(short_root).is_dir()

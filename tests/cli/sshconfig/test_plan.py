@@ -4,6 +4,7 @@ checked with the real `ssh -G`, written atomically, with markers, collisions, mo
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -199,7 +200,9 @@ def test_control_dir_falls_back_to_a_short_private_folder_for_a_long_home(tmp_pa
     try:
         paths = Paths(tmp_path / ("h" * 60))
         found = control_dir_for(paths, short_root=short_root)
-        assert found == short_root / f"colabssh-{os.geteuid()}"
+        assert found.parent == short_root / f"colabssh-{os.geteuid()}" and re.fullmatch(r"[0-9a-f]{10}", found.name)
+        assert found == control_dir_for(Paths(tmp_path / ("h" * 60)), short_root=short_root)  # the same each time
+        assert control_dir_for(Paths(tmp_path / ("i" * 60)), short_root=short_root) != found  # a home of its own
         assert len(str(found)) + 1 + 40 + 17 < 104
         ensure_control_dir(found)
         assert stat.S_IMODE(os.lstat(found).st_mode) == 0o700
