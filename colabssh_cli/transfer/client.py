@@ -285,7 +285,7 @@ def interrupted_run(report: sync_protocol.SyncResult, attached: bool = False) ->
     """One line for a run that was stopped part-way: what state it left, what to run. ATTACHED: the run was one
     that `sync --attach` followed or replayed (stopped by another command, or by a Ctrl-C before)."""
     run, target, again = _words(SyncOptions(report.mode or "backup"))
-    which = f"the {run} you attached to" if attached else f"the {run}"
+    which = f"the last {run} on the runtime" if attached else f"the {run}"
     touched = any((report.new_files, report.changed_files, report.new_folders, report.deleted))
     if report.dry_run:
         return ColabsshError(f"{which} was interrupted: it was a dry run; nothing was changed",

@@ -85,8 +85,8 @@ def test_a_run_stopped_part_way_shows_no_summary_and_one_line_on_its_state(capsy
         with pytest.raises(ColabsshError) as attached:
             check(outcome, attached=True)
         assert attached.value.exit_code == report["exit"]
-        assert attached.value.message == ("the sync you attached to was interrupted: the backup on Drive is partial "
-                                          "(every file in it is whole: its old version or its new one)")
+        assert attached.value.message == ("the last sync on the runtime was interrupted: the backup on Drive is "
+                                          "partial (every file in it is whole: its old version or its new one)")
         assert attached.value.hint == "run `colabssh sync` again to finish it (it copies only what is missing)"
     with pytest.raises(ColabsshError) as untouched:
         check(outcome_of(exit=20, cancelled=True, new_files=0, mode="restore"))

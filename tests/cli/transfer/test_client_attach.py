@@ -20,8 +20,8 @@ from tests.cli.transfer.test_client import BIG, backup_of, cli, cli_process, tem
 from tests.cli.transfer.test_client_interrupt import CTRL_C_SECONDS, interrupt, nothing_left
 
 INTERRUPTED_LINES = [
-    "colabssh: error: the sync you attached to was interrupted: the backup on Drive is partial (every file in it is "
-    "whole: its old version or its new one)",
+    "colabssh: error: the last sync on the runtime was interrupted: the backup on Drive is partial (every file in "
+    "it is whole: its old version or its new one)",
     "  hint: run `colabssh sync` again to finish it (it copies only what is missing)"]
 
 
