@@ -33,6 +33,11 @@ def plural(noun: str) -> str:
     return noun + "s"
 
 
+def took(seconds: float) -> str:
+    """How long something took, as the summaries say it: "in 41.3 s", and "in under 0.1 s" rather than "in 0.0 s"."""
+    return "in under 0.1 s" if seconds < 0.05 else f"in {seconds:.1f} s"
+
+
 def count(n: int, noun: str, plural_form: Optional[str] = None) -> str:
     """N and its noun in the right number, N with thousands separators: 1 file, 0 files, 1,203 files."""
     return f"{n:,} {noun if n == 1 else (plural_form or plural(noun))}"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from colab_bootstrap.units import count, human_size, rsync_rate
+from colab_bootstrap.units import count, human_size, rsync_rate, took
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -177,7 +177,7 @@ def _summary(outcome: SyncOutcome) -> list[str]:
     what = (f"{count(copied, 'file')} copied ({report.new_files:,} new, {report.changed_files:,} changed; "
             f"{human_size(report.bytes_copied)}), {unchanged:,} unchanged" if copied
             else f"nothing to copy, {count(unchanged, 'file')} unchanged")
-    lines.append(f"{verb} {report.source} -> {report.dest}: {what}, in {report.seconds:.1f} s")
+    lines.append(f"{verb} {report.source} -> {report.dest}: {what}, {took(report.seconds)}")
     if report.deleted or (report.trash and report.changed_files):
         moved = report.deleted + (report.changed_files if report.trash else 0)
         lines.append(f"moved to the trash: {count(moved, 'file')} ({report.deleted:,} deleted, "
@@ -266,4 +266,4 @@ def copy_with_view(direction: str, local: Path, runtime_path: str, name: Optiona
     else:
         result(printable(f"{'pushed' if direction == 'push' else 'pulled'} {outcome.source} -> {outcome.target}"
                          + (f": {count(outcome.files_copied, 'file')}, {human_size(outcome.bytes_copied)}"
-                            if outcome.tool == "rsync" else "") + f" in {outcome.seconds:.1f} s"))
+                            if outcome.tool == "rsync" else "") + f" {took(outcome.seconds)}"))

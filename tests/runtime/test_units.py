@@ -36,3 +36,10 @@ def test_a_count_may_name_an_irregular_plural():
 def test_rsyncs_rate_is_shown_in_binary_units(rate, shown):
     """rsync's kB, MB and GB in its progress are powers of 1024 (its --bwlimit=1000 shows as ~1000kB/s)."""
     assert rsync_rate(rate) == shown
+
+
+def test_took_never_says_zero_seconds():
+    from colab_bootstrap.units import took
+
+    assert took(0.0) == took(0.049) == "in under 0.1 s"
+    assert took(0.05) == "in 0.1 s" and took(41.26) == "in 41.3 s"
