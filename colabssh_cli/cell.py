@@ -62,6 +62,8 @@ def cell_options(tunnel: str, public_key: str, sync_every: int, restore: bool, f
 MAX_CELL_BYTES = 80_000  # the most a cell may weigh (UTF-8): tests/cli/test_cell.py holds both cells to it
 PAYLOAD_WIDTH = 1000  # characters of base85 per line of the payload
 PAYLOAD_START = "_COLABSSH_CODE = ("  # the line where the payload starts, after the options
+NO_MODULE = ("colabssh: this python ({1}) has no {0} module, which the cell needs to unpack itself: use a python "
+             "built with it (Colab's has it; with pyenv, install libbz2-dev first)")
 DAMAGED = "colabssh: this cell's code is damaged (cut short when pasted?): make it again with `colabssh bootstrap`"
 
 
@@ -79,7 +81,11 @@ def payload_lines() -> list[str]:
     data = pack.Bundle.of_package().data
     lines = ["", "# colabssh's runtime code: the colab_bootstrap package, bz2-compressed, in base85.",
              *payload_literal(data),
-             "import base64 as _base64, bz2 as _bz2, json as _json, sys as _sys",
+             "import sys as _sys",
+             "try:",
+             "    import base64 as _base64, bz2 as _bz2, json as _json",
+             "except ImportError as _colabssh_missing:  # a python built without libbz2 (pyenv without libbz2-dev)",
+             f"    raise SystemExit({json.dumps(NO_MODULE)}.format(_colabssh_missing.name, _sys.executable)) from None",
              "try:",
              "    _colabssh_bundle = _bz2.decompress(_base64.b85decode(_COLABSSH_CODE))",
              "    _colabssh_ship = {\"__name__\": \"colab_bootstrap.ship\"}",

@@ -35,6 +35,9 @@ WATCH_DU_EVERY = 30.0  # a watch measures the content root about this often, not
 WATCH_GRACE = 60.0  # a watch whose runtime sends no report for EVERY + this many seconds has lost it
 FRAME_END = "status=done"
 GPU_QUERY = "name,utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw"
+GPU_SECONDS = 5  # nvidia-smi hangs when the driver is in a bad state: the report goes on without it
+MAX_GPUS = 16  # boards shown (a machine has at most 8 or 16; anything more is garbage from nvidia-smi)
+MAX_GPU_LINE = 256  # characters kept of each of nvidia-smi's lines
 
 _SCRIPT = """\
 c={content}
@@ -50,10 +53,12 @@ report() {{
     echo "content_kib=$(timeout {du_seconds} du -skx -- "$c" 2>/dev/null | tail -n 1 | cut -f1)"
   fi
   if command -v nvidia-smi >/dev/null 2>&1; then
-    if g=$(nvidia-smi --query-gpu={query} --format=csv,noheader,nounits 2>&1); then
-      printf '%s\\n' "$g" | sed 's/^/gpu=/'
+    if g=$(timeout {gpu_seconds} nvidia-smi --query-gpu={query} --format=csv,noheader,nounits 2>&1); then
+      printf '%s\\n' "$g" | head -n {max_gpus} | cut -c 1-{max_line} | sed 's/^/gpu=/'
+    elif [ $? -eq 124 ]; then
+      echo "gpu_error=nvidia-smi did not answer within {gpu_seconds} s"
     else
-      printf '%s\\n' "$g" | head -n 1 | sed 's/^/gpu_error=/'
+      printf '%s\\n' "$g" | head -n 1 | cut -c 1-{max_line} | sed 's/^/gpu_error=/'
     fi
   fi
   j=$(head -c 128 "$s/sync/current" 2>/dev/null)
@@ -80,7 +85,7 @@ def script(content: str, every: float = 0) -> str:
     du_every = max(1, round(WATCH_DU_EVERY / every)) if every else 1
     return _SCRIPT.format(content=shlex.quote(content), query=GPU_QUERY, frame_end=FRAME_END,
                           du_seconds=WATCH_DU_SECONDS if every else DU_SECONDS, every=f"{every:g}",
-                          du_every=du_every)
+                          du_every=du_every, gpu_seconds=GPU_SECONDS, max_gpus=MAX_GPUS, max_line=MAX_GPU_LINE)
 
 
 @dataclass

@@ -91,6 +91,11 @@ def ensure_client_key(paths: Paths) -> str:
     """Make the key if missing; return the public key line. Every failure is one ColabsshError."""
     from ..sshconfig.apply import locked  # lazily: keeps `colabssh --help` light
 
+    try:  # the key is there and private: read it without the lock (a read-only ~/.ssh is fine then)
+        if os.stat(paths.key).st_mode & 0o077 == 0 and os.path.isfile(paths.public_key):
+            return _public_key_line(paths)  # reads only: the .pub is there
+    except OSError:
+        pass
     with locked(paths):  # creates ~/.ssh (0700) when missing; refuses one that is not a folder
         make_private_dir(paths.root)
         try:

@@ -17,6 +17,7 @@ instant between is the one case the two versions might overlap.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +31,14 @@ _depth: dict[str, int] = {}
 _held: dict[str, list[int]] = {}  # the lock's fds (the new one, then the legacy one when held)
 _made: dict[str, list[Path]] = {}  # folders this hold created, to remove again when empty
 _POSIX = os.name != "nt"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a link planted at the lock's path is refused, never followed
 _ATTEMPTS = 1000  # re-opens after a holder removed the file: each means another run got the lock first
+
+
+def _say_waiting(why: str) -> None:
+    """One line on stderr before a wait that may last: a command that seems to hang says what it waits for."""
+    sys.stderr.write(f"colabssh: waiting: {why} (it goes on once that command ends)\n")
+    sys.stderr.flush()
 
 
 def _lock_fd(fd: int, wait: bool = True) -> bool:
@@ -84,22 +92,31 @@ def _make_folders(folders: Sequence[Path]) -> list[Path]:
     made = []
     for folder in folders:
         if not os.path.isdir(folder):
-            make_private_dir(folder)
+            try:
+                os.mkdir(folder, 0o700)
+            except FileNotFoundError:
+                raise  # another run removed the folder above, which it had made, right then: the caller goes again
+            except OSError:
+                make_private_dir(folder)  # another run made it meanwhile (fine), or the one clear error
+                continue
+            os.chmod(folder, 0o700)  # whatever the umask
             made.append(folder)
     return made
 
 
 def _acquire(lock: Path, folders: Sequence[Path], made: list[Path]) -> int:
     for _ in range(_ATTEMPTS):
-        made += _make_folders(folders)
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+            made += _make_folders(folders)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW | getattr(os, "O_BINARY", 0), 0o600)
         except FileNotFoundError:
             continue  # another run removed a folder it had made, right then: make it again
         except OSError as exc:
             raise io_error("create the lock", lock, exc) from None
         try:
-            _lock_fd(fd)
+            if not _lock_fd(fd, wait=False):
+                _say_waiting(f"another colabssh command holds {lock}")
+                _lock_fd(fd)
             if _still_at(fd, lock):
                 return fd
         except BaseException:
@@ -112,7 +129,7 @@ def _acquire(lock: Path, folders: Sequence[Path], made: list[Path]) -> int:
 def _acquire_legacy(legacy: Path) -> Optional[int]:
     """Hold an older colabssh's lock file when it exists (never create it); remove it when nobody held it."""
     try:
-        fd = os.open(legacy, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        fd = os.open(legacy, os.O_RDWR | _NOFOLLOW | getattr(os, "O_BINARY", 0))
     except OSError:
         return None
     try:
@@ -122,8 +139,9 @@ def _acquire_legacy(legacy: Path) -> Optional[int]:
                     os.unlink(legacy)
                 except OSError:
                     pass
-        else:
-            _lock_fd(fd)  # an older colabssh is writing: wait for it, and leave its file to it
+        else:  # an older colabssh is writing: wait for it, and leave its file to it
+            _say_waiting(f"an older colabssh holds {legacy}")
+            _lock_fd(fd)
     except BaseException:
         os.close(fd)
         raise

@@ -238,3 +238,31 @@ def test_connect_that_makes_the_key_says_so_once_and_bootstrap_then_does_not(iso
     assert err.count("made colabssh's own key ~/.ssh/colabssh/id_ed25519 (its .pub goes into the cell)\n") == 1
     assert main(["bootstrap"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_python_without_bz2_gets_one_line_that_names_it(tmp_path, client_key):
+    """pyenv builds a python without bz2 when libbz2-dev is missing: `import bz2` then fails on _bz2."""
+    out = tmp_path / "cell.py"
+    assert main(["bootstrap", "--tunnel", "local", "--out", str(out)]) == 0
+    fake = tmp_path / "nobz2"
+    fake.mkdir()
+    (fake / "bz2.py").write_text("raise ModuleNotFoundError(\"No module named '_bz2'\", name='_bz2')\n")
+    done = subprocess.run([sys.executable, "-S", str(out)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(fake)})
+    assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr == f"colabssh: this python ({sys.executable}) has no _bz2 module, which the cell needs to " \
+                          "unpack itself: use a python built with it (Colab's has it; with pyenv, install " \
+                          "libbz2-dev first)\n"
+
+
+def test_bootstrap_with_the_key_made_takes_no_lock(isolated_home, capsys, client_key, monkeypatch):
+    """A read-only ~/.ssh (a managed machine) does not stop `bootstrap` once the key is there: it only reads it,
+    without colabssh's lock (whose file it would have to create)."""
+    from colabssh_cli.sshconfig import apply
+
+    def no_lock(paths):
+        raise AssertionError("bootstrap took colabssh's lock")
+
+    monkeypatch.setattr(apply, "locked", no_lock)
+    assert main(["bootstrap", "--tunnel", "local"]) == 0
+    assert _options(capsys.readouterr().out)["public_key"] == client_key

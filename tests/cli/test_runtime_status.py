@@ -75,3 +75,28 @@ def test_a_failing_nvidia_smi_is_said_not_taken_for_a_board(tmp_path):
     lines = report_lines(report)
     assert lines[0].startswith("  GPU      ? (nvidia-smi: NVIDIA-SMI has failed")
     assert lines[1].startswith("  served   ? (VM up ")
+
+
+def test_a_hung_nvidia_smi_costs_the_report_a_few_seconds_not_the_whole_status(tmp_path, monkeypatch):
+    """A wedged driver makes the real nvidia-smi hang: the report goes on without the GPU, and says why."""
+    from colabssh_cli import runtime_status
+    from tests.fakes import path_with_standins
+
+    monkeypatch.setattr(runtime_status, "GPU_SECONDS", 1)
+    done = subprocess.run(["sh", "-c", script(str(tmp_path))], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": path_with_standins(), "FAKE_NVIDIA_SMI_HANG": "1",
+                               "COLABSSH_STATE": str(tmp_path / "state")})
+    report = parse_report(RuntimeStatus("colab", "here", True, content=str(tmp_path)), done.stdout)
+    assert report.gpus == [] and report.gpu_error == "nvidia-smi did not answer within 1 s"
+    assert report.disk_total_bytes and "status=done" in done.stdout
+
+
+def test_a_flood_of_boards_from_nvidia_smi_is_cut_to_the_most_a_machine_has(tmp_path):
+    from colabssh_cli.runtime_status import MAX_GPUS
+    from tests.fakes import path_with_standins
+
+    done = subprocess.run(["sh", "-c", script(str(tmp_path))], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": path_with_standins(), "NVIDIA_STANDIN_GPUS": "40",
+                               "COLABSSH_STATE": str(tmp_path / "state")})
+    report = parse_report(RuntimeStatus("colab", "here", True, content=str(tmp_path)), done.stdout)
+    assert len(report.gpus) == MAX_GPUS == 16

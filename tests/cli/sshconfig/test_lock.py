@@ -109,3 +109,36 @@ def test_an_old_lock_file_nobody_holds_is_removed(paths: Paths) -> None:
     with locked(paths):
         assert not paths.legacy_lock.exists()
     assert sorted(os.listdir(paths.ssh_dir)) == []
+
+
+def test_a_run_that_must_wait_says_what_it_waits_for(paths: Paths) -> None:
+    paths.root.mkdir(mode=0o700, parents=True)
+    holder = python(HOLD, str(paths.lock))
+    waiter = None
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        waiter = python(COLABSSH_LOCKED, stderr=subprocess.PIPE)
+        assert waiter.stderr is not None
+        assert waiter.stderr.readline() == (f"colabssh: waiting: another colabssh command holds {paths.lock} (it goes "
+                                            "on once that command ends)\n")
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert waiter.stdout is not None and waiter.stdout.readline().strip() == "got"
+    finally:
+        for process in (holder, waiter):
+            if process is not None:
+                process.communicate("\n", timeout=30)
+    assert waiter is not None and waiter.returncode == 0
+
+
+def test_a_link_planted_at_the_locks_path_is_refused_not_followed(paths: Paths, tmp_path: Path) -> None:
+    from colabssh_cli.errors import ColabsshError
+
+    paths.root.mkdir(mode=0o700, parents=True)
+    target = tmp_path / "elsewhere"
+    paths.lock.symlink_to(target)
+    with pytest.raises(ColabsshError, match="lock"):
+        with locked(paths):
+            pass
+    assert not target.exists() and paths.lock.is_symlink()
