@@ -17,6 +17,7 @@ from typing import Any
 from colab_bootstrap import demo as runtime_demo
 
 from .errors import FAILURE, INTERRUPTED, MISSING_TOOL, ColabsshError
+from .remote.advice import is_host_key_banner
 from .remote.runner import NOT_STARTED, STOPPED, Remote, RemoteInterrupted
 from .remote.shipping import run_module
 
@@ -116,10 +117,12 @@ def run_demo(remote: Remote, *, gpu: bool = False,
     stderr_tail: list[str] = []
 
     def progress(line: str) -> None:
+        line = line.rstrip("\r")  # ssh's own lines end in CR LF
         stderr_tail.append(line)
         del stderr_tail[:-20]
-        # the demo's own error lines are said again, once, by colabssh's error boundary
-        if on_progress is not None and not line.startswith(_OWN_ERROR_LINES):
+        # the demo's own error lines are said again, once, by colabssh's error boundary, and so is a host key
+        # that is not the pinned one (in colabssh's words, not OpenSSH's banner)
+        if on_progress is not None and not line.startswith(_OWN_ERROR_LINES) and not is_host_key_banner(line):
             on_progress(line)
 
     try:

@@ -190,6 +190,20 @@ def _colab_gone(text: str) -> bool:
     return bool(re.search(r"/colab: (not found|No such file or directory|Permission denied)", text))
 
 
+# The lines OpenSSH prints about a host key that is not the pinned one: colabssh says what that means (and what to
+# do: never `ssh-keygen -R`, which would drop the pin) in its own words, so these are not handed on as progress.
+_HOST_KEY_BANNER = ("@", "IT IS POSSIBLE THAT SOMEONE", "Someone could be", "It is also possible that",
+                    "The fingerprint for the", "Please contact your system", "Add correct host key",
+                    "Offending ", "  remove with:", "remove with:", "Host key for ", "Host key verification failed",
+                    "ECDSA host key for", "ED25519 host key for", "RSA host key for", "SHA256:", "MD5:",
+                    "ssh-keygen -f ")
+
+
+def is_host_key_banner(line: str) -> bool:
+    """Whether LINE (one of ssh's stderr lines) is part of OpenSSH's "REMOTE HOST IDENTIFICATION HAS CHANGED" text."""
+    return line.strip("\r\n").lstrip().startswith(_HOST_KEY_BANNER) or "REMOTE HOST IDENTIFICATION" in line
+
+
 def explain_ssh_stderr(alias: str, stderr: str, session: Optional[Session] = None, logged: str = "",
                        shown: bool = False) -> Optional[ColabsshError]:
     """ssh's failure (exit 255) for a colab-cli SESSION, or one whose stderr has colab's lines; else None.

@@ -78,3 +78,43 @@ def test_ctrl_c_says_what_became_of_the_demo_on_the_runtime(state, says):
     error = interrupted(state)
     assert (error.message, error.exit_code) == (says, INTERRUPTED)
     assert ("pkill -f colab_bootstrap.demo" in error.hint) == (state == UNCONFIRMED)
+
+
+BANNER = """\
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r
+IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\r
+Someone could be eavesdropping on you right now (man-in-the-middle attack)!\r
+It is also possible that a host key has just been changed.\r
+The fingerprint for the ED25519 key sent by the remote host is\r
+SHA256:Rt/Rodt2sgIBxs+fyvKeMiPWqjWzTg7gB5Bj1N5EYNY.\r
+Please contact your system administrator.\r
+Add correct host key in /h/.ssh/colabssh/known_hosts to get rid of this message.\r
+Offending ED25519 key in /h/.ssh/colabssh/known_hosts:1\r
+  remove with:\r
+  ssh-keygen -f '/h/.ssh/colabssh/known_hosts' -R 'colabssh-colab'\r
+Host key for colabssh-colab has changed and you have requested strict checking.\r
+Host key verification failed.\r
+"""
+
+
+def test_the_demo_hands_on_no_line_of_openssh_host_key_banner(monkeypatch):
+    """colabssh explains a host key that is not the pinned one in its own words (never `ssh-keygen -R`): OpenSSH's
+    banner is not shown as the demo's progress, and no line keeps its carriage return."""
+    from colabssh_cli import demo_client
+    from colabssh_cli.session import Session, Transport
+
+    def fake_run_module(remote, module, args, on_stdout, on_stderr, **kwargs):
+        on_stderr("demo: starting")
+        for line in BANNER.splitlines(keepends=True):
+            on_stderr(line.rstrip("\n"))
+        return 255
+
+    monkeypatch.setattr(demo_client, "run_module", fake_run_module)
+    shown: list[str] = []
+    remote = demo_client.Remote(Session(alias="colab", host="127.0.0.1", port=1, user="root", tunnel=Transport.LOCAL))
+    with pytest.raises(ColabsshError):
+        demo_client.run_demo(remote, on_progress=shown.append)
+    assert shown == ["demo: starting"]
+    assert not any(demo_client.is_host_key_banner(line) for line in ["demo: matmul GPU fp16 passed", "  5.2 s"])
