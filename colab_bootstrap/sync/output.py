@@ -171,17 +171,21 @@ class OutputReader:
             self._line(line)
         pos, looked = len(block), 0  # the latest item (the progress events name it) and progress line
         progress = b""
-        while pos > 0 and looked < 64:
+        named = False
+        # both are looked for: rsync writes a file's item line after that file's progress lines, so a block often
+        # ends with an item, and the latest progress line stands before it
+        while pos > 0 and looked < 64 and not (progress and named):
             start = block.rfind(b"\n", 0, pos) + 1
             line = block[start:pos]
             if not progress and line[:1] == b" " and b"%" in line:
                 progress = line
-            elif len(line) > 12 and line[11] == 32 and (line[0] in _ITEM_FIRST and line[1] in _ITEM_TYPE
-                                                        or line.startswith(_DELETING)):
+            elif not named and len(line) > 12 and line[11] == 32 and (line[0] in _ITEM_FIRST
+                                                                       and line[1] in _ITEM_TYPE
+                                                                       or line.startswith(_DELETING)):
                 rest = line[12:]
                 space = rest.find(b" ")
                 self._current = rest[space + 1:] if space > 0 and rest[:space].isdigit() else rest
-                break
+                named = True
             pos, looked = start - 1, looked + 1
         if progress:
             self._progress_line = progress

@@ -174,3 +174,20 @@ def test_many_small_files_are_warned_about_once_as_soon_as_they_are_past_the_thr
     reader.close()
     assert len([e for e in events if e["event"] == "warning"]) == 1
     assert reader.small_files == 2050 and reader.busiest == (b"frames", 2050)
+
+
+def test_progress_is_seen_when_a_chunk_ends_with_the_next_files_item_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rsync's real order: a file's item line, then its progress lines, then the next file's item line. A chunk
+    read while the next file starts ends with that item: its progress line stands before it and must be seen
+    (else the laptop's bar stays at 0% for the whole of a sync of big files)."""
+    monkeypatch.setattr(sync_output, "PROGRESS_EVERY", 0.0)
+    events: list[dict] = []
+    reader = OutputReader(events.append, items=False, warn_small=False)
+    for i in range(1, 4):
+        reader.feed(f">f+++++++++ 20000000 big/f{i}.bin\n\r".encode()
+                    + f"     {i * 20_000_000:,}  {i * 10}%  150.00MB/s    0:00:00 (xfr#{i}, to-chk={30 - i}/32)"
+                      f"\r     {i * 20_000_000:,}  {i * 10}%  150.00MB/s    0:00:00 (xfr#{i}, to-chk={30 - i}/32)"
+                      f"\n>f+++++++++ 20000000 big/f{i + 1}.bin\n\r".encode())
+    progress = [event for event in events if event["event"] == "progress"]
+    assert [event["bytes"] for event in progress] == [20_000_000, 40_000_000, 60_000_000]
+    assert [event["files"] for event in progress] == [1, 2, 3] and progress[-1]["current"] == "big/f4.bin"
