@@ -106,6 +106,10 @@ def start(options: Mapping[str, object], environ: Mapping[str, str] | None = Non
     environ = os.environ if environ is None else environ
     out(TERMS)
     settings = Settings.from_options(options, environ)
+    if settings.tunnel == "ngrok":  # before anything starts: off Colab a missing pyngrok stops the cell here
+        from .tunnels.ngrok import require_pyngrok
+
+        require_pyngrok(out)
     key_line = public_key_for(settings, environ, out)
     settings.content.mkdir(parents=True, exist_ok=True)
     drive = colab.resolve_drive(settings.drive_override, settings.content, out)

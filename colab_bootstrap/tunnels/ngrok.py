@@ -190,6 +190,12 @@ def metadata_for(host_key: str) -> str:
     return METADATA_PREFIX + fingerprint(host_key) if host_key else ""
 
 
+def require_pyngrok(say: Callable[[str], None]) -> None:
+    """pyngrok is there (on Colab: installed when missing), checked before the cell starts anything: off Colab a
+    missing one stops the cell before sshd runs and before a host key is kept on Drive."""
+    _import_pyngrok(say)
+
+
 def open_ngrok(port: int, state: Path, say: Callable[[str], None], host_key: str = "") -> Tunnel:
     token = find_token(say)
     config_path = write_agent_config(state, token)

@@ -268,3 +268,4 @@ def test_the_cell_off_colab_in_a_python_without_pyngrok_installs_nothing(render,
     assert_clean_failure(output, TOKEN)
     assert f"install it yourself: {sys.executable} -m pip install pyngrok;" in output
     assert ngrok_records(tmp_path) == [] and sshd_listeners(running.state) == []
+    assert "sshd:" not in output and "host key:" not in output  # it stopped before anything started
