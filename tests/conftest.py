@@ -63,6 +63,22 @@ def isolated_home(tmp_path: Path) -> Iterator[Path]:
     env.setenv("COLABSSH_PROFILE_D", "")  # in-process runtime code: never the machine's /etc/profile.d
     yield home
     env.undo()
+    _remove_own_socket_folder(home)
+
+
+def _remove_own_socket_folder(home: Path) -> None:
+    """This HOME's own socket folder under the machine's /tmp/colabssh-<uid> (a test's home is too long for
+    ~/.ssh/colabssh/cm), when a test left it empty without a `forget`: a test run leaves no folder per test there.
+    The shared parent stays (another test run may be using it)."""
+    from colabssh_cli.paths import Paths
+    from colabssh_cli.sshconfig.render import control_path_fits, home_control_dir
+
+    paths = Paths(home)
+    if hasattr(os, "geteuid") and not control_path_fits(paths.control_dir):
+        try:
+            home_control_dir(paths).rmdir()  # only when empty: a socket left by a live master stays
+        except OSError:
+            pass
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ class OutputReader:
         self._cut = False  # the pending line was cut at LINE_MAX: the rest of it is dropped
         self._current = b""
         self._progress_line = b""
+        self._transferred = (0, 0, 0)  # rsync's latest (xfr#N, to-chk=M/T): files done, left to check, in all
         self._progress_due = False
         self._last_progress = 0.0
         self.stats: dict[str, int] = {}
@@ -291,7 +292,9 @@ class OutputReader:
         match = _PROGRESS.match(self._progress_line.decode("ascii", errors="replace"))
         if match is None:
             return
+        if match.group(5):  # a line in the middle of a file has no (xfr#N, ...): the files done stay as they were
+            self._transferred = (int(match.group(5)), int(match.group(6)), int(match.group(7)))
+        files, to_check, total = self._transferred
         self.emit({"event": "progress", "current": self.current,
                    "bytes": int(match.group(1).replace(",", "")), "percent": int(match.group(2)),
-                   "rate": match.group(3), "files": int(match.group(5) or 0),
-                   "to_check": int(match.group(6) or 0), "total": int(match.group(7) or 0)})
+                   "rate": match.group(3), "files": files, "to_check": to_check, "total": total})

@@ -191,3 +191,16 @@ def test_progress_is_seen_when_a_chunk_ends_with_the_next_files_item_line(monkey
     progress = [event for event in events if event["event"] == "progress"]
     assert [event["bytes"] for event in progress] == [20_000_000, 40_000_000, 60_000_000]
     assert [event["files"] for event in progress] == [1, 2, 3] and progress[-1]["current"] == "big/f4.bin"
+
+
+def test_the_files_done_never_go_back_while_a_big_file_is_part_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rsync's progress lines in the middle of a file carry no (xfr#N, to-chk=M/T): the count of files done so far
+    stays as the last line that had one said, not 0."""
+    monkeypatch.setattr(sync_output, "PROGRESS_EVERY", 0.0)
+    events: list[dict] = []
+    reader = OutputReader(events.append, items=False, warn_small=False)
+    reader.feed(b">f+++++++++ 512 a.txt\n\r        512 0%  0.00kB/s  0:00:00 (xfr#1, to-chk=3/5)\n\r")
+    reader.feed(b"    268,435,456  26%  256.00MB/s    0:00:02\r")
+    reader.feed(b"    536,870,912  53%  256.00MB/s    0:00:01 (xfr#2, to-chk=1/5)\r")
+    files = [event["files"] for event in events if event["event"] == "progress"]
+    assert files == [1, 1, 2]
