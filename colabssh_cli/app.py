@@ -91,6 +91,11 @@ def label_for_help(param: Any) -> Any:
     if param.metavar is None and not hasattr(param.type, "choices"):  # a choice's [a|b] says more than a name
         word = METAVARS.get(param.name or "") or ("PATH" if param.type.name == "path" else (param.name or "").upper())
         param.metavar = word + ("..." if param.nargs != 1 else "")
+    if hasattr(param.type, "_describe_range") and not getattr(param.type, "colabssh_worded", False):
+        shown_range = copy.copy(param.type)  # "[at least 0]" rather than click's "[x>=0]"
+        shown_range._describe_range = lambda kind=param.type: range_words(kind)
+        shown_range.colabssh_worded = True
+        param.type = shown_range
     if param.param_type_name == "argument" and not getattr(param.type, "colabssh_unlabelled", False):
         type_label = param.type.get_metavar
         shown = copy.copy(param.type)
@@ -98,6 +103,18 @@ def label_for_help(param: Any) -> Any:
         shown.colabssh_unlabelled = True
         param.type = shown
     return param
+
+
+def range_words(kind: Any) -> str:
+    """A number range as -h says it: "at least 0", "at most 10", "0.5 to 3600" (click writes "x>=0")."""
+    low, high = getattr(kind, "min", None), getattr(kind, "max", None)
+    if low is not None and high is not None:
+        return f"{low:g} to {high:g}"
+    if low is not None:
+        return f"{'more than' if getattr(kind, 'min_open', False) else 'at least'} {low:g}"
+    if high is not None:
+        return f"{'less than' if getattr(kind, 'max_open', False) else 'at most'} {high:g}"
+    return ""
 
 
 class _Group(TyperGroup):

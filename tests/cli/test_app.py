@@ -120,6 +120,7 @@ def test_help_shows_no_type_labels(command, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "Usage: colabssh" in out and "--help" in out
     assert TYPE_LABEL.search(out) is None, out
+    assert re.search(r"\[x ?[<>]=?", out) is None, out  # click's "[x>=0]": ranges are said in words
     for line in out.splitlines():
         flag = re.search(r"│ (--json|--dry-run|--no-open|--password|--version)\b\s+(\S+)", line)
         assert flag is None or not flag.group(2).isupper(), line  # no value word beside a flag
@@ -128,7 +129,9 @@ def test_help_shows_no_type_labels(command, monkeypatch, capsys):
 def test_help_names_each_value_by_what_it_is(monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "200")
     expected = {"connect": ["[CODE]", "--name", "-n", "ALIAS", "--editor", "EDITOR"],
-                "bootstrap": ["--out", "PATH", "--sync-every", "SECONDS"], "forget": ["ALIAS"], "status": ["[ALIAS]"]}
+                "sync": ["--every", "SECONDS [at least 0]", "--bwlimit", "RATE [at least 0]"],
+                "status": ["[ALIAS]", "--every", "SECONDS"],
+                "bootstrap": ["--out", "PATH", "--sync-every", "SECONDS"], "forget": ["ALIAS"]}
     for command, words in expected.items():
         assert main([command, "-h"]) == 0
         out = capsys.readouterr().out
