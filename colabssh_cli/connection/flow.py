@@ -26,6 +26,7 @@ started (colab-cli: a runtime colab created for this connect is stopped).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Protocol
@@ -35,6 +36,7 @@ from ..errors import BAD_INPUT, ColabsshError
 from ..paths import Paths
 from ..remote.keys import ensure_client_key
 from ..session import DEFAULT_ALIAS, Login, Session, utc_now, validate_alias
+from ..sshconfig.apply import locked
 from ..sshconfig.plan import Plan, plan_connect
 from ..sshconfig.render import HostEntry
 from .commit import apply_and_verify, planned, planned_change
@@ -117,29 +119,33 @@ def connect(options: ConnectOptions, connector_for: Callable[[str], Connector], 
         raise ColabsshError(f"unknown editor {options.editor!r}", f"use one of: {', '.join(EDITORS)}", BAD_INPUT)
     connector = connector_for(alias)
     session = connector.session
-    if not options.dry_run:
-        repair_first(paths, report)
-    entry = connector.host_entry(paths)
-    pin = connector.pin(paths)
-    plan = planned(lambda: plan_connect(paths, entry, pin))  # collisions, malformed markers: refused here
-    result = ConnectResult(session=session, changed=plan.changed(), dry_run=options.dry_run)
-    if options.dry_run:
-        result.diff = plan.diff() if plan.changed() else ""
-        return result
+    # under colabssh's lock from the repair to the last check (and the undo): two connects at once in one home
+    # take turns, so neither sees the other's half-made change (a pin not written yet, a folder another's undo
+    # removed) and takes it for a stranger's host key
+    with nullcontext() if options.dry_run else locked(paths):
+        if not options.dry_run:
+            repair_first(paths, report)
+        entry = connector.host_entry(paths)
+        pin = connector.pin(paths)
+        plan = planned(lambda: plan_connect(paths, entry, pin))  # collisions, malformed markers: refused here
+        result = ConnectResult(session=session, changed=plan.changed(), dry_run=options.dry_run)
+        if options.dry_run:
+            result.diff = plan.diff() if plan.changed() else ""
+            return result
 
-    ensure_client_key(paths)
-    logs_in = options.check and session.auth == Login.KEY  # a password session's ssh would ask for the password
-    recorded = replace(session, connected_at=utc_now())
-    try:
-        full = planned_change(paths, plan, entry, recorded)  # `ssh -G` on the planned files: refused before any login
-        checked_pin = connector.check(paths, result, options.check, report, full)
-        result.written = apply_and_verify(paths, entry, checked_pin,
-                                          (lambda: connector.login(paths, result, report)) if logs_in else None,
-                                          before_undo=lambda: connector.before_undo(paths), session=recorded,
-                                          first_plan=full if checked_pin == pin else None)
-    except BaseException:  # Ctrl-C too
-        connector.failed(report)
-        raise
+        ensure_client_key(paths)
+        logs_in = options.check and session.auth == Login.KEY  # a password session's ssh asks for the password
+        recorded = replace(session, connected_at=utc_now())
+        try:
+            full = planned_change(paths, plan, entry, recorded)  # `ssh -G` on the planned files, before any login
+            checked_pin = connector.check(paths, result, options.check, report, full)
+            result.written = apply_and_verify(paths, entry, checked_pin,
+                                              (lambda: connector.login(paths, result, report)) if logs_in else None,
+                                              before_undo=lambda: connector.before_undo(paths), session=recorded,
+                                              first_plan=full if checked_pin == pin else None)
+        except BaseException:  # Ctrl-C too
+            connector.failed(report)
+            raise
     result.changed = bool(result.written)
     result.login_checked = logs_in
     if options.open_editor:
