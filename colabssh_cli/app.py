@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import re
 import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Optional
@@ -12,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import INTERRUPTED, ColabsshError
+from .errors import BAD_INPUT, INTERRUPTED, ColabsshError
 
 # Each command and the module under colabssh_cli/commands/ that defines it, in the order of `colabssh --help`.
 COMMANDS = {"bootstrap": "bootstrap", "connect": "connect", "forget": "forget", "demo": "demo", "doctor": "doctor",
@@ -171,8 +172,16 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")  # a pasted key block, whatever its kind
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; every ColabsshError becomes one line plus a hint and its exit code."""
+    words = sys.argv[1:] if argv is None else argv
+    if any(_PRIVATE_KEY.search(word) for word in words):  # before typer, whose usage errors quote the word whole
+        print_error(ColabsshError("that looks like a private key; never share it (and it is not a connection code)",
+                                  "give `colabssh connect` the code the cell printed: colabssh1:...", BAD_INPUT))
+        return BAD_INPUT
     try:
         app(args=argv, prog_name="colabssh")
     except SystemExit as exc:  # typer always ends this way (usage errors exit 2)

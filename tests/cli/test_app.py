@@ -255,3 +255,15 @@ def test_ctrl_c_while_the_cli_still_imports_is_one_line_not_a_traceback(monkeypa
     monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
     assert entry.main() == 130
     assert capsys.readouterr().err == "colabssh: interrupted\n"
+
+
+@pytest.mark.parametrize("argv", [["connect", "KEY"], ["connect", "--no-open", "KEY"], ["KEY"]])
+def test_a_pasted_private_key_is_refused_and_never_printed(argv, isolated_home, capsys):
+    """typer would take the key block for an option and quote it whole in its usage error."""
+    key = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMw\n"
+           "-----END OPENSSH PRIVATE KEY-----\n")
+    assert main([key if word == "KEY" else word for word in argv]) == 2
+    out, err = capsys.readouterr()
+    assert "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ" not in out + err
+    assert err.startswith("colabssh: error: that looks like a private key; never share it")
+    assert not (isolated_home / ".ssh").exists()
