@@ -53,13 +53,19 @@ report() {{
     echo "content_kib=$(timeout {du_seconds} du -skx -- "$c" 2>/dev/null | tail -n 1 | cut -f1)"
   fi
   if command -v nvidia-smi >/dev/null 2>&1; then
-    if g=$(timeout {gpu_seconds} nvidia-smi --query-gpu={query} --format=csv,noheader,nounits 2>&1); then
-      printf '%s\\n' "$g" | head -n {max_gpus} | cut -c 1-{max_line} | sed 's/^/gpu=/'
-    elif [ $? -eq 124 ]; then
-      echo "gpu_error=nvidia-smi did not answer within {gpu_seconds} s"
-    else
-      printf '%s\\n' "$g" | head -n 1 | cut -c 1-{max_line} | sed 's/^/gpu_error=/'
-    fi
+    # into a file, not $(...): a child nvidia-smi left behind holding the pipe would keep the report waiting
+    t=$(mktemp 2>/dev/null) && {{
+      timeout -k 1 {gpu_seconds} nvidia-smi --query-gpu={query} --format=csv,noheader,nounits >"$t" 2>&1
+      r=$?
+      if [ $r -eq 0 ]; then
+        head -n {max_gpus} "$t" | cut -c 1-{max_line} | sed 's/^/gpu=/'
+      elif [ $r -eq 124 ] || [ $r -eq 137 ]; then
+        echo "gpu_error=nvidia-smi did not answer within {gpu_seconds} s"
+      else
+        head -n 1 "$t" | cut -c 1-{max_line} | sed 's/^/gpu_error=/'
+      fi
+      rm -f "$t"
+    }}
   fi
   j=$(head -c 128 "$s/sync/current" 2>/dev/null)
   case "$j" in *[!0-9A-Za-z-]*|'') ;; *)
@@ -153,22 +159,25 @@ def _float(text: str) -> Optional[float]:
     return number if number == number and abs(number) != float("inf") else None
 
 
-def _whole(text: str) -> Optional[int]:
+def _whole(text: str, low: float, high: float) -> Optional[int]:
+    """A whole number within LOW..HIGH; None for anything else (a board never reports -50 % or 10^20 MiB)."""
     number = _float(text)
-    return None if number is None else round(number)
+    return None if number is None or not low <= number <= high else round(number)
 
 
 def parse_gpu(line: str) -> Optional[Gpu]:
-    """``name, utilization, memory used, memory total, temperature, power`` (the name may hold a comma)."""
+    """``name, utilization, memory used, memory total, temperature, power`` (the name may hold a comma). A value
+    outside what any board reports is unknown (None), not shown as if it were real."""
     parts = [part.strip() for part in line.rsplit(",", 5)]
     if not parts[0]:
         return None
     if len(parts) < 6:
         return Gpu(name=parts[0])
     power = _float(parts[5])
-    return Gpu(name=parts[0], utilization_percent=_whole(parts[1]), memory_used_mib=_whole(parts[2]),
-               memory_total_mib=_whole(parts[3]), temperature_c=_whole(parts[4]),
-               power_w=None if power is None else round(power, 1))
+    return Gpu(name=parts[0], utilization_percent=_whole(parts[1], 0, 100),
+               memory_used_mib=_whole(parts[2], 0, 1 << 24), memory_total_mib=_whole(parts[3], 0, 1 << 24),
+               temperature_c=_whole(parts[4], -40, 150),
+               power_w=None if power is None or not 0 <= power <= 10_000 else round(power, 1))
 
 
 def parse_sync(values: dict[str, str], now: Optional[float]) -> Optional[LastSync]:

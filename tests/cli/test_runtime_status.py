@@ -100,3 +100,33 @@ def test_a_flood_of_boards_from_nvidia_smi_is_cut_to_the_most_a_machine_has(tmp_
                                "COLABSSH_STATE": str(tmp_path / "state")})
     report = parse_report(RuntimeStatus("colab", "here", True, content=str(tmp_path)), done.stdout)
     assert len(report.gpus) == MAX_GPUS == 16
+
+
+def test_nvidia_smi_that_ignores_sigterm_is_killed_and_one_that_leaves_a_child_does_not_hold_the_report(
+        tmp_path, monkeypatch):
+    import signal
+
+    from colabssh_cli import runtime_status
+    from tests.fakes import path_with_standins
+
+    monkeypatch.setattr(runtime_status, "GPU_SECONDS", 1)
+    base = {**os.environ, "PATH": path_with_standins(), "COLABSSH_STATE": str(tmp_path / "state")}
+    done = subprocess.run(["sh", "-c", script(str(tmp_path))], capture_output=True, text=True, timeout=30,
+                          env={**base, "FAKE_NVIDIA_SMI_HANG": "ignore-term"})
+    report = parse_report(RuntimeStatus("colab", "here", True, content=str(tmp_path)), done.stdout)
+    assert report.gpu_error == "nvidia-smi did not answer within 1 s"
+    pid_file = tmp_path / "child.pid"
+    try:
+        done = subprocess.run(["sh", "-c", script(str(tmp_path))], capture_output=True, text=True, timeout=30,
+                              env={**base, "FAKE_NVIDIA_SMI_LEAVES_CHILD": str(pid_file)})
+        report = parse_report(RuntimeStatus("colab", "here", True, content=str(tmp_path)), done.stdout)
+        assert [gpu.name for gpu in report.gpus] == ["Tesla T4"]
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_values_no_board_reports_are_unknown_not_shown_as_real():
+    gpu = parse_gpu("T5, -50, 99999999999999999999999, -3, 1e308, -0.5")
+    assert gpu == Gpu("T5", None, None, None, None, None)
+    assert parse_gpu("T4, 100, 0, 15360, -5, 0") == Gpu("T4", 100, 0, 15360, -5, 0.0)
