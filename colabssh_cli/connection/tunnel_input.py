@@ -38,14 +38,18 @@ QUOTES = "'\"`\u201c\u201d\u2018\u2019"
 PROGRAM_NAMES = ("colabssh", "colabssh.exe")
 
 
+PROMPTS = ("$", "%", ">", "#", "PS>")  # a shell's prompt copied with the line
+
+
 def code_from_words(words: Sequence[str]) -> Optional[str]:
     """The connection code among the words `connect` was given: the code alone, the code in quotes, or the whole
     `colabssh connect CODE` line the cell printed, pasted after `colabssh connect` (as more words, or as one
     quoted word). None when there is no code; more than one word left over is BAD_INPUT."""
     tokens = [token.strip(QUOTES) for word in words for token in word.strip().strip(QUOTES).split()]
     tokens = [token for token in tokens if token]
-    while tokens and (tokens[0] == "connect" or PureWindowsPath(tokens[0]).name in PROGRAM_NAMES):
-        tokens.pop(0)  # the program (maybe as a path: .venv/bin/colabssh, C:\...\colabssh.exe) and the command
+    while tokens and (tokens[0] in PROMPTS or tokens[0] == "connect"
+                      or PureWindowsPath(tokens[0]).name in PROGRAM_NAMES):
+        tokens.pop(0)  # a shell's prompt, the program (maybe a path: .venv/bin/colabssh, C:\...\colabssh.exe), connect
     if len(tokens) > 1:
         if any("PRIVATE" in word for word in words):  # the code's own check says so, and never shows it
             return " ".join(words)

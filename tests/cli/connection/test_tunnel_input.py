@@ -25,6 +25,8 @@ PASTED = {  # what `colabssh connect` is followed by when the cell's whole line 
     "the line with a newline": [f"colabssh connect {GOOD}\n"],
     "the line with a Windows path": ["C:\\Users\\me\\colabssh.exe", "connect", GOOD],
     "connect twice": ["connect", GOOD],
+    "the line with the shell's prompt": ["$", "colabssh", "connect", GOOD],
+    "the prompt inside one quoted word": [f"$ colabssh connect {GOOD}"],
 }
 
 
