@@ -179,23 +179,20 @@ def ensure_sharing_folder(paths: Paths) -> None:
     kind of folder is made; one that is there but not safely ours is left as it is (ssh then says so)."""
     if not hasattr(os, "geteuid"):  # OpenSSH for Windows: no connection sharing
         return
-    from ..sshconfig.render import ensure_control_dir, short_control_dir
+    from ..sshconfig.render import control_dirs_written, ensure_control_dir, short_control_dir
 
     try:
-        text = paths.config.read_bytes().decode("utf-8", "replace")
+        text = paths.config.read_bytes()
     except OSError:
         return
     ours = (paths.control_dir, short_control_dir())
-    for match in _CONTROL_PATH.finditer(text):
-        folder = Path(match[1].replace("%%", "%"))
+    for folder in control_dirs_written(text):
         if (folder in ours or folder.parent == ours[1]) and not folder.is_dir():
             try:
                 ensure_control_dir(folder)
             except (ColabsshError, OSError):
                 pass
 
-
-_CONTROL_PATH = re.compile(r'^[ \t]*ControlPath[ \t]+"?([^"\n]+)/%C"?[ \t]*$', re.MULTILINE | re.IGNORECASE)
 
 
 class RemoteInterrupted(KeyboardInterrupt):

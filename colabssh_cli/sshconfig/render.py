@@ -258,6 +258,16 @@ def remove_empty_control_dir(folder: Path) -> bool:
     return True
 
 
+_CONTROL_PATH_LINE = re.compile(rb'^[ \t]*ControlPath[ \t]+"?([^"\n]+)/%C"?[ \t]*$', re.MULTILINE | re.IGNORECASE)
+
+
+def control_dirs_written(own_config: bytes) -> set[Path]:
+    """The folders of the ``ControlPath DIR/%C`` lines colabssh writes (``render_host_entry``), read from the text
+    alone: what a command that runs ssh reads on every start, without parsing the config's blocks
+    (``control_dirs_in_use`` parses them, as ssh does, where a folder is to be removed)."""
+    return {Path(os.fsdecode(match[1]).replace("%%", "%")) for match in _CONTROL_PATH_LINE.finditer(own_config)}
+
+
 def control_dirs_in_use(own_config: bytes) -> set[Path]:
     """The connection sharing folders the Host blocks of colabssh's config name (ControlPath DIR/%C)."""
     from .plan import block_settings, own_blocks  # plan imports this module
